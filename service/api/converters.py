@@ -1,0 +1,187 @@
+"""Protobuf <-> pipeline values. The only module besides the servicer that knows the proto types."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from service.errors import InvalidInput
+from service.pipeline import image as image_stage
+from service.pipeline import types as t
+from service.runtime.backend import LoadedModel
+from wsss.v1 import segmentation_pb2 as pb
+
+E = TypeVar("E")
+
+_MASK_FORMATS: dict[int, t.MaskFormat] = {
+    pb.MASK_FORMAT_UNSPECIFIED: t.MaskFormat.PNG,
+    pb.MASK_FORMAT_PNG: t.MaskFormat.PNG,
+    pb.MASK_FORMAT_COCO_RLE: t.MaskFormat.COCO_RLE,
+    pb.MASK_FORMAT_RAW: t.MaskFormat.RAW,
+}
+_SCORES: dict[int, t.ConfidenceScore] = {
+    pb.CONFIDENCE_SCORE_UNSPECIFIED: t.ConfidenceScore.LOGIT_X_CAM,
+    pb.CONFIDENCE_SCORE_LOGIT_X_CAM: t.ConfidenceScore.LOGIT_X_CAM,
+    pb.CONFIDENCE_SCORE_STABILITY_X_CAM: t.ConfidenceScore.STABILITY_X_CAM,
+}
+_REFINEMENTS: dict[int, t.Refinement] = {
+    pb.REFINEMENT_UNSPECIFIED: t.Refinement.NONE,
+    pb.REFINEMENT_NONE: t.Refinement.NONE,
+    pb.REFINEMENT_CRF: t.Refinement.CRF,
+    pb.REFINEMENT_SUPERPIXEL: t.Refinement.SUPERPIXEL,
+}
+_LABELS_SOURCE = {t.LabelsSource.REQUEST: pb.LABELS_SOURCE_REQUEST, t.LabelsSource.CLASSIFIER: pb.LABELS_SOURCE_CLASSIFIER}
+
+
+def _enum(value: int, table: Mapping[int, E], field: str) -> E:
+    try:
+        return table[value]
+    except KeyError:
+        raise InvalidInput(f"{field}: unknown value {value}") from None
+
+
+def mask_formats(values: Iterable[int]) -> frozenset[t.MaskFormat]:
+    """Requested mask formats (PNG when none is named)."""
+    formats = frozenset(_enum(v, _MASK_FORMATS, "mask_formats") for v in values)
+    return formats or frozenset({t.MaskFormat.PNG})
+
+
+def decode_image(msg: pb.Image, max_pixels: int, max_side: int, field: str = "image") -> npt.NDArray[np.uint8]:
+    """``Image`` message -> uint8 [H, W, 3] RGB."""
+    kind = msg.WhichOneof("source")
+    try:
+        if kind == "encoded":
+            return image_stage.decode_image(msg.encoded, max_pixels, max_side)
+        if kind == "raw":
+            r = msg.raw
+            return image_stage.raw_image(r.data, r.height, r.width, r.channels, max_pixels, max_side)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{field}: {exc}") from None
+    raise InvalidInput(f"{field} is required: set {field}.encoded (PNG/JPEG/TIFF/BMP bytes) or {field}.raw")
+
+
+def _optional(opts: pb.SegmentOptions, name: str, lo: float, hi: float) -> float | None:
+    if not opts.HasField(name):  # type: ignore[arg-type]
+        return None
+    value = float(getattr(opts, name))
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise InvalidInput(f"options.{name} must be a number in [{lo}, {hi}], got {value}")
+    return value
+
+
+def segment_options(opts: pb.SegmentOptions) -> t.SegmentOptions:
+    return t.SegmentOptions(
+        mask_formats=mask_formats(opts.mask_formats),
+        confidence_score=_enum(opts.confidence_score, _SCORES, "options.confidence_score"),
+        refinement=_enum(opts.refinement, _REFINEMENTS, "options.refinement"),
+        peak_threshold=_optional(opts, "peak_threshold", 0.0, 1.0),
+        confidence_threshold=_optional(opts, "confidence_threshold", -1e6, 1e6),
+        label_threshold=_optional(opts, "label_threshold", 0.0, 1.0),
+    )
+
+
+def weak_labels(msg: pb.WeakLabels) -> t.WeakLabels:
+    return t.WeakLabels(
+        image_labels=tuple(msg.image_labels),
+        boxes=tuple(t.Box(b.label, b.x0, b.y0, b.x1, b.y1) for b in msg.boxes),
+        points=tuple(t.Click(p.label, p.x, p.y, p.negative) for p in msg.points),
+        scribbles=tuple(t.Scribble(s.label, tuple((p.x, p.y) for p in s.points), s.width or 3.0) for s in msg.scribbles),
+    )
+
+
+def segment_input(req: pb.SegmentRequest, num_classes: int, max_pixels: int, max_side: int) -> t.SegmentInput:
+    """``SegmentRequest`` -> decoded pipeline input (image decoded, ground truth checked)."""
+    image = decode_image(req.image, max_pixels, max_side)
+    gt = None
+    if req.HasField("ground_truth"):
+        g = req.ground_truth
+        kind = g.WhichOneof("source")
+        try:
+            if kind == "encoded":
+                gt = image_stage.decode_label_map(g.encoded, None, image.shape[:2], num_classes, max_pixels, max_side)
+            elif kind == "raw":
+                raw = (g.raw.data, g.raw.height, g.raw.width, g.raw.channels)
+                gt = image_stage.decode_label_map(None, raw, image.shape[:2], num_classes, max_pixels, max_side)
+        except InvalidInput as exc:
+            raise InvalidInput(f"ground_truth: {exc}") from None
+    return t.SegmentInput(image=image, labels=weak_labels(req.labels), options=segment_options(req.options), ground_truth=gt)
+
+
+def _rle(rle: dict[str, object] | None) -> pb.CocoRle | None:
+    if rle is None:
+        return None
+    return pb.CocoRle(size=rle["size"], counts=rle["counts"])  # type: ignore[arg-type]
+
+
+def _mask(m: t.EncodedMask) -> pb.MaskOutput:
+    return pb.MaskOutput(height=m.height, width=m.width, png=m.png, raw=m.raw)
+
+
+def _timings(timings: tuple[tuple[str, float], ...]) -> list[pb.StageTiming]:
+    return [pb.StageTiming(stage=s, seconds=sec) for s, sec in timings]
+
+
+def segment_response(request_id: str, result: t.SegmentResult, classes: tuple[str, ...]) -> pb.SegmentResponse:
+    resp = pb.SegmentResponse(
+        id=request_id,
+        mask=_mask(result.mask),
+        timings=_timings(result.timings),
+        model_versions=result.model_versions,
+        labels_source=_LABELS_SOURCE[result.labels_source],
+        uncertain_fraction=result.uncertain_fraction,
+    )
+    for c in result.classes:
+        resp.classes.append(
+            pb.ClassResult(
+                class_id=c.class_id,
+                class_name=c.class_name,
+                area=c.area,
+                confidence=c.confidence,
+                cam_score=c.cam_score,
+                sam_iou=c.sam_iou,
+                stability_score=c.stability_score,
+                classifier_probability=c.classifier_probability,
+                prompts=[pb.PromptPoint(x=p.x, y=p.y, label=p.label, source=p.source) for p in c.prompts],
+                rle=_rle(c.rle),
+            )
+        )
+    if result.metrics is not None:
+        names = ("background",) + classes
+        resp.metrics.CopyFrom(
+            pb.QualityMetrics(
+                miou=result.metrics.miou,
+                pixel_accuracy=result.metrics.pixel_accuracy,
+                per_class=[pb.ClassIoU(class_id=k, class_name=names[k], iou=v) for k, v in sorted(result.metrics.per_class.items())],
+            )
+        )
+    return resp
+
+
+def predict_response(request_id: str, result: t.PredictResult) -> pb.PredictResponse:
+    return pb.PredictResponse(
+        id=request_id,
+        mask=_mask(result.mask),
+        classes=[
+            pb.PredictedClass(class_id=c.class_id, class_name=c.class_name, area=c.area, mean_confidence=c.mean_confidence, rle=_rle(c.rle))
+            for c in result.classes
+        ],
+        timings=_timings(result.timings),
+        model_version=result.model_version,
+    )
+
+
+def model_info(m: LoadedModel) -> pb.ModelInfo:
+    return pb.ModelInfo(
+        name=m.name,
+        version=m.version,
+        backend=m.backend,
+        device=m.device,
+        provider=m.provider,
+        classes=list(m.labels),
+        inputs=[pb.TensorInfo(name=s.name, dtype=s.dtype, shape=list(s.shape)) for s in m.inputs],
+        outputs=[pb.TensorInfo(name=s.name, dtype=s.dtype, shape=list(s.shape)) for s in m.outputs],
+    )

@@ -1,0 +1,95 @@
+"""The gRPC server: API, health, reflection, Prometheus metrics; ``serve()`` runs it until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, start_http_server
+
+from service.api.servicer import SegmentationServicer
+from service.api.state import ServiceState
+from service.metrics import Metrics
+from service.settings import Settings
+from wsss.v1 import segmentation_pb2 as pb
+from wsss.v1 import segmentation_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SegmentationService"].full_name
+
+
+@dataclass
+class Server:
+    """A created (not yet started) server and what it is made of."""
+
+    grpc_server: grpc.aio.Server
+    port: int
+    state: ServiceState
+    health: health.aio.HealthServicer
+    metrics: Metrics
+    executor: ThreadPoolExecutor
+
+    async def start(self) -> None:
+        """Start serving (health NOT_SERVING), load the models off the loop, then SERVING."""
+        await self.set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.grpc_server.start()
+        log.info("gRPC server listening on port %d; loading models", self.port)
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.state.load)
+        if self.state.ready:
+            await self.set_health(health_pb2.HealthCheckResponse.SERVING)
+            log.info("SERVING")
+        else:
+            log.error("NOT_SERVING: %s", self.state.error)
+
+    async def set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        await self.health.set("", status)
+        await self.health.set(SERVICE_NAME, status)
+
+    async def stop(self, grace: float | None = 5.0) -> None:
+        await self.set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.grpc_server.stop(grace)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def create_server(settings: Settings, registry: CollectorRegistry | None = None) -> Server:
+    """Build the server bound to ``settings.host:settings.port`` (port 0 = a free one)."""
+    metrics = Metrics(registry if registry is not None else CollectorRegistry())
+    state = ServiceState(settings, metrics)
+    executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="wsss-worker")
+    limits = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+    server = grpc.aio.server(options=limits)
+    pb_grpc.add_SegmentationServiceServicer_to_server(SegmentationServicer(state, metrics, executor), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
+    return Server(server, port, state, health_servicer, metrics, executor)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT: health goes NOT_SERVING, in-flight calls get a grace period."""
+    registry = CollectorRegistry()
+    server = create_server(settings, registry)
+    if settings.metrics_enabled:
+        http, _ = start_http_server(settings.metrics_port, registry=registry)
+        log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", http.server_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop(grace=10.0)

@@ -1,0 +1,117 @@
+"""Composition root: settings -> backend -> model wrappers -> pipelines, loaded once at start."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from service.errors import ModelNotFound, ModelNotReady
+from service.metrics import Metrics
+from service.models.cam_classifier import CamClassifier
+from service.models.deeplab import DeepLab
+from service.models.sam import SamDecoder, SamEncoder
+from service.pipeline.predict import Predictor
+from service.pipeline.segment import PipelineConfig, Segmenter
+from service.runtime import InferenceBackend, ModelRepository, create_backend
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SEGMENT_MODELS = ("cam_classifier", "sam_encoder", "sam_decoder")
+PREDICT_MODELS = ("deeplab",)
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    return PipelineConfig(
+        cam_scales=tuple(settings.cam_scales),
+        cam_flip=settings.cam_flip,
+        peak_threshold=settings.peak_threshold,
+        peak_min_distance=settings.peak_min_distance,
+        max_peaks_per_class=settings.max_peaks_per_class,
+        label_threshold=settings.label_threshold,
+        confidence_threshold=settings.confidence_threshold,
+        stability_confidence_threshold=settings.stability_confidence_threshold,
+        sam_mask_index=settings.sam_mask_index,
+        max_prompts=settings.max_prompts,
+    )
+
+
+class ServiceState:
+    """The loaded models and pipelines; ``ready`` once every model loaded and ran a warm-up."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.backend: InferenceBackend | None = None
+        self.segmenter: Segmenter | None = None
+        self.predictor: Predictor | None = None
+        self.error: str | None = None
+        self._ready = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def load(self) -> None:
+        """Load, validate and warm up every model of the repository (blocking).
+
+        On failure ``error`` says why (naming the model) and the state stays not ready.
+        """
+        try:
+            repo = ModelRepository(self.settings.model_repo)
+            names = [n for n in SEGMENT_MODELS + PREDICT_MODELS if n in repo]
+            missing = [n for n in SEGMENT_MODELS if n not in repo]
+            if missing and not any(n in repo for n in PREDICT_MODELS):
+                raise ModelNotFound(f"model repository {repo.root} has none of the models this service serves")
+            backend = create_backend(
+                self.settings.backend,
+                repo,
+                self.settings.providers,
+                self.settings.intra_op_threads,
+                self.settings.inter_op_threads,
+                self.metrics.observe_inference,
+            )
+            backend.load(names)
+            self.backend = backend
+            if not missing:
+                segmenter = Segmenter(CamClassifier(backend), SamEncoder(backend), SamDecoder(backend), pipeline_config(self.settings))
+                segmenter.warmup()
+                self.segmenter = segmenter
+            else:
+                log.warning("Segment is unavailable: models %s are not in %s", missing, repo.root)
+            if "deeplab" in repo:
+                predictor = Predictor(DeepLab(backend))
+                predictor.warmup()
+                self.predictor = predictor
+            else:
+                log.warning("Predict is unavailable: model 'deeplab' is not in %s", repo.root)
+        except Exception as exc:  # any failure leaves the server up, NOT_SERVING, with the reason logged
+            self.error = str(exc)
+            log.error("model loading failed: %s", exc)
+            return
+        self._ready.set()
+        log.info("models loaded and warmed up: %s", ", ".join(sorted(self.backend.models())))
+
+    def require_segmenter(self) -> Segmenter:
+        if not self.ready:
+            raise ModelNotReady(self._not_ready_message())
+        if self.segmenter is None:
+            raise ModelNotFound(f"Segment needs models {', '.join(SEGMENT_MODELS)} in the model repository")
+        return self.segmenter
+
+    def require_predictor(self) -> Predictor:
+        if not self.ready:
+            raise ModelNotReady(self._not_ready_message())
+        if self.predictor is None:
+            raise ModelNotFound("Predict needs model 'deeplab' in the model repository")
+        return self.predictor
+
+    def require_backend(self) -> InferenceBackend:
+        if not self.ready or self.backend is None:
+            raise ModelNotReady(self._not_ready_message())
+        return self.backend
+
+    def _not_ready_message(self) -> str:
+        if self.error:
+            return f"models failed to load: {self.error}"
+        return "models are still loading; retry shortly"

@@ -1,0 +1,164 @@
+"""Command-line client: ``python -m service.client {segment,predict,models} ...``.
+
+For each image it writes ``<stem>.mask.png`` (label map), ``<stem>.overlay.png`` (colours over the
+image) and ``<stem>.json`` (classes, metrics, timings). A folder is sent as one SegmentStream with
+a progress bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import numpy.typing as npt
+from google.protobuf.json_format import MessageToDict
+from PIL import Image
+from tqdm import tqdm
+
+from wsss.v1 import segmentation_pb2 as pb
+from wsss.v1 import segmentation_pb2_grpc as pb_grpc
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+def palette() -> npt.NDArray[np.uint8]:
+    """PASCAL VOC colour map: 256 x RGB."""
+    pal = np.zeros((256, 3), np.uint8)
+    for i in range(256):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal[i] = (r, g, b)
+    pal[255] = (255, 255, 255)
+    return pal
+
+
+def overlay(image: npt.NDArray[np.uint8], label_map: npt.NDArray[np.uint8], alpha: float = 0.55) -> npt.NDArray[np.uint8]:
+    """Colour the labelled pixels of ``image`` [H,W,3] by class (255 = white)."""
+    colours = palette()[label_map].astype(np.float32)
+    out = image.astype(np.float32)
+    fg = label_map > 0
+    out[fg] = (1 - alpha) * out[fg] + alpha * colours[fg]
+    return out.astype(np.uint8)
+
+
+def images_in(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [path]
+
+
+def _write(out_dir: Path, source: Path, mask_png: bytes, info: dict[str, object]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    label_map = np.asarray(Image.open(io.BytesIO(mask_png)))
+    image = np.asarray(Image.open(source).convert("RGB"))
+    Image.fromarray(label_map).save(out_dir / f"{source.stem}.mask.png")
+    Image.fromarray(overlay(image, label_map)).save(out_dir / f"{source.stem}.overlay.png")
+    (out_dir / f"{source.stem}.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def _info(message: object) -> dict[str, object]:
+    info = MessageToDict(message, preserving_proto_field_name=True)  # type: ignore[arg-type]
+    mask = info.get("mask")
+    if isinstance(mask, dict):
+        mask.pop("png", None)
+        mask.pop("raw", None)
+    return info
+
+
+def _formats(names: str) -> list[pb.MaskFormat]:
+    table: dict[str, pb.MaskFormat] = {"png": pb.MASK_FORMAT_PNG, "rle": pb.MASK_FORMAT_COCO_RLE, "raw": pb.MASK_FORMAT_RAW}
+    return [table[n.strip()] for n in names.split(",") if n.strip()]
+
+
+def segment_requests(args: argparse.Namespace, paths: list[Path]) -> Iterator[pb.SegmentRequest]:
+    labels = [s.strip() for s in (args.labels or "").split(",") if s.strip()]
+    for path in paths:
+        req = pb.SegmentRequest(
+            id=path.name,
+            image=pb.Image(encoded=path.read_bytes()),
+            labels=pb.WeakLabels(image_labels=labels),
+            options=pb.SegmentOptions(mask_formats=_formats(args.formats)),
+        )
+        gt = Path(args.gt) if args.gt else None
+        if gt is not None:
+            gt_path = gt / f"{path.stem}.png" if gt.is_dir() else gt
+            if gt_path.is_file():
+                req.ground_truth.encoded = gt_path.read_bytes()
+        yield req
+
+
+def cmd_segment(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespace) -> int:
+    paths = images_in(Path(args.image))
+    out = Path(args.out)
+    failures = 0
+    if len(paths) == 1:
+        resp = stub.Segment(next(segment_requests(args, paths)), timeout=args.timeout)
+        _write(out, paths[0], resp.mask.png, _info(resp))
+        print(json.dumps({k: v for k, v in _info(resp).items() if k in ("classes", "metrics", "labels_source")}, indent=2))
+        print(f"wrote {out / (paths[0].stem + '.mask.png')}, .overlay.png, .json")
+        return 0
+    by_name = {p.name: p for p in paths}
+    for resp in tqdm(stub.SegmentStream(segment_requests(args, paths)), total=len(paths), unit="img"):
+        if resp.HasField("error"):
+            failures += 1
+            tqdm.write(f"{resp.id}: {resp.error.code_name}: {resp.error.message}")
+            continue
+        _write(out, by_name[resp.id], resp.mask.png, _info(resp))
+    print(f"{len(paths) - failures} of {len(paths)} images segmented into {out}")
+    return 1 if failures else 0
+
+
+def cmd_predict(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespace) -> int:
+    paths = images_in(Path(args.image))
+    out = Path(args.out)
+    for path in tqdm(paths, unit="img", disable=len(paths) == 1):
+        resp = stub.Predict(pb.PredictRequest(id=path.name, image=pb.Image(encoded=path.read_bytes())), timeout=args.timeout)
+        _write(out, path, resp.mask.png, _info(resp))
+    print(f"{len(paths)} image(s) predicted into {out}")
+    return 0
+
+
+def cmd_models(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespace) -> int:
+    print(json.dumps(MessageToDict(stub.ListModels(pb.ListModelsRequest(), timeout=args.timeout), preserving_proto_field_name=True), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service.client", description="WeakSeg command-line client")
+    parser.add_argument("--address", default="localhost:50051", help="server host:port")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per call")
+    sub = parser.add_subparsers(dest="command", required=True)
+    seg = sub.add_parser("segment", help="image (or folder) + class tags -> mask, overlay, metrics")
+    seg.add_argument("image", help="image file or folder of images")
+    seg.add_argument("--labels", default="", help="comma-separated class tags; empty = let the classifier decide")
+    seg.add_argument("--gt", default="", help="ground-truth label map PNG (or folder of <stem>.png) for metrics")
+    seg.add_argument("--formats", default="png", help="mask formats: png, rle, raw (comma-separated)")
+    seg.add_argument("--out", default="out", help="output folder")
+    pre = sub.add_parser("predict", help="image (or folder) -> DeepLab mask and overlay")
+    pre.add_argument("image")
+    pre.add_argument("--out", default="out")
+    sub.add_parser("models", help="list the served models")
+    args = parser.parse_args(argv)
+    options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
+    with grpc.insecure_channel(args.address, options=options) as channel:
+        stub = pb_grpc.SegmentationServiceStub(channel)
+        try:
+            return {"segment": cmd_segment, "predict": cmd_predict, "models": cmd_models}[args.command](stub, args)
+        except grpc.RpcError as err:
+            print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+            return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Prometheus metrics, on a registry passed in (tests read an isolated one)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+RPCS = ("Segment", "SegmentStream", "Predict", "ListModels")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """The service's metrics.
+
+    - ``wsss_requests_total{rpc, code}``: finished requests (stream items count one each).
+    - ``wsss_request_duration_seconds{rpc}``: latency per RPC (per item for SegmentStream).
+    - ``wsss_stage_duration_seconds{stage}``: latency per pipeline stage.
+    - ``wsss_model_inference_seconds{model, provider}``: one backend inference.
+    - ``wsss_in_flight_requests``: requests being processed now.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter("wsss_requests", "Finished requests by RPC and gRPC status code.", ["rpc", "code"], registry=registry)
+        self.latency = Histogram(
+            "wsss_request_duration_seconds", "Request latency by RPC.", ["rpc"], buckets=LATENCY_BUCKETS, registry=registry
+        )
+        self.stage = Histogram(
+            "wsss_stage_duration_seconds", "Pipeline stage latency.", ["stage"], buckets=LATENCY_BUCKETS, registry=registry
+        )
+        self.inference = Histogram(
+            "wsss_model_inference_seconds", "Model inference time by model and provider.", ["model", "provider"],
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.in_flight = Gauge("wsss_in_flight_requests", "Requests being processed.", registry=registry)
+        for rpc in RPCS:
+            self.requests.labels(rpc, "OK")
+            self.latency.labels(rpc)
+
+    def observe_inference(self, model: str, provider: str, seconds: float) -> None:
+        """The backend's InferenceObserver."""
+        self.inference.labels(model, provider).observe(seconds)
+
+    def observe_stages(self, timings: tuple[tuple[str, float], ...]) -> None:
+        for stage, seconds in timings:
+            self.stage.labels(stage).observe(seconds)

@@ -1,0 +1,1 @@
+"""One wrapper per model: each owns its tensor contract and its pre- and post-processing."""

@@ -1,0 +1,190 @@
+"""SAM wrappers: ``sam_encoder`` (image -> embedding) and ``sam_decoder`` (official ONNX contract).
+
+Encode once, decode many: ``SamEncoder.embed`` runs the encoder once per image and returns an
+``ImageEmbedding`` that carries the geometry; ``SamDecoder.predict`` takes prompts in original
+image pixels and returns low-res logits, which ``SamDecoder.upsample`` brings to the image size
+itself (crop the padded 256x256 to the resized shape, then resize), so decoders exported with the
+PyPI segment-anything aspect-ratio bug in ``masks`` still give aligned masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from service.errors import ModelRepositoryError
+from service.models.imageops import normalise, resize_image, resize_maps
+from service.runtime.backend import InferenceBackend
+
+SAM_IMG_SIZE = 1024
+LOW_RES = 256
+DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size")
+DECODER_OUTPUTS = ("masks", "iou_predictions", "low_res_masks")
+
+
+@dataclass(frozen=True)
+class ResizeLongestSide:
+    """SAM's geometry: resize so the longest side is ``target``, pad bottom/right to a square.
+
+    Attributes:
+        height, width: original image size.
+        target: longest side after resizing (1024 for SAM).
+    """
+
+    height: int
+    width: int
+    target: int = SAM_IMG_SIZE
+
+    @property
+    def resized(self) -> tuple[int, int]:
+        """(height, width) after resizing, rounded as segment-anything rounds (floor(x + 0.5))."""
+        scale = self.target / max(self.height, self.width)
+        return int(self.height * scale + 0.5), int(self.width * scale + 0.5)
+
+    def apply_coords(self, coords: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Original-pixel (x, y) coordinates [..., 2] -> the resized frame."""
+        rh, rw = self.resized
+        out = np.array(coords, np.float32, copy=True)
+        out[..., 0] *= rw / self.width
+        out[..., 1] *= rh / self.height
+        return out
+
+    def low_res_box(self, low_res: int = LOW_RES) -> tuple[float, float, float, float]:
+        """The region of a [low_res, low_res] decoder mask that covers the image (not the padding)."""
+        rh, rw = self.resized
+        return (0.0, 0.0, rw * low_res / self.target, rh * low_res / self.target)
+
+
+@dataclass(frozen=True)
+class ImageEmbedding:
+    """The encoder's output for one image.
+
+    Attributes:
+        embeddings: float32 [1, 256, 64, 64].
+        geometry: the image's size and SAM resize.
+        encoder_version: version of the encoder that made it.
+    """
+
+    embeddings: npt.NDArray[np.float32]
+    geometry: ResizeLongestSide
+    encoder_version: str
+
+
+@dataclass(frozen=True)
+class DecoderOutput:
+    """Decoder outputs for one prompt set.
+
+    Attributes:
+        low_res_logits: float32 [M, 256, 256] mask logits (M = 1 or 4).
+        iou_predictions: float32 [M].
+    """
+
+    low_res_logits: npt.NDArray[np.float32]
+    iou_predictions: npt.NDArray[np.float32]
+
+
+class SamEncoder:
+    """Runs ``sam_encoder``: ``image`` f32 [1,3,1024,1024] -> ``image_embeddings`` [1,256,64,64]."""
+
+    def __init__(self, backend: InferenceBackend, name: str = "sam_encoder") -> None:
+        self.backend = backend
+        self.name = name
+        model = backend.models().get(name)
+        if model is None:
+            raise ModelRepositoryError(f"model {name!r} is not loaded")
+        self.version = model.version
+
+    def preprocess(self, image: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], ResizeLongestSide]:
+        """uint8 [H, W, 3] RGB -> normalised, zero-padded float32 [1, 3, 1024, 1024] and its geometry."""
+        geometry = ResizeLongestSide(image.shape[0], image.shape[1])
+        rh, rw = geometry.resized
+        x = np.zeros((1, 3, SAM_IMG_SIZE, SAM_IMG_SIZE), np.float32)
+        x[0, :, :rh, :rw] = normalise(resize_image(image, rh, rw))
+        return x, geometry
+
+    def embed(self, image: npt.NDArray[np.uint8]) -> ImageEmbedding:
+        """Encode one uint8 [H, W, 3] RGB image."""
+        x, geometry = self.preprocess(image)
+        out = self.backend.infer(self.name, {"image": x})
+        emb = np.asarray(out["image_embeddings"], np.float32)
+        return ImageEmbedding(emb, geometry, self.version)
+
+    def warmup(self) -> None:
+        self.embed(np.zeros((32, 32, 3), np.uint8))
+
+
+class SamDecoder:
+    """Runs ``sam_decoder`` with the official segment-anything ONNX contract.
+
+    Inputs: ``image_embeddings`` [1,256,64,64], ``point_coords`` [1,N,2] (x, y in the 1024 frame),
+    ``point_labels`` [1,N] (1 positive, 0 negative, -1 padding, 2/3 box corners), ``mask_input``
+    [1,1,256,256], ``has_mask_input`` [1], ``orig_im_size`` [2] (h, w). Outputs: ``masks``,
+    ``iou_predictions`` [1,M], ``low_res_masks`` [1,M,256,256], M = 1 or 4 (4: index 0 the
+    single-mask output, 1-3 the multimask outputs).
+    """
+
+    def __init__(self, backend: InferenceBackend, name: str = "sam_decoder") -> None:
+        self.backend = backend
+        self.name = name
+        model = backend.models().get(name)
+        if model is None:
+            raise ModelRepositoryError(f"model {name!r} is not loaded")
+        names_in = tuple(t.name for t in model.inputs)
+        names_out = tuple(t.name for t in model.outputs)
+        if set(names_in) != set(DECODER_INPUTS) or not set(DECODER_OUTPUTS) <= set(names_out):
+            raise ModelRepositoryError(
+                f"model {name!r} must have the segment-anything ONNX decoder contract: inputs {list(DECODER_INPUTS)}, "
+                f"outputs {list(DECODER_OUTPUTS)}; it has inputs {list(names_in)}, outputs {list(names_out)}"
+            )
+        self.version = model.version
+
+    def predict(
+        self,
+        embedding: ImageEmbedding,
+        coords: npt.NDArray[np.float32],
+        labels: npt.NDArray[np.float32],
+        mask_input: npt.NDArray[np.float32] | None = None,
+    ) -> DecoderOutput:
+        """Decode one prompt set.
+
+        Args:
+            embedding: from ``SamEncoder.embed``.
+            coords: float32 [N, 2] (x, y) in original image pixels.
+            labels: float32 [N]: 1 positive, 0 negative, 2 box top-left, 3 box bottom-right.
+                Without a box, a padding point (label -1) is appended, as segment-anything does.
+            mask_input: optional float32 [256, 256] low-res logits of a previous round.
+        """
+        coords = np.asarray(coords, np.float32).reshape(-1, 2)
+        labels = np.asarray(labels, np.float32).reshape(-1)
+        if not np.any(labels == 2):
+            coords = np.concatenate([coords, np.zeros((1, 2), np.float32)])
+            labels = np.concatenate([labels, np.array([-1.0], np.float32)])
+        geometry = embedding.geometry
+        has_mask = mask_input is not None
+        previous = mask_input if mask_input is not None else np.zeros((LOW_RES, LOW_RES), np.float32)
+        out = self.backend.infer(
+            self.name,
+            {
+                "image_embeddings": embedding.embeddings,
+                "point_coords": geometry.apply_coords(coords)[None],
+                "point_labels": labels[None],
+                "mask_input": previous[None, None].astype(np.float32),
+                "has_mask_input": np.array([1.0 if has_mask else 0.0], np.float32),
+                "orig_im_size": np.array([geometry.height, geometry.width], np.float32),
+            },
+        )
+        low = np.asarray(out["low_res_masks"], np.float32)[0]
+        iou = np.asarray(out["iou_predictions"], np.float32).reshape(-1)
+        if low.ndim != 3 or low.shape[1:] != (LOW_RES, LOW_RES) or iou.shape[0] != low.shape[0]:
+            raise ModelRepositoryError(f"model {self.name!r} returned low_res_masks {low.shape} / iou_predictions {iou.shape}")
+        return DecoderOutput(low, iou)
+
+    @staticmethod
+    def upsample(low_res_logits: npt.NDArray[np.float32], geometry: ResizeLongestSide) -> npt.NDArray[np.float32]:
+        """Low-res logits [M, 256, 256] -> [M, H, W] logits on the original image."""
+        return resize_maps(low_res_logits, geometry.height, geometry.width, box=geometry.low_res_box())
+
+    def warmup(self, embedding: ImageEmbedding) -> None:
+        self.predict(embedding, np.array([[8.0, 8.0]], np.float32), np.array([1.0], np.float32))

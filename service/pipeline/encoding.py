@@ -1,0 +1,45 @@
+"""Stage 9: label map -> PNG bytes, raw bytes, COCO RLE."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+
+def encode_png(label_map: npt.NDArray[np.uint8]) -> bytes:
+    """uint8 [H, W] -> 8-bit grayscale PNG bytes (pixel value = class id)."""
+    buf = io.BytesIO()
+    Image.fromarray(label_map, mode="L").save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def rle_counts(mask: npt.NDArray[np.bool_]) -> list[int]:
+    """Uncompressed COCO run lengths of a binary [H, W] mask: column-major, starting with zeros."""
+    flat = np.asarray(mask, bool).T.reshape(-1)
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    runs = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        runs = [0] + runs
+    return runs
+
+
+def coco_rle(mask: npt.NDArray[np.bool_]) -> dict[str, object]:
+    """COCO compressed RLE of a binary [H, W] mask, as ``pycocotools.mask.encode`` makes it:
+    ``{"size": [H, W], "counts": str}``."""
+    counts = rle_counts(mask)
+    chars = []
+    for i, value in enumerate(counts):
+        x = value - counts[i - 2] if i > 2 else value
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            if more:
+                c |= 0x20
+            chars.append(chr(c + 48))
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": "".join(chars)}

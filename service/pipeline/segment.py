@@ -1,0 +1,191 @@
+"""The Segment pipeline: runs the stages in order.
+
+image -> weak labels -> CAM -> prompts -> SAM masks -> aggregation -> refinement -> result
+(+ quality metrics when a ground truth is given). Plain values in and out; no server needed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.errors import Cancelled, InvalidInput
+from service.models.cam_classifier import CamClassifier
+from service.models.sam import SamDecoder, SamEncoder
+from service.pipeline import aggregation, cam, evaluation, prompts, refinement, sam_masks, weak_labels
+from service.pipeline.encoding import coco_rle, encode_png
+from service.pipeline.types import (
+    ClassResult,
+    ConfidenceScore,
+    EncodedMask,
+    LabelsSource,
+    MaskFormat,
+    Prompt,
+    SegmentInput,
+    SegmentResult,
+)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Server-wide pipeline defaults (see ``service.settings.Settings`` for each field's meaning)."""
+
+    cam_scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+    cam_flip: bool = True
+    peak_threshold: float = 0.5
+    peak_min_distance: int = 20
+    max_peaks_per_class: int = 8
+    label_threshold: float = 0.5
+    confidence_threshold: float = 0.05
+    stability_confidence_threshold: float = 0.05
+    sam_mask_index: int = 3
+    max_prompts: int = 1000
+
+
+class Timer:
+    """Collects (stage, seconds) in order and checks for cancellation between stages."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None = None) -> None:
+        self.timings: list[tuple[str, float]] = []
+        self.should_stop = should_stop
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.should_stop is not None and self.should_stop():
+            raise Cancelled(f"request cancelled or past its deadline before stage {name!r}")
+        start = time.perf_counter()
+        yield
+        self.timings.append((name, time.perf_counter() - start))
+
+
+def encode_mask(label_map: np.ndarray, formats: frozenset[MaskFormat]) -> EncodedMask:
+    """The label map in the requested formats (PNG when none is named)."""
+    h, w = label_map.shape
+    want_png = MaskFormat.PNG in formats or not formats
+    return EncodedMask(
+        height=h,
+        width=w,
+        png=encode_png(label_map) if want_png else b"",
+        raw=label_map.tobytes() if MaskFormat.RAW in formats else b"",
+    )
+
+
+class Segmenter:
+    """Weak labels -> label map with the CAM classifier and the SAM-contract models."""
+
+    def __init__(self, classifier: CamClassifier, encoder: SamEncoder, decoder: SamDecoder, config: PipelineConfig) -> None:
+        self.classifier = classifier
+        self.encoder = encoder
+        self.decoder = decoder
+        self.config = config
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.classifier.classes
+
+    def model_versions(self) -> dict[str, str]:
+        return {
+            self.classifier.name: self.classifier.version,
+            self.encoder.name: self.encoder.version,
+            self.decoder.name: self.decoder.version,
+        }
+
+    def segment(self, request: SegmentInput, should_stop: Callable[[], bool] | None = None) -> SegmentResult:
+        """Run the pipeline on one decoded request.
+
+        Args:
+            request: image uint8 [H, W, 3], weak labels, options, optional ground truth.
+            should_stop: polled between stages; when it returns True the work stops with Cancelled.
+
+        Raises:
+            InvalidInput, NotImplementedFeature, Cancelled.
+        """
+        cfg = self.config
+        opts = request.options
+        image = request.image
+        h, w = image.shape[:2]
+        timer = Timer(should_stop)
+        with timer.stage("weak_labels"):
+            resolved = weak_labels.resolve(request.labels, self.classes, h, w, cfg.max_prompts)
+            if request.ground_truth is not None and request.ground_truth.shape != (h, w):
+                raise InvalidInput(f"ground_truth is {request.ground_truth.shape[1]}x{request.ground_truth.shape[0]} but the image is {w}x{h}")
+        with timer.stage("cam"):
+            cams = cam.multiscale_cams(self.classifier, image, cfg.cam_scales, cfg.cam_flip)
+        if request.labels.empty:
+            threshold = cfg.label_threshold if opts.label_threshold is None else opts.label_threshold
+            class_ids = tuple(int(i) + 1 for i in np.flatnonzero(cams.probabilities > threshold))
+            source = LabelsSource.CLASSIFIER
+        else:
+            class_ids = resolved.class_ids
+            source = LabelsSource.REQUEST
+        with timer.stage("prompts"):
+            tau = cfg.peak_threshold if opts.peak_threshold is None else opts.peak_threshold
+            class_prompts = {
+                k: tuple(
+                    Prompt(float(x), float(y), 1, "cam_peak")
+                    for x, y in prompts.cam_peaks(cams.cams[k - 1], tau, cfg.peak_min_distance, cfg.max_peaks_per_class)
+                )
+                for k in class_ids
+            }
+        masks = []
+        if class_prompts:
+            with timer.stage("sam_encoder"):
+                embedding = self.encoder.embed(image)
+            with timer.stage("sam_decoder"):
+                masks = sam_masks.class_masks(self.decoder, embedding, class_prompts, cfg.sam_mask_index)
+        with timer.stage("aggregation"):
+            if opts.confidence_threshold is not None:
+                conf_threshold = opts.confidence_threshold
+            elif opts.confidence_score is ConfidenceScore.LOGIT_X_CAM:
+                conf_threshold = cfg.confidence_threshold
+            else:
+                conf_threshold = cfg.stability_confidence_threshold
+            merged = aggregation.aggregate(masks, cams.cams, opts.confidence_score, conf_threshold, (h, w))
+        with timer.stage("refinement"):
+            label_map = refinement.refine(merged.label_map, image, opts.refinement)
+        with timer.stage("encode"):
+            encoded = encode_mask(label_map, opts.mask_formats)
+            by_class = {m.class_id: m for m in masks}
+            results = []
+            for k in class_ids:
+                region = label_map == k
+                area = int(region.sum())
+                m = by_class[k]
+                results.append(
+                    ClassResult(
+                        class_id=k,
+                        class_name=self.classes[k - 1],
+                        area=area,
+                        confidence=float(merged.confidence[region].mean()) if area else 0.0,
+                        cam_score=merged.cam_in_mask.get(k, 0.0),
+                        sam_iou=m.iou_prediction,
+                        stability_score=m.stability,
+                        classifier_probability=float(cams.probabilities[k - 1]),
+                        prompts=m.prompts,
+                        rle=coco_rle(region) if MaskFormat.COCO_RLE in opts.mask_formats else None,
+                    )
+                )
+        metrics = None
+        if request.ground_truth is not None:
+            with timer.stage("evaluation"):
+                metrics = evaluation.quality_metrics(label_map, request.ground_truth, len(self.classes))
+        return SegmentResult(
+            label_map=label_map,
+            mask=encoded,
+            classes=tuple(results),
+            labels_source=source,
+            metrics=metrics,
+            timings=tuple(timer.timings),
+            model_versions=self.model_versions(),
+            uncertain_fraction=float(np.count_nonzero(label_map == aggregation.IGNORE)) / label_map.size,
+        )
+
+    def warmup(self) -> None:
+        """One inference of each model."""
+        self.classifier.warmup()
+        embedding = self.encoder.embed(np.zeros((32, 32, 3), np.uint8))
+        self.decoder.warmup(embedding)

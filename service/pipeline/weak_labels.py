@@ -1,0 +1,74 @@
+"""Stage 2: check the weak labels against the image and the model's classes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from service.errors import InvalidInput, NotImplementedFeature
+from service.pipeline.types import WeakLabels
+
+
+@dataclass(frozen=True)
+class ResolvedLabels:
+    """Weak labels with class names resolved to ids (1..C).
+
+    Attributes:
+        class_ids: ids named by image-level tags, sorted, unique.
+    """
+
+    class_ids: tuple[int, ...]
+
+
+def _class_id(name: str, classes: tuple[str, ...], where: str) -> int:
+    try:
+        return classes.index(name) + 1
+    except ValueError:
+        raise InvalidInput(f"{where}: unknown class {name!r}; known classes: {', '.join(classes)}") from None
+
+
+def _check_xy(x: float, y: float, height: int, width: int, where: str) -> None:
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise InvalidInput(f"{where}: coordinates must be finite, got ({x}, {y})")
+    if not (0 <= x <= width and 0 <= y <= height):
+        raise InvalidInput(f"{where}: ({x}, {y}) is outside the {width}x{height} image")
+
+
+def resolve(labels: WeakLabels, classes: tuple[str, ...], height: int, width: int, max_prompts: int) -> ResolvedLabels:
+    """Validate ``labels`` for an image of ``height`` x ``width`` pixels.
+
+    Raises:
+        InvalidInput: unknown class, non-finite or out-of-image coordinates, degenerate boxes or
+            scribbles, more than ``max_prompts`` labels.
+        NotImplementedFeature: boxes, points or scribbles (not served by this version yet).
+    """
+    count = len(labels.image_labels) + len(labels.boxes) + len(labels.points) + sum(len(s.points) for s in labels.scribbles)
+    if count > max_prompts:
+        raise InvalidInput(f"request has {count} weak labels (tags + boxes + points + scribble vertices); at most {max_prompts} are allowed")
+    ids = sorted({_class_id(name, classes, f"image_labels[{i}]") for i, name in enumerate(labels.image_labels)})
+    for i, box in enumerate(labels.boxes):
+        where = f"boxes[{i}]"
+        _class_id(box.label, classes, where)
+        _check_xy(box.x0, box.y0, height, width, where)
+        _check_xy(box.x1, box.y1, height, width, where)
+        if not (box.x0 < box.x1 and box.y0 < box.y1):
+            raise InvalidInput(f"{where}: needs x0 < x1 and y0 < y1, got ({box.x0}, {box.y0}, {box.x1}, {box.y1})")
+    for i, click in enumerate(labels.points):
+        where = f"points[{i}]"
+        _class_id(click.label, classes, where)
+        _check_xy(click.x, click.y, height, width, where)
+    for i, scribble in enumerate(labels.scribbles):
+        where = f"scribbles[{i}]"
+        _class_id(scribble.label, classes, where)
+        if len(scribble.points) < 2:
+            raise InvalidInput(f"{where}: a scribble needs at least 2 points, got {len(scribble.points)}")
+        if not (math.isfinite(scribble.width) and scribble.width >= 0):
+            raise InvalidInput(f"{where}: width must be a finite number >= 0, got {scribble.width}")
+        for j, (x, y) in enumerate(scribble.points):
+            _check_xy(x, y, height, width, f"{where}.points[{j}]")
+    kinds = [k for k, v in (("boxes", labels.boxes), ("points", labels.points), ("scribbles", labels.scribbles)) if v]
+    if kinds:
+        raise NotImplementedFeature(
+            f"weak labels of kind {', '.join(kinds)} are not implemented in this version; send image_labels (class tags) or no labels"
+        )
+    return ResolvedLabels(tuple(ids))

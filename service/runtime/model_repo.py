@@ -1,0 +1,269 @@
+"""A Triton-layout model repository: ``<repo>/<name>/config.pbtxt``, ``<repo>/<name>/<version>/model.onnx``.
+
+Only the part of Triton's ``ModelConfig`` the service needs is read (name, platform/backend,
+max_batch_size, inputs, outputs, label_filename); the rest is allowed and ignored so the same
+folder loads in Triton unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from service.errors import ModelNotFound, ModelRepositoryError
+
+TRITON_TO_NUMPY = {
+    "TYPE_FP32": "float32",
+    "TYPE_FP16": "float16",
+    "TYPE_FP64": "float64",
+    "TYPE_INT64": "int64",
+    "TYPE_INT32": "int32",
+    "TYPE_INT8": "int8",
+    "TYPE_UINT8": "uint8",
+    "TYPE_BOOL": "bool",
+}
+ONNX_TO_TRITON = {
+    "tensor(float)": "TYPE_FP32",
+    "tensor(float16)": "TYPE_FP16",
+    "tensor(double)": "TYPE_FP64",
+    "tensor(int64)": "TYPE_INT64",
+    "tensor(int32)": "TYPE_INT32",
+    "tensor(int8)": "TYPE_INT8",
+    "tensor(uint8)": "TYPE_UINT8",
+    "tensor(bool)": "TYPE_BOOL",
+}
+
+_TOKEN = re.compile(r'\s*(?:(#[^\n]*)|("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')|([{}\[\]:,;<>])|([^\s{}\[\]:,;<>"\']+))')
+
+
+def parse_pbtxt(text: str) -> dict[str, Any]:
+    """Parse protobuf text format into nested dicts.
+
+    Repeated fields (``input [ {...}, {...} ]`` or a field given several times) become lists;
+    scalars stay strings except numbers, which become int or float; enum names stay strings.
+
+    Raises:
+        ValueError: on a syntax error, with the offending position.
+    """
+    tokens: list[str] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            if text[pos:].strip() == "":
+                break
+            raise ValueError(f"unexpected character {text[pos]!r} at offset {pos}")
+        pos = m.end()
+        if m.group(1) is not None:
+            continue
+        tok = m.group(2) or m.group(3) or m.group(4)
+        if tok:
+            tokens.append(tok)
+    result, i = _parse_fields(tokens, 0, None)
+    return result
+
+
+def _scalar(tok: str) -> Any:
+    if tok[0] in "\"'":
+        return bytes(tok[1:-1], "utf-8").decode("unicode_escape")
+    for cast in (int, float):
+        try:
+            return cast(tok)
+        except ValueError:
+            pass
+    return tok
+
+
+def _add(out: dict[str, Any], key: str, value: Any) -> None:
+    if key in out:
+        if not isinstance(out[key], list):
+            out[key] = [out[key]]
+        if isinstance(value, list):
+            out[key].extend(value)
+        else:
+            out[key].append(value)
+    else:
+        out[key] = value
+
+
+def _parse_value(tokens: list[str], i: int) -> tuple[Any, int]:
+    tok = tokens[i]
+    if tok in ("{", "<"):
+        return _parse_fields(tokens, i + 1, "}" if tok == "{" else ">")
+    if tok == "[":
+        items: list[Any] = []
+        i += 1
+        while tokens[i] != "]":
+            value, i = _parse_value(tokens, i)
+            items.append(value)
+            if tokens[i] == ",":
+                i += 1
+        return items, i + 1
+    return _scalar(tok), i + 1
+
+
+def _parse_fields(tokens: list[str], i: int, close: str | None) -> tuple[dict[str, Any], int]:
+    out: dict[str, Any] = {}
+    while i < len(tokens):
+        tok = tokens[i]
+        if close is not None and tok == close:
+            return out, i + 1
+        if tok in (",", ";"):
+            i += 1
+            continue
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", tok):
+            raise ValueError(f"expected a field name, got {tok!r}")
+        i += 1
+        if i >= len(tokens):
+            raise ValueError(f"field {tok!r} has no value")
+        if tokens[i] == ":":
+            i += 1
+        if i >= len(tokens):
+            raise ValueError(f"field {tok!r} has no value")
+        value, i = _parse_value(tokens, i)
+        _add(out, tok, value)
+    if close is not None:
+        raise ValueError(f"missing {close!r}")
+    return out, i
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output as the config declares it.
+
+    Attributes:
+        name: tensor name.
+        dtype: Triton data type (``TYPE_FP32``).
+        shape: full shape, batch dimension included when the model batches; -1 = dynamic.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model of the repository, with the version that will be served.
+
+    Attributes:
+        name: model name (folder name).
+        platform: ``onnxruntime_onnx`` (Triton's platform or backend name).
+        max_batch_size: Triton max_batch_size; 0 = the model does not batch (shapes are full).
+        inputs / outputs: tensor specs, batch dimension included.
+        version: the version folder served (the highest number, Triton's default policy).
+        model_path: the version's ``model.onnx``.
+        labels: class names from the output's ``label_filename`` (empty if none).
+    """
+
+    name: str
+    platform: str
+    max_batch_size: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    version: str
+    model_path: Path
+    labels: tuple[str, ...]
+
+    def output(self, name: str) -> TensorSpec | None:
+        return next((t for t in self.outputs if t.name == name), None)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _tensor(model: str, entry: dict[str, Any], batched: bool, kind: str) -> TensorSpec:
+    try:
+        name = str(entry["name"])
+        dtype = str(entry["data_type"])
+        dims = [int(d) for d in _as_list(entry.get("dims"))]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelRepositoryError(f"model {model!r}: {kind} entry {entry!r} needs name, data_type and dims") from exc
+    if dtype not in TRITON_TO_NUMPY:
+        raise ModelRepositoryError(f"model {model!r}: {kind} {name!r} has unsupported data_type {dtype}")
+    if "reshape" in entry:
+        raise ModelRepositoryError(f"model {model!r}: {kind} {name!r} uses reshape, which this service does not support")
+    return TensorSpec(name, dtype, tuple(([-1] if batched else []) + dims))
+
+
+def load_config(model_dir: Path) -> ModelConfig:
+    """Read ``model_dir/config.pbtxt`` and pick the served version.
+
+    Raises:
+        ModelRepositoryError: missing or malformed config, no version with a model.onnx, a
+            config name that differs from the folder name, or an unreadable labels file.
+    """
+    name = model_dir.name
+    cfg_path = model_dir / "config.pbtxt"
+    if not cfg_path.is_file():
+        raise ModelRepositoryError(f"model {name!r}: {cfg_path} is missing")
+    try:
+        raw = parse_pbtxt(cfg_path.read_text())
+    except (ValueError, IndexError) as exc:
+        raise ModelRepositoryError(f"model {name!r}: {cfg_path} is not valid protobuf text: {exc}") from exc
+    if str(raw.get("name", name)) != name:
+        raise ModelRepositoryError(f"model {name!r}: config.pbtxt names it {raw.get('name')!r}; Triton needs the folder name")
+    platform = str(raw.get("platform", raw.get("backend", "")))
+    if platform not in ("onnxruntime_onnx", "onnxruntime"):
+        raise ModelRepositoryError(f"model {name!r}: platform/backend {platform!r} is not onnxruntime_onnx")
+    max_batch = int(raw.get("max_batch_size", 0))
+    inputs = tuple(_tensor(name, e, max_batch > 0, "input") for e in _as_list(raw.get("input")))
+    outputs = tuple(_tensor(name, e, max_batch > 0, "output") for e in _as_list(raw.get("output")))
+    if not inputs or not outputs:
+        raise ModelRepositoryError(f"model {name!r}: config.pbtxt must declare its inputs and outputs")
+    versions = sorted(
+        (int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and (p / "model.onnx").is_file()),
+        reverse=True,
+    )
+    if not versions:
+        raise ModelRepositoryError(f"model {name!r}: no version folder with a model.onnx under {model_dir}")
+    labels: tuple[str, ...] = ()
+    for entry in _as_list(raw.get("output")):
+        label_file = entry.get("label_filename") if isinstance(entry, dict) else None
+        if label_file:
+            path = model_dir / str(label_file)
+            if not path.is_file():
+                raise ModelRepositoryError(f"model {name!r}: label_filename {label_file!r} not found in {model_dir}")
+            labels = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    return ModelConfig(
+        name=name,
+        platform=platform,
+        max_batch_size=max_batch,
+        inputs=inputs,
+        outputs=outputs,
+        version=str(versions[0]),
+        model_path=model_dir / str(versions[0]) / "model.onnx",
+        labels=labels,
+    )
+
+
+class ModelRepository:
+    """The models found in a Triton-layout folder (every subfolder with a config.pbtxt)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ModelRepositoryError(f"model repository {self.root} does not exist")
+        self.configs: dict[str, ModelConfig] = {}
+        for sub in sorted(self.root.iterdir()):
+            if sub.is_dir() and (sub / "config.pbtxt").is_file():
+                self.configs[sub.name] = load_config(sub)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.configs
+
+    def get(self, name: str) -> ModelConfig:
+        """The config of model ``name``. Raises ModelNotFound."""
+        try:
+            return self.configs[name]
+        except KeyError:
+            raise ModelNotFound(f"model {name!r} is not in the model repository {self.root}") from None

@@ -1,0 +1,178 @@
+"""ONNX Runtime in process: TensorRT -> CUDA -> CPU, whichever this machine has."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from service.errors import InvalidInput, ModelNotFound, ModelRepositoryError
+from service.runtime.backend import InferenceObserver, LoadedModel
+from service.runtime.model_repo import ONNX_TO_TRITON, TRITON_TO_NUMPY, ModelConfig, ModelRepository, TensorSpec
+
+log = logging.getLogger(__name__)
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def gpu_available() -> bool:
+    """True when ONNX Runtime sees a GPU device (``get_ep_devices``, not ``get_available_providers``,
+    which lists what the package was built with, not what the machine has)."""
+    try:
+        devices = ort.get_ep_devices()
+    except AttributeError:  # older onnxruntime
+        return False
+    return any(d.device.type == ort.OrtHardwareDeviceType.GPU for d in devices)
+
+
+def choose_providers(preference: str = "auto") -> list[str]:
+    """Execution providers to ask for, best first.
+
+    Args:
+        preference: ``auto`` (TensorRT, CUDA, CPU where a GPU exists; CPU otherwise) or a
+            comma-separated list of provider names.
+
+    Raises:
+        ModelRepositoryError: a named provider is not in this onnxruntime build.
+    """
+    built = ort.get_available_providers()
+    if preference.strip().lower() == "auto":
+        wanted = [p for p in GPU_PROVIDERS if p in built] if gpu_available() else []
+        return wanted + ["CPUExecutionProvider"]
+    wanted = [p.strip() for p in preference.split(",") if p.strip()]
+    missing = [p for p in wanted if p not in built]
+    if missing:
+        raise ModelRepositoryError(f"providers {missing} are not available in this onnxruntime build (has {built})")
+    return wanted
+
+
+def _shape(dims: Sequence[object]) -> tuple[int, ...]:
+    return tuple(d if isinstance(d, int) and d >= 0 else -1 for d in dims)
+
+
+def validate_session(config: ModelConfig, session: ort.InferenceSession) -> None:
+    """Check the ONNX graph against its config: input names, every config output, dtypes, ranks, fixed dims.
+
+    Raises:
+        ModelRepositoryError: naming the model and every mismatch found.
+    """
+    problems: list[str] = []
+    graph_inputs = {i.name: i for i in session.get_inputs()}
+    graph_outputs = {o.name: o for o in session.get_outputs()}
+    cfg_inputs = {t.name for t in config.inputs}
+    if set(graph_inputs) != cfg_inputs:
+        problems.append(f"inputs are {sorted(graph_inputs)} in the ONNX file but {sorted(cfg_inputs)} in config.pbtxt")
+
+    def check(spec: TensorSpec, node: ort.NodeArg | None, kind: str) -> None:
+        if node is None:
+            problems.append(f"{kind} {spec.name!r} is in config.pbtxt but not in the ONNX file (has {sorted(graph_outputs)})")
+            return
+        dtype = ONNX_TO_TRITON.get(node.type, node.type)
+        if dtype != spec.dtype:
+            problems.append(f"{kind} {spec.name!r} is {dtype} in the ONNX file but {spec.dtype} in config.pbtxt")
+        shape = _shape(node.shape)
+        if len(shape) != spec.rank:
+            problems.append(f"{kind} {spec.name!r} has rank {len(shape)} {list(shape)} in the ONNX file but {spec.rank} {list(spec.shape)} in config.pbtxt")
+            return
+        for axis, (a, b) in enumerate(zip(shape, spec.shape)):
+            if a >= 0 and b >= 0 and a != b:
+                problems.append(f"{kind} {spec.name!r} axis {axis} is {a} in the ONNX file but {b} in config.pbtxt")
+
+    for spec in config.inputs:
+        check(spec, graph_inputs.get(spec.name), "input")
+    for spec in config.outputs:
+        check(spec, graph_outputs.get(spec.name), "output")
+    if problems:
+        raise ModelRepositoryError(f"model {config.name!r} version {config.version} does not match its config: " + "; ".join(problems))
+
+
+class OnnxRuntimeBackend:
+    """Runs the repository's ONNX models in this process.
+
+    Args:
+        repo: the model repository.
+        providers: ``auto`` or a comma-separated provider list (see ``choose_providers``).
+        intra_op_threads / inter_op_threads: ONNX Runtime thread pools per session (0 = default).
+        observer: called with (model, provider, seconds) after each inference (metrics).
+    """
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        repo: ModelRepository,
+        providers: str = "auto",
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+        observer: InferenceObserver | None = None,
+    ) -> None:
+        self.repo = repo
+        self.providers = choose_providers(providers)
+        self.intra_op_threads = intra_op_threads
+        self.inter_op_threads = inter_op_threads
+        self.observer = observer
+        self._sessions: dict[str, ort.InferenceSession] = {}
+        self._loaded: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def load(self, names: list[str]) -> None:
+        for name in names:
+            config = self.repo.get(name)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.intra_op_threads
+            options.inter_op_num_threads = self.inter_op_threads
+            options.log_severity_level = 3
+            try:
+                session = ort.InferenceSession(str(config.model_path), options, providers=self.providers)
+            except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
+                raise ModelRepositoryError(f"model {name!r}: cannot load {config.model_path}: {exc}") from exc
+            validate_session(config, session)
+            provider = session.get_providers()[0]
+            loaded = LoadedModel(
+                name=name,
+                version=config.version,
+                backend=self.name,
+                device="GPU" if provider in GPU_PROVIDERS else "CPU",
+                provider=provider,
+                inputs=config.inputs,
+                outputs=config.outputs,
+                labels=config.labels,
+            )
+            with self._lock:
+                self._sessions[name] = session
+                self._loaded[name] = loaded
+            log.info("loaded model %s version %s on %s (%s)", name, config.version, loaded.device, provider)
+
+    def models(self) -> dict[str, LoadedModel]:
+        with self._lock:
+            return dict(self._loaded)
+
+    def infer(self, model: str, inputs: Mapping[str, npt.NDArray[np.generic]]) -> dict[str, npt.NDArray[np.generic]]:
+        session = self._sessions.get(model)
+        if session is None:
+            raise ModelNotFound(f"model {model!r} is not loaded")
+        loaded = self._loaded[model]
+        feeds: dict[str, npt.NDArray[np.generic]] = {}
+        for spec in loaded.inputs:
+            if spec.name not in inputs:
+                raise InvalidInput(f"model {model!r} needs input {spec.name!r}")
+            arr = np.ascontiguousarray(inputs[spec.name], dtype=TRITON_TO_NUMPY[spec.dtype])
+            if arr.ndim != spec.rank:
+                raise InvalidInput(f"model {model!r} input {spec.name!r} must have rank {spec.rank}, got shape {arr.shape}")
+            feeds[spec.name] = arr
+        start = time.perf_counter()
+        values = session.run(None, feeds)
+        elapsed = time.perf_counter() - start
+        if self.observer is not None:
+            self.observer(model, loaded.provider, elapsed)
+        return {o.name: v for o, v in zip(session.get_outputs(), values)}
+
+    def close(self) -> None:
+        with self._lock:
+            self._sessions.clear()
+            self._loaded.clear()

@@ -1,0 +1,68 @@
+"""All settings, read from ``WSSS_*`` environment variables (e.g. ``WSSS_PORT=50051``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Service settings. Every field can be set as ``WSSS_<FIELD NAME IN CAPITALS>``."""
+
+    model_config = SettingsConfigDict(env_prefix="WSSS_", extra="ignore", protected_namespaces=())
+
+    host: str = "[::]"
+    """Address the gRPC server binds."""
+    port: int = Field(default=50051, ge=0, le=65535)
+    """gRPC port; 0 picks a free one (tests)."""
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
+    """Prometheus ``/metrics`` HTTP port; 0 picks a free one."""
+    metrics_enabled: bool = True
+    """Serve Prometheus metrics over HTTP."""
+    model_repo: Path = REPO_ROOT / "model_repo"
+    """Triton-layout model repository."""
+    backend: str = "onnxruntime"
+    """Inference backend: ``onnxruntime`` (in process)."""
+    providers: str = "auto"
+    """ONNX Runtime providers in order of preference, comma-separated, or ``auto``
+    (TensorRT, CUDA, CPU: whichever this machine has)."""
+    intra_op_threads: int = Field(default=0, ge=0)
+    """ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime decide."""
+    inter_op_threads: int = Field(default=0, ge=0)
+    """ONNX Runtime inter-op threads per session; 0 lets ONNX Runtime decide."""
+    worker_threads: int = Field(default=4, ge=1)
+    """Threads that run requests' model work off the event loop."""
+    max_in_flight: int = Field(default=64, ge=1)
+    """Requests processed or waiting at once; beyond it RESOURCE_EXHAUSTED at once."""
+    max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=4 * 1024 * 1024)
+    """Largest gRPC message received or sent, in bytes."""
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    """Largest accepted image (height x width); larger declared sizes are refused before decoding."""
+    max_image_side: int = Field(default=8192, ge=16)
+    """Largest accepted image width or height."""
+    max_prompts: int = Field(default=1000, ge=1)
+    """Most weak labels (tags + boxes + points + scribble vertices) in one request."""
+    cam_scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+    """CAM inference scales (multi-scale CAM)."""
+    cam_flip: bool = True
+    """Also run each CAM scale on the horizontally flipped image."""
+    peak_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    """S2C tau: normalised-CAM value a local peak must exceed to become a prompt."""
+    peak_min_distance: int = Field(default=20, ge=1)
+    """``peak_local_max`` min_distance in pixels (S2C reference: 20)."""
+    max_peaks_per_class: int = Field(default=8, ge=1)
+    """Most CAM peaks used as prompts for one class."""
+    label_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Classifier probability above which a class is present when a request has no labels."""
+    confidence_threshold: float = 0.05
+    """With the LOGIT_X_CAM score: pixels whose winning confidence is below this become 255."""
+    stability_confidence_threshold: float = 0.05
+    """With the STABILITY_X_CAM score: pixels whose winning confidence is below this become 255."""
+    sam_mask_index: int = Field(default=3, ge=0)
+    """Which decoder mask to use from a 4-mask export (S2C reference: third multimask = 3)."""
+    log_level: str = "INFO"
+    """Python logging level."""

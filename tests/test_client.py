@@ -1,0 +1,63 @@
+"""The command-line client against a real server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from service.client import main, overlay
+from tests.conftest import RunningServer
+from training.synthetic import HELD_OUT_SEED, generate
+
+
+def test_segment_one_image_writes_mask_overlay_and_json(server: RunningServer, tmp_path: Path) -> None:
+    s = generate(HELD_OUT_SEED, 2)
+    Image.fromarray(s.image).save(tmp_path / "part.png")
+    Image.fromarray(s.mask).save(tmp_path / "part_gt.png")
+    out = tmp_path / "out"
+    code = main(["--address", server.address, "segment", str(tmp_path / "part.png"), "--labels", ",".join(s.labels),
+                 "--gt", str(tmp_path / "part_gt.png"), "--out", str(out)])
+    assert code == 0
+    mask = np.asarray(Image.open(out / "part.mask.png"))
+    assert mask.shape == s.mask.shape and set(np.unique(mask)) - {0, 255} <= set(np.unique(s.mask))
+    ov = np.asarray(Image.open(out / "part.overlay.png"))
+    assert (ov != s.image).any(axis=2)[mask > 0].all() and (ov == s.image)[mask == 0].all()
+    info = json.loads((out / "part.json").read_text())
+    assert info["labels_source"] == "LABELS_SOURCE_REQUEST" and "miou" in info["metrics"]
+    assert "png" not in info["mask"]
+
+
+def test_segment_folder_streams_with_per_item_errors(server: RunningServer, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(generate(HELD_OUT_SEED, i).image).save(src / f"{i}.png")
+    (src / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    code = main(["--address", server.address, "segment", str(src), "--out", str(out)])
+    assert code == 1
+    assert sorted(p.name for p in out.glob("*.mask.png")) == ["0.mask.png", "1.mask.png", "2.mask.png"]
+
+
+def test_predict_and_models(server: RunningServer, tmp_path: Path, capsys: object) -> None:
+    Image.fromarray(generate(HELD_OUT_SEED, 3).image).save(tmp_path / "x.png")
+    assert main(["--address", server.address, "predict", str(tmp_path / "x.png"), "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "x.mask.png").is_file() and (tmp_path / "o" / "x.overlay.png").is_file()
+    assert main(["--address", server.address, "models"]) == 0
+    assert "sam_decoder" in capsys.readouterr().out  # type: ignore[attr-defined]
+
+
+def test_bad_address_is_reported(tmp_path: Path, capsys: object) -> None:
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "x.png")
+    assert main(["--address", "127.0.0.1:1", "--timeout", "2", "segment", str(tmp_path / "x.png"), "--out", str(tmp_path)]) == 2
+    assert "UNAVAILABLE" in capsys.readouterr().err  # type: ignore[attr-defined]
+
+
+def test_overlay_colours_only_labelled_pixels() -> None:
+    img = np.full((2, 2, 3), 100, np.uint8)
+    lm = np.array([[0, 1], [255, 0]], np.uint8)
+    ov = overlay(img, lm)
+    assert (ov[0, 0] == 100).all() and (ov[0, 1] != 100).any() and (ov[1, 0] > 100).all()

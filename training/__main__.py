@@ -1,0 +1,74 @@
+"""``python -m training <command>``: the WeakSeg training toolkit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from training.common import setup
+from training.synthetic import CLASSES, generate
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    """Write a data set folder: images/, masks/, labels.json, labels.txt."""
+    out = Path(args.out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    labels = {}
+    for i in range(args.count):
+        s = generate(args.seed, args.start + i, args.height, args.width)
+        name = f"{args.seed}_{args.start + i:05d}"
+        Image.fromarray(s.image).save(out / "images" / f"{name}.png")
+        Image.fromarray(s.mask).save(out / "masks" / f"{name}.png")
+        labels[name] = {"image_labels": s.labels}
+    (out / "labels.json").write_text(json.dumps(labels, indent=1, sort_keys=True) + "\n")
+    (out / "labels.txt").write_text("\n".join(CLASSES) + "\n")
+    print(f"wrote {args.count} samples to {out}")
+
+
+def cmd_build_defaults(args: argparse.Namespace) -> None:
+    from training.defaults import build_defaults
+
+    setup(0, args.threads)
+    with tempfile.TemporaryDirectory() as work:
+        build_defaults(
+            Path(args.repo), Path(args.report), Path(work),
+            n_train=args.n_train, n_pseudo=args.n_pseudo, n_eval=args.n_eval,
+            classifier_steps=args.classifier_steps, promptable_steps=args.promptable_steps, deeplab_steps=args.deeplab_steps,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="write procedural surface-defect samples as a data set folder")
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--count", type=int, default=20)
+    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--start", type=int, default=0)
+    gen.add_argument("--height", type=int, default=256)
+    gen.add_argument("--width", type=int, default=256)
+    gen.set_defaults(func=cmd_generate)
+    b = sub.add_parser("build-defaults", help="train, export and evaluate the default models")
+    b.add_argument("--repo", default="model_repo")
+    b.add_argument("--report", default="docs/default_models.json")
+    b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    b.add_argument("--n-train", type=int, default=1500)
+    b.add_argument("--n-pseudo", type=int, default=400)
+    b.add_argument("--n-eval", type=int, default=100)
+    b.add_argument("--classifier-steps", type=int, default=1200)
+    b.add_argument("--promptable-steps", type=int, default=1500)
+    b.add_argument("--deeplab-steps", type=int, default=600)
+    b.set_defaults(func=cmd_build_defaults)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

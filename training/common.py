@@ -1,0 +1,90 @@
+"""Shared helpers of the training scripts: data in memory, normalisation, logging, seeding."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from training.synthetic import Sample, generate
+
+IMAGENET_MEAN = np.array([123.675, 116.28, 103.53], np.float32)
+IMAGENET_STD = np.array([58.395, 57.12, 57.375], np.float32)
+
+log = logging.getLogger("training")
+
+
+@dataclass
+class SyntheticSet:
+    """Generated samples stacked in memory."""
+
+    images: npt.NDArray[np.uint8]  # [N,H,W,3]
+    masks: npt.NDArray[np.uint8]  # [N,H,W]
+    instances: npt.NDArray[np.int32]  # [N,H,W]
+    instance_classes: list[tuple[int, ...]]
+    num_classes: int
+
+    def multi_hot(self) -> npt.NDArray[np.float32]:
+        """[N, C] image-level labels (1 where the class has visible pixels)."""
+        out = np.zeros((len(self.masks), self.num_classes), np.float32)
+        for i, m in enumerate(self.masks):
+            present = np.unique(m)
+            present = present[(present > 0) & (present <= self.num_classes)]
+            out[i, present - 1] = 1.0
+        return out
+
+
+def _gen(args: tuple[int, int, int]) -> Sample:
+    seed, index, size = args
+    return generate(seed, index, size, size)
+
+
+def synthetic_set(seed: int, count: int, size: int = 256, num_classes: int = 4, workers: int = 2) -> SyntheticSet:
+    """Generate ``count`` samples of stream ``seed`` using ``workers`` processes."""
+    start = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
+        samples = list(pool.map(_gen, [(seed, i, size) for i in range(count)], chunksize=16))
+    log.info("generated %d samples (seed %d) in %.1f s", count, seed, time.perf_counter() - start)
+    return SyntheticSet(
+        images=np.stack([s.image for s in samples]),
+        masks=np.stack([s.mask for s in samples]),
+        instances=np.stack([s.instances for s in samples]),
+        instance_classes=[s.instance_classes for s in samples],
+        num_classes=num_classes,
+    )
+
+
+def to_tensor(images: npt.NDArray[np.uint8]) -> torch.Tensor:
+    """uint8 [N,H,W,3] RGB -> float32 [N,3,H,W] ImageNet-normalised (0-255 mean/std)."""
+    x = (images.astype(np.float32) - IMAGENET_MEAN) / IMAGENET_STD
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[npt.NDArray[np.int64]]:
+    """Endless shuffled index batches over ``range(n)``."""
+    while True:
+        order = rng.permutation(n)
+        for i in range(0, n - batch_size + 1, batch_size):
+            yield order[i : i + batch_size]
+
+
+def setup(seed: int, threads: int | None = None) -> None:
+    """Seed torch and numpy, set torch's CPU threads, configure logging."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def lr_at(step: int, total: int, base: float, warmup: int = 50) -> float:
+    """Linear warm-up then cosine decay to 2% of ``base``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return base * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * t)))

@@ -1,0 +1,355 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class MaskFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MASK_FORMAT_UNSPECIFIED: _ClassVar[MaskFormat]
+    MASK_FORMAT_PNG: _ClassVar[MaskFormat]
+    MASK_FORMAT_COCO_RLE: _ClassVar[MaskFormat]
+    MASK_FORMAT_RAW: _ClassVar[MaskFormat]
+
+class ConfidenceScore(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONFIDENCE_SCORE_UNSPECIFIED: _ClassVar[ConfidenceScore]
+    CONFIDENCE_SCORE_LOGIT_X_CAM: _ClassVar[ConfidenceScore]
+    CONFIDENCE_SCORE_STABILITY_X_CAM: _ClassVar[ConfidenceScore]
+
+class Refinement(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REFINEMENT_UNSPECIFIED: _ClassVar[Refinement]
+    REFINEMENT_NONE: _ClassVar[Refinement]
+    REFINEMENT_CRF: _ClassVar[Refinement]
+    REFINEMENT_SUPERPIXEL: _ClassVar[Refinement]
+
+class LabelsSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LABELS_SOURCE_UNSPECIFIED: _ClassVar[LabelsSource]
+    LABELS_SOURCE_REQUEST: _ClassVar[LabelsSource]
+    LABELS_SOURCE_CLASSIFIER: _ClassVar[LabelsSource]
+MASK_FORMAT_UNSPECIFIED: MaskFormat
+MASK_FORMAT_PNG: MaskFormat
+MASK_FORMAT_COCO_RLE: MaskFormat
+MASK_FORMAT_RAW: MaskFormat
+CONFIDENCE_SCORE_UNSPECIFIED: ConfidenceScore
+CONFIDENCE_SCORE_LOGIT_X_CAM: ConfidenceScore
+CONFIDENCE_SCORE_STABILITY_X_CAM: ConfidenceScore
+REFINEMENT_UNSPECIFIED: Refinement
+REFINEMENT_NONE: Refinement
+REFINEMENT_CRF: Refinement
+REFINEMENT_SUPERPIXEL: Refinement
+LABELS_SOURCE_UNSPECIFIED: LabelsSource
+LABELS_SOURCE_REQUEST: LabelsSource
+LABELS_SOURCE_CLASSIFIER: LabelsSource
+
+class Image(_message.Message):
+    __slots__ = ("encoded", "raw")
+    ENCODED_FIELD_NUMBER: _ClassVar[int]
+    RAW_FIELD_NUMBER: _ClassVar[int]
+    encoded: bytes
+    raw: RawImage
+    def __init__(self, encoded: _Optional[bytes] = ..., raw: _Optional[_Union[RawImage, _Mapping]] = ...) -> None: ...
+
+class RawImage(_message.Message):
+    __slots__ = ("data", "height", "width", "channels")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    height: int
+    width: int
+    channels: int
+    def __init__(self, data: _Optional[bytes] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
+
+class Point(_message.Message):
+    __slots__ = ("x", "y")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ...) -> None: ...
+
+class BoxLabel(_message.Message):
+    __slots__ = ("label", "x0", "y0", "x1", "y1")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    X0_FIELD_NUMBER: _ClassVar[int]
+    Y0_FIELD_NUMBER: _ClassVar[int]
+    X1_FIELD_NUMBER: _ClassVar[int]
+    Y1_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    def __init__(self, label: _Optional[str] = ..., x0: _Optional[float] = ..., y0: _Optional[float] = ..., x1: _Optional[float] = ..., y1: _Optional[float] = ...) -> None: ...
+
+class PointLabel(_message.Message):
+    __slots__ = ("label", "x", "y", "negative")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    x: float
+    y: float
+    negative: bool
+    def __init__(self, label: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., negative: _Optional[bool] = ...) -> None: ...
+
+class ScribbleLabel(_message.Message):
+    __slots__ = ("label", "points", "width")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    points: _containers.RepeatedCompositeFieldContainer[Point]
+    width: float
+    def __init__(self, label: _Optional[str] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., width: _Optional[float] = ...) -> None: ...
+
+class WeakLabels(_message.Message):
+    __slots__ = ("image_labels", "boxes", "points", "scribbles")
+    IMAGE_LABELS_FIELD_NUMBER: _ClassVar[int]
+    BOXES_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    SCRIBBLES_FIELD_NUMBER: _ClassVar[int]
+    image_labels: _containers.RepeatedScalarFieldContainer[str]
+    boxes: _containers.RepeatedCompositeFieldContainer[BoxLabel]
+    points: _containers.RepeatedCompositeFieldContainer[PointLabel]
+    scribbles: _containers.RepeatedCompositeFieldContainer[ScribbleLabel]
+    def __init__(self, image_labels: _Optional[_Iterable[str]] = ..., boxes: _Optional[_Iterable[_Union[BoxLabel, _Mapping]]] = ..., points: _Optional[_Iterable[_Union[PointLabel, _Mapping]]] = ..., scribbles: _Optional[_Iterable[_Union[ScribbleLabel, _Mapping]]] = ...) -> None: ...
+
+class SegmentOptions(_message.Message):
+    __slots__ = ("mask_formats", "confidence_score", "refinement", "peak_threshold", "confidence_threshold", "label_threshold")
+    MASK_FORMATS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_SCORE_FIELD_NUMBER: _ClassVar[int]
+    REFINEMENT_FIELD_NUMBER: _ClassVar[int]
+    PEAK_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    LABEL_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    mask_formats: _containers.RepeatedScalarFieldContainer[MaskFormat]
+    confidence_score: ConfidenceScore
+    refinement: Refinement
+    peak_threshold: float
+    confidence_threshold: float
+    label_threshold: float
+    def __init__(self, mask_formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., confidence_score: _Optional[_Union[ConfidenceScore, str]] = ..., refinement: _Optional[_Union[Refinement, str]] = ..., peak_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., label_threshold: _Optional[float] = ...) -> None: ...
+
+class SegmentRequest(_message.Message):
+    __slots__ = ("id", "image", "labels", "options", "ground_truth")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    image: Image
+    labels: WeakLabels
+    options: SegmentOptions
+    ground_truth: Image
+    def __init__(self, id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., labels: _Optional[_Union[WeakLabels, _Mapping]] = ..., options: _Optional[_Union[SegmentOptions, _Mapping]] = ..., ground_truth: _Optional[_Union[Image, _Mapping]] = ...) -> None: ...
+
+class MaskOutput(_message.Message):
+    __slots__ = ("height", "width", "png", "raw")
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    PNG_FIELD_NUMBER: _ClassVar[int]
+    RAW_FIELD_NUMBER: _ClassVar[int]
+    height: int
+    width: int
+    png: bytes
+    raw: bytes
+    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., png: _Optional[bytes] = ..., raw: _Optional[bytes] = ...) -> None: ...
+
+class CocoRle(_message.Message):
+    __slots__ = ("size", "counts")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    size: _containers.RepeatedScalarFieldContainer[int]
+    counts: str
+    def __init__(self, size: _Optional[_Iterable[int]] = ..., counts: _Optional[str] = ...) -> None: ...
+
+class PromptPoint(_message.Message):
+    __slots__ = ("x", "y", "label", "source")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    label: int
+    source: str
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., label: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
+
+class ClassResult(_message.Message):
+    __slots__ = ("class_id", "class_name", "area", "confidence", "cam_score", "sam_iou", "stability_score", "classifier_probability", "prompts", "rle")
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    AREA_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    CAM_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SAM_IOU_FIELD_NUMBER: _ClassVar[int]
+    STABILITY_SCORE_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIER_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    RLE_FIELD_NUMBER: _ClassVar[int]
+    class_id: int
+    class_name: str
+    area: int
+    confidence: float
+    cam_score: float
+    sam_iou: float
+    stability_score: float
+    classifier_probability: float
+    prompts: _containers.RepeatedCompositeFieldContainer[PromptPoint]
+    rle: CocoRle
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., area: _Optional[int] = ..., confidence: _Optional[float] = ..., cam_score: _Optional[float] = ..., sam_iou: _Optional[float] = ..., stability_score: _Optional[float] = ..., classifier_probability: _Optional[float] = ..., prompts: _Optional[_Iterable[_Union[PromptPoint, _Mapping]]] = ..., rle: _Optional[_Union[CocoRle, _Mapping]] = ...) -> None: ...
+
+class ClassIoU(_message.Message):
+    __slots__ = ("class_id", "class_name", "iou")
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    IOU_FIELD_NUMBER: _ClassVar[int]
+    class_id: int
+    class_name: str
+    iou: float
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., iou: _Optional[float] = ...) -> None: ...
+
+class QualityMetrics(_message.Message):
+    __slots__ = ("miou", "pixel_accuracy", "per_class")
+    MIOU_FIELD_NUMBER: _ClassVar[int]
+    PIXEL_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    miou: float
+    pixel_accuracy: float
+    per_class: _containers.RepeatedCompositeFieldContainer[ClassIoU]
+    def __init__(self, miou: _Optional[float] = ..., pixel_accuracy: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[ClassIoU, _Mapping]]] = ...) -> None: ...
+
+class StageTiming(_message.Message):
+    __slots__ = ("stage", "seconds")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    seconds: float
+    def __init__(self, stage: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...
+
+class ItemError(_message.Message):
+    __slots__ = ("code", "code_name", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    CODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    code_name: str
+    message: str
+    def __init__(self, code: _Optional[int] = ..., code_name: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class SegmentResponse(_message.Message):
+    __slots__ = ("id", "mask", "classes", "metrics", "timings", "model_versions", "labels_source", "uncertain_fraction", "error")
+    class ModelVersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    UNCERTAIN_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    mask: MaskOutput
+    classes: _containers.RepeatedCompositeFieldContainer[ClassResult]
+    metrics: QualityMetrics
+    timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
+    model_versions: _containers.ScalarMap[str, str]
+    labels_source: LabelsSource
+    uncertain_fraction: float
+    error: ItemError
+    def __init__(self, id: _Optional[str] = ..., mask: _Optional[_Union[MaskOutput, _Mapping]] = ..., classes: _Optional[_Iterable[_Union[ClassResult, _Mapping]]] = ..., metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., labels_source: _Optional[_Union[LabelsSource, str]] = ..., uncertain_fraction: _Optional[float] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ...) -> None: ...
+
+class PredictRequest(_message.Message):
+    __slots__ = ("id", "image", "mask_formats")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    MASK_FORMATS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    image: Image
+    mask_formats: _containers.RepeatedScalarFieldContainer[MaskFormat]
+    def __init__(self, id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mask_formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ...) -> None: ...
+
+class PredictedClass(_message.Message):
+    __slots__ = ("class_id", "class_name", "area", "mean_confidence", "rle")
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    AREA_FIELD_NUMBER: _ClassVar[int]
+    MEAN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    RLE_FIELD_NUMBER: _ClassVar[int]
+    class_id: int
+    class_name: str
+    area: int
+    mean_confidence: float
+    rle: CocoRle
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., area: _Optional[int] = ..., mean_confidence: _Optional[float] = ..., rle: _Optional[_Union[CocoRle, _Mapping]] = ...) -> None: ...
+
+class PredictResponse(_message.Message):
+    __slots__ = ("id", "mask", "classes", "timings", "model_version")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    mask: MaskOutput
+    classes: _containers.RepeatedCompositeFieldContainer[PredictedClass]
+    timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
+    model_version: str
+    def __init__(self, id: _Optional[str] = ..., mask: _Optional[_Union[MaskOutput, _Mapping]] = ..., classes: _Optional[_Iterable[_Union[PredictedClass, _Mapping]]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., model_version: _Optional[str] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TensorInfo(_message.Message):
+    __slots__ = ("name", "dtype", "shape")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("name", "version", "backend", "device", "provider", "classes", "inputs", "outputs")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    backend: str
+    device: str
+    provider: str
+    classes: _containers.RepeatedScalarFieldContainer[str]
+    inputs: _containers.RepeatedCompositeFieldContainer[TensorInfo]
+    outputs: _containers.RepeatedCompositeFieldContainer[TensorInfo]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., provider: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
