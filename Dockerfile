@@ -19,12 +19,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --create-home weakseg
 COPY --from=build /opt/venv /opt/venv
-COPY --chown=weakseg:weakseg model_repo /models
+COPY --chown=10001:10001 model_repo /models
 ENV PATH=/opt/venv/bin:$PATH \
     WSSS_MODEL_REPO=/models \
     WSSS_PORT=50051 \
     WSSS_METRICS_PORT=9090
-USER weakseg
+USER 10001:10001
 EXPOSE 50051 9090
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 CMD ["python3", "-m", "service.healthcheck"]
 ENTRYPOINT ["python3", "-m", "service"]

@@ -16,6 +16,7 @@ class Metrics:
     - ``wsss_stage_duration_seconds{stage}``: latency per pipeline stage.
     - ``wsss_model_inference_seconds{model, provider}``: one backend inference.
     - ``wsss_in_flight_requests``: requests being processed now.
+    - ``wsss_embedding_cache_total{result}``: SAM embedding cache hits and misses.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -32,6 +33,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.in_flight = Gauge("wsss_in_flight_requests", "Requests being processed.", registry=registry)
+        self.cache = Counter("wsss_embedding_cache", "SAM embedding cache lookups by result.", ["result"], registry=registry)
+        self.cache.labels("hit")
+        self.cache.labels("miss")
         for rpc in RPCS:
             self.requests.labels(rpc, "OK")
             self.latency.labels(rpc)
@@ -39,6 +43,10 @@ class Metrics:
     def observe_inference(self, model: str, provider: str, seconds: float) -> None:
         """The backend's InferenceObserver."""
         self.inference.labels(model, provider).observe(seconds)
+
+    def observe_cache(self, hit: bool) -> None:
+        """The embedding cache's observer."""
+        self.cache.labels("hit" if hit else "miss").inc()
 
     def observe_stages(self, timings: tuple[tuple[str, float], ...]) -> None:
         for stage, seconds in timings:

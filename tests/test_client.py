@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from service.api.background import BackgroundServer
 from service.client import main, overlay
-from tests.conftest import RunningServer
 from training.synthetic import HELD_OUT_SEED, generate
 
 
-def test_segment_one_image_writes_mask_overlay_and_json(server: RunningServer, tmp_path: Path) -> None:
+def test_segment_one_image_writes_mask_overlay_and_json(server: BackgroundServer, tmp_path: Path) -> None:
     s = generate(HELD_OUT_SEED, 2)
     Image.fromarray(s.image).save(tmp_path / "part.png")
     Image.fromarray(s.mask).save(tmp_path / "part_gt.png")
@@ -30,7 +30,7 @@ def test_segment_one_image_writes_mask_overlay_and_json(server: RunningServer, t
     assert "png" not in info["mask"]
 
 
-def test_segment_folder_streams_with_per_item_errors(server: RunningServer, tmp_path: Path) -> None:
+def test_segment_folder_streams_with_per_item_errors(server: BackgroundServer, tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
     for i in range(3):
@@ -42,7 +42,7 @@ def test_segment_folder_streams_with_per_item_errors(server: RunningServer, tmp_
     assert sorted(p.name for p in out.glob("*.mask.png")) == ["0.mask.png", "1.mask.png", "2.mask.png"]
 
 
-def test_predict_and_models(server: RunningServer, tmp_path: Path, capsys: object) -> None:
+def test_predict_and_models(server: BackgroundServer, tmp_path: Path, capsys: object) -> None:
     Image.fromarray(generate(HELD_OUT_SEED, 3).image).save(tmp_path / "x.png")
     assert main(["--address", server.address, "predict", str(tmp_path / "x.png"), "--out", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "x.mask.png").is_file() and (tmp_path / "o" / "x.overlay.png").is_file()

@@ -81,6 +81,7 @@ def segment_options(opts: pb.SegmentOptions) -> t.SegmentOptions:
         peak_threshold=_optional(opts, "peak_threshold", 0.0, 1.0),
         confidence_threshold=_optional(opts, "confidence_threshold", -1e6, 1e6),
         label_threshold=_optional(opts, "label_threshold", 0.0, 1.0),
+        omit_mask=opts.omit_mask,
     )
 
 
@@ -117,6 +118,10 @@ def _rle(rle: dict[str, object] | None) -> pb.CocoRle | None:
     return pb.CocoRle(size=rle["size"], counts=rle["counts"])  # type: ignore[arg-type]
 
 
+def _prompts(prompts: tuple[t.Prompt, ...]) -> list[pb.PromptPoint]:
+    return [pb.PromptPoint(x=p.x, y=p.y, label=p.label, source=p.source) for p in prompts]
+
+
 def _mask(m: t.EncodedMask) -> pb.MaskOutput:
     return pb.MaskOutput(height=m.height, width=m.width, png=m.png, raw=m.raw)
 
@@ -133,6 +138,7 @@ def segment_response(request_id: str, result: t.SegmentResult, classes: tuple[st
         model_versions=result.model_versions,
         labels_source=_LABELS_SOURCE[result.labels_source],
         uncertain_fraction=result.uncertain_fraction,
+        review_score=result.review_score,
     )
     for c in result.classes:
         resp.classes.append(
@@ -145,8 +151,12 @@ def segment_response(request_id: str, result: t.SegmentResult, classes: tuple[st
                 sam_iou=c.sam_iou,
                 stability_score=c.stability_score,
                 classifier_probability=c.classifier_probability,
-                prompts=[pb.PromptPoint(x=p.x, y=p.y, label=p.label, source=p.source) for p in c.prompts],
+                prompts=_prompts(c.prompts),
                 rle=_rle(c.rle),
+                instances=[
+                    pb.InstanceResult(kind=i.kind, sam_iou=i.iou_prediction, stability_score=i.stability, area=i.area, prompts=_prompts(i.prompts))
+                    for i in c.instances
+                ],
             )
         )
     if result.metrics is not None:

@@ -9,6 +9,7 @@ from service.errors import ModelNotFound, ModelNotReady
 from service.metrics import Metrics
 from service.models.cam_classifier import CamClassifier
 from service.models.deeplab import DeepLab
+from service.models.embedding_cache import CachedEncoder
 from service.models.sam import SamDecoder, SamEncoder
 from service.pipeline.predict import Predictor
 from service.pipeline.segment import PipelineConfig, Segmenter
@@ -74,7 +75,8 @@ class ServiceState:
             backend.load(names)
             self.backend = backend
             if not missing:
-                segmenter = Segmenter(CamClassifier(backend), SamEncoder(backend), SamDecoder(backend), pipeline_config(self.settings))
+                encoder = CachedEncoder(SamEncoder(backend), self.settings.embedding_cache_bytes, self.metrics.observe_cache)
+                segmenter = Segmenter(CamClassifier(backend), encoder, SamDecoder(backend), pipeline_config(self.settings))
                 segmenter.warmup()
                 self.segmenter = segmenter
             else:

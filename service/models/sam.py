@@ -10,6 +10,7 @@ PyPI segment-anything aspect-ratio bug in ``masks`` still give aligned masks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -83,6 +84,17 @@ class DecoderOutput:
 
     low_res_logits: npt.NDArray[np.float32]
     iou_predictions: npt.NDArray[np.float32]
+
+
+class ImageEncoder(Protocol):
+    """What the pipeline needs of an encoder: ``SamEncoder`` or ``CachedEncoder``."""
+
+    name: str
+    version: str
+
+    def embed(self, image: npt.NDArray[np.uint8]) -> ImageEmbedding: ...
+
+    def warmup(self) -> None: ...
 
 
 class SamEncoder:

@@ -36,13 +36,15 @@ def class_confidence(mask: ClassMask, cam: npt.NDArray[np.float32], score: Confi
 
     LOGIT_X_CAM (S2C code): logit(pixel) x mean CAM inside the mask.
     STABILITY_X_CAM (S2C paper): stability score x CAM(pixel).
+    A mask from the user's boxes and clicks alone (``uses_cam`` False) takes CAM = 1: the
+    classifier does not veto what the user marked.
     """
     region = mask.logits > 0
     mean_cam = float(cam[region].mean()) if region.any() else 0.0
     if score is ConfidenceScore.LOGIT_X_CAM:
-        values = mask.logits * mean_cam
+        values = mask.logits * (mean_cam if mask.uses_cam else 1.0)
     else:
-        values = mask.stability * cam
+        values = mask.stability * (cam if mask.uses_cam else np.ones_like(cam))
     return np.where(region, values, -np.inf).astype(np.float32), mean_cam
 
 

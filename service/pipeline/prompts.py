@@ -1,4 +1,6 @@
-"""Stage 4: CAM -> point prompts (S2C, Kweon & Yoon, CVPR 2024).
+"""Stage 4: CAM peaks and the request's boxes and clicks -> the prompt sets of the mask model.
+
+CAM peaks follow S2C (Kweon & Yoon, CVPR 2024).
 
 Reference behaviour (sangrockEG/S2C, models/model_s2c.py): the global maximum of the normalised
 CAM first; then local peaks of ``maximum_filter(cam, size=3, mode='constant')`` found by
@@ -8,10 +10,15 @@ CAM first; then local peaks of ``maximum_filter(cam, size=3, mode='constant')`` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
+
+from service.pipeline.types import Prompt
+from service.pipeline.weak_labels import ResolvedBox, ResolvedLabels
 
 
 def cam_peaks(cam: npt.NDArray[np.float32], threshold: float = 0.5, min_distance: int = 20, max_peaks: int | None = None) -> npt.NDArray[np.float32]:
@@ -34,3 +41,70 @@ def cam_peaks(cam: npt.NDArray[np.float32], threshold: float = 0.5, min_distance
     if max_peaks is not None:
         rc = rc[:max_peaks]
     return rc[:, ::-1].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """The prompts of one decoder call.
+
+    Attributes:
+        class_id: 1..C.
+        prompts: points in original pixels with SAM labels (1, 0, 2, 3).
+        kind: ``cam`` (a class's CAM peaks, with its clicks), ``box`` (one box, one instance),
+            ``click`` (a class's clicks alone).
+        uses_cam: whether the class's CAM weighs its confidence (it was tagged or predicted);
+            masks from user boxes and clicks alone are not gated by the classifier.
+    """
+
+    class_id: int
+    prompts: tuple[Prompt, ...]
+    kind: str
+    uses_cam: bool
+
+
+def _inside(p: Prompt, box: ResolvedBox) -> bool:
+    return box.x0 <= p.x <= box.x1 and box.y0 <= p.y <= box.y1
+
+
+def prompt_sets(
+    labels: ResolvedLabels,
+    tagged: tuple[int, ...],
+    cams: npt.NDArray[np.float32],
+    threshold: float,
+    min_distance: int,
+    max_peaks: int | None,
+    box_cam_points: bool = True,
+) -> list[PromptSet]:
+    """Every decoder call a request needs, class by class.
+
+    - A tagged class (``tagged``: image labels, or the classifier's predictions) gives one ``cam``
+      set: its CAM peaks (all positive at once, as S2C) and its positive clicks.
+    - Each box gives one ``box`` set (one instance): its corners (labels 2, 3), the class's clicks
+      inside it and, with ``box_cam_points``, the class's CAM peaks inside it.
+    - A class with clicks but no tag gets one ``click`` set.
+    - Every set also carries negative points: the class's negative clicks and other classes'
+      positive clicks.
+    Peaks and clicks that fall in a box of their class go to that box's set only; a class with
+    boxes drops its CAM peaks outside them (its boxes say where its instances are).
+    """
+    out: list[PromptSet] = []
+    for k in sorted(set(tagged) | set(labels.prompted_classes())):
+        uses_cam = k in tagged
+        clicks = [Prompt(c.x, c.y, 0 if c.negative else 1, "click") for c in labels.clicks if c.class_id == k]
+        negatives = [p for p in clicks if p.label == 0] + [
+            Prompt(c.x, c.y, 0, "click") for c in labels.clicks if c.class_id != k and not c.negative
+        ]
+        positives = [p for p in clicks if p.label == 1]
+        if uses_cam:
+            peaks = cam_peaks(cams[k - 1], threshold, min_distance, max_peaks)
+            positives = [Prompt(float(x), float(y), 1, "cam_peak") for x, y in peaks] + positives
+        boxes = [b for b in labels.boxes if b.class_id == k]
+        free = [p for p in positives if not any(_inside(p, b) for b in boxes)]
+        for b in boxes:
+            extra = [p for p in positives if _inside(p, b) and (p.source == "click" or box_cam_points)]
+            corners = [Prompt(b.x0, b.y0, 2, "box"), Prompt(b.x1, b.y1, 3, "box")]
+            out.append(PromptSet(k, tuple(corners + extra + negatives), "box", uses_cam))
+        has_peak_or_click = any(p.source == "click" for p in free) or (uses_cam and not boxes)
+        if free and has_peak_or_click:
+            out.append(PromptSet(k, tuple(free + negatives), "cam" if uses_cam else "click", uses_cam))
+    return out

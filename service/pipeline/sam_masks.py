@@ -1,14 +1,15 @@
-"""Stage 5: prompts -> one mask per class from the SAM-contract decoder."""
+"""Stage 5: prompt sets -> masks from the SAM-contract decoder, merged into one mask per class."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from service.models.sam import ImageEmbedding, SamDecoder
-from service.pipeline.types import ClassMask, Prompt
+from service.pipeline.prompts import PromptSet
+from service.pipeline.types import ClassMask, InstanceMask
 
 
 def stability_score(logits: npt.NDArray[np.float32], offset: float = 1.0) -> float:
@@ -17,29 +18,40 @@ def stability_score(logits: npt.NDArray[np.float32], offset: float = 1.0) -> flo
     return float(np.count_nonzero(logits > offset)) / union if union else 1.0
 
 
-def class_masks(
-    decoder: SamDecoder,
-    embedding: ImageEmbedding,
-    prompts: Mapping[int, Sequence[Prompt]],
-    mask_index: int = 3,
-) -> list[ClassMask]:
-    """Decode each class's prompts (all at once, as S2C does) and keep one mask per class.
+def class_masks(decoder: SamDecoder, embedding: ImageEmbedding, sets: Sequence[PromptSet], mask_index: int = 3) -> list[ClassMask]:
+    """Decode each prompt set and merge the instances of each class (max of their logits).
 
     Args:
         decoder: the SAM decoder wrapper.
         embedding: the image's embedding.
-        prompts: class id -> its prompts (SAM labels 1, 0, 2, 3).
-        mask_index: mask to keep from a 4-mask decoder (a 1-mask decoder always gives index 0).
+        sets: from ``prompts.prompt_sets``.
+        mask_index: mask kept from a 4-mask decoder (a 1-mask decoder always gives index 0).
 
     Returns:
-        One ``ClassMask`` per class, logits upsampled to the original image.
+        One ``ClassMask`` per class, in class-id order, logits upsampled to the original image.
     """
-    out = []
-    for class_id, points in prompts.items():
-        coords = np.array([[p.x, p.y] for p in points], np.float32)
-        labels = np.array([p.label for p in points], np.float32)
+    per_class: dict[int, list[tuple[PromptSet, npt.NDArray[np.float32], InstanceMask]]] = {}
+    for s in sets:
+        coords = np.array([[p.x, p.y] for p in s.prompts], np.float32)
+        labels = np.array([p.label for p in s.prompts], np.float32)
         decoded = decoder.predict(embedding, coords, labels)
         k = mask_index if decoded.low_res_logits.shape[0] > mask_index else 0
         logits = decoder.upsample(decoded.low_res_logits[k : k + 1], embedding.geometry)[0]
-        out.append(ClassMask(class_id, logits, float(decoded.iou_predictions[k]), stability_score(logits), tuple(points)))
+        inst = InstanceMask(s.kind, s.prompts, float(decoded.iou_predictions[k]), stability_score(logits), int(np.count_nonzero(logits > 0)))
+        per_class.setdefault(s.class_id, []).append((s, logits, inst))
+    out = []
+    for class_id in sorted(per_class):
+        items = per_class[class_id]
+        logits = items[0][1] if len(items) == 1 else np.max(np.stack([it[1] for it in items]), axis=0)
+        out.append(
+            ClassMask(
+                class_id=class_id,
+                logits=logits,
+                iou_prediction=float(np.mean([it[2].iou_prediction for it in items])),
+                stability=stability_score(logits),
+                prompts=tuple(p for it in items for p in it[0].prompts),
+                instances=tuple(it[2] for it in items),
+                uses_cam=any(it[0].uses_cam for it in items),
+            )
+        )
     return out

@@ -15,7 +15,7 @@ import numpy as np
 
 from service.errors import Cancelled, InvalidInput
 from service.models.cam_classifier import CamClassifier
-from service.models.sam import SamDecoder, SamEncoder
+from service.models.sam import ImageEncoder, SamDecoder
 from service.pipeline import aggregation, cam, evaluation, prompts, refinement, sam_masks, weak_labels
 from service.pipeline.encoding import coco_rle, encode_png
 from service.pipeline.types import (
@@ -24,7 +24,6 @@ from service.pipeline.types import (
     EncodedMask,
     LabelsSource,
     MaskFormat,
-    Prompt,
     SegmentInput,
     SegmentResult,
 )
@@ -62,10 +61,16 @@ class Timer:
         self.timings.append((name, time.perf_counter() - start))
 
 
+def review_score(uncertain_fraction: float, classes: tuple[ClassResult, ...]) -> float:
+    """0 (confident) .. 1: max(10 x share of 255 pixels capped at 1, 1 - min over classes of predicted IoU x stability)."""
+    worst = min((c.sam_iou * c.stability_score for c in classes), default=1.0)
+    return float(min(1.0, max(10.0 * uncertain_fraction, 1.0 - worst)))
+
+
 def encode_mask(label_map: np.ndarray, formats: frozenset[MaskFormat]) -> EncodedMask:
-    """The label map in the requested formats (PNG when none is named)."""
+    """The label map in the requested formats (PNG when none is named; nothing for an empty set)."""
     h, w = label_map.shape
-    want_png = MaskFormat.PNG in formats or not formats
+    want_png = MaskFormat.PNG in formats
     return EncodedMask(
         height=h,
         width=w,
@@ -77,7 +82,7 @@ def encode_mask(label_map: np.ndarray, formats: frozenset[MaskFormat]) -> Encode
 class Segmenter:
     """Weak labels -> label map with the CAM classifier and the SAM-contract models."""
 
-    def __init__(self, classifier: CamClassifier, encoder: SamEncoder, decoder: SamDecoder, config: PipelineConfig) -> None:
+    def __init__(self, classifier: CamClassifier, encoder: ImageEncoder, decoder: SamDecoder, config: PipelineConfig) -> None:
         self.classifier = classifier
         self.encoder = encoder
         self.decoder = decoder
@@ -117,26 +122,21 @@ class Segmenter:
             cams = cam.multiscale_cams(self.classifier, image, cfg.cam_scales, cfg.cam_flip)
         if request.labels.empty:
             threshold = cfg.label_threshold if opts.label_threshold is None else opts.label_threshold
-            class_ids = tuple(int(i) + 1 for i in np.flatnonzero(cams.probabilities > threshold))
+            tagged = tuple(int(i) + 1 for i in np.flatnonzero(cams.probabilities > threshold))
             source = LabelsSource.CLASSIFIER
         else:
-            class_ids = resolved.class_ids
+            tagged = resolved.class_ids
             source = LabelsSource.REQUEST
         with timer.stage("prompts"):
             tau = cfg.peak_threshold if opts.peak_threshold is None else opts.peak_threshold
-            class_prompts = {
-                k: tuple(
-                    Prompt(float(x), float(y), 1, "cam_peak")
-                    for x, y in prompts.cam_peaks(cams.cams[k - 1], tau, cfg.peak_min_distance, cfg.max_peaks_per_class)
-                )
-                for k in class_ids
-            }
+            sets = prompts.prompt_sets(resolved, tagged, cams.cams, tau, cfg.peak_min_distance, cfg.max_peaks_per_class)
+        class_ids = tuple(sorted({s.class_id for s in sets}))
         masks = []
-        if class_prompts:
+        if sets:
             with timer.stage("sam_encoder"):
                 embedding = self.encoder.embed(image)
             with timer.stage("sam_decoder"):
-                masks = sam_masks.class_masks(self.decoder, embedding, class_prompts, cfg.sam_mask_index)
+                masks = sam_masks.class_masks(self.decoder, embedding, sets, cfg.sam_mask_index)
         with timer.stage("aggregation"):
             if opts.confidence_threshold is not None:
                 conf_threshold = opts.confidence_threshold
@@ -148,7 +148,8 @@ class Segmenter:
         with timer.stage("refinement"):
             label_map = refinement.refine(merged.label_map, image, opts.refinement)
         with timer.stage("encode"):
-            encoded = encode_mask(label_map, opts.mask_formats)
+            formats = frozenset() if opts.omit_mask else opts.mask_formats
+            encoded = encode_mask(label_map, formats)
             by_class = {m.class_id: m for m in masks}
             results = []
             for k in class_ids:
@@ -166,13 +167,15 @@ class Segmenter:
                         stability_score=m.stability,
                         classifier_probability=float(cams.probabilities[k - 1]),
                         prompts=m.prompts,
-                        rle=coco_rle(region) if MaskFormat.COCO_RLE in opts.mask_formats else None,
+                        rle=coco_rle(region) if MaskFormat.COCO_RLE in formats else None,
+                        instances=m.instances,
                     )
                 )
         metrics = None
         if request.ground_truth is not None:
             with timer.stage("evaluation"):
                 metrics = evaluation.quality_metrics(label_map, request.ground_truth, len(self.classes))
+        uncertain = float(np.count_nonzero(label_map == aggregation.IGNORE)) / label_map.size
         return SegmentResult(
             label_map=label_map,
             mask=encoded,
@@ -181,7 +184,8 @@ class Segmenter:
             metrics=metrics,
             timings=tuple(timer.timings),
             model_versions=self.model_versions(),
-            uncertain_fraction=float(np.count_nonzero(label_map == aggregation.IGNORE)) / label_map.size,
+            uncertain_fraction=uncertain,
+            review_score=review_score(uncertain, tuple(results)),
         )
 
     def warmup(self) -> None:

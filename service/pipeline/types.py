@@ -87,6 +87,7 @@ class SegmentOptions:
     peak_threshold: float | None = None
     confidence_threshold: float | None = None
     label_threshold: float | None = None
+    omit_mask: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,15 +118,36 @@ class Prompt:
 
 
 @dataclass(frozen=True)
+class InstanceMask:
+    """One decoder call's mask (one box, or one class's peaks and clicks).
+
+    Attributes:
+        kind: ``cam``, ``box`` or ``click`` (see ``prompts.PromptSet``).
+        prompts: the prompts of the call.
+        iou_prediction: the model's predicted IoU.
+        stability: |logits > 1| / |logits > -1|.
+        area: pixels with logit > 0.
+    """
+
+    kind: str
+    prompts: tuple[Prompt, ...]
+    iou_prediction: float
+    stability: float
+    area: int
+
+
+@dataclass(frozen=True)
 class ClassMask:
-    """The mask model's answer for one class (output of the SAM stage).
+    """The mask model's answer for one class (output of the SAM stage): its instances merged.
 
     Attributes:
         class_id: 1..C.
-        logits: float32 [H, W] mask logits on the original image.
-        iou_prediction: the model's predicted IoU of this mask.
-        stability: |logits > 1| / |logits > -1|.
-        prompts: the prompts used.
+        logits: float32 [H, W] mask logits on the original image (max over the instances).
+        iou_prediction: mean predicted IoU of the instances.
+        stability: |logits > 1| / |logits > -1| of the merged logits.
+        prompts: every prompt used for the class.
+        instances: the decoder calls merged into this mask.
+        uses_cam: whether the class's CAM weighs its confidence (tagged or predicted class).
     """
 
     class_id: int
@@ -133,6 +155,8 @@ class ClassMask:
     iou_prediction: float
     stability: float
     prompts: tuple[Prompt, ...]
+    instances: tuple[InstanceMask, ...] = ()
+    uses_cam: bool = True
 
 
 @dataclass(frozen=True)
@@ -149,6 +173,7 @@ class ClassResult:
     classifier_probability: float
     prompts: tuple[Prompt, ...]
     rle: dict[str, object] | None = None
+    instances: tuple[InstanceMask, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,6 +208,7 @@ class SegmentResult:
         timings: (stage, seconds) in execution order.
         model_versions: model name -> version.
         uncertain_fraction: share of pixels at 255.
+        review_score: 0 (confident) .. 1 (needs a human look); see ``segment.review_score``.
     """
 
     label_map: npt.NDArray[np.uint8]
@@ -193,6 +219,7 @@ class SegmentResult:
     timings: tuple[tuple[str, float], ...]
     model_versions: dict[str, str]
     uncertain_fraction: float
+    review_score: float
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,40 @@ from service.pipeline.types import WeakLabels
 
 
 @dataclass(frozen=True)
+class ResolvedBox:
+    class_id: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+@dataclass(frozen=True)
+class ResolvedClick:
+    class_id: int
+    x: float
+    y: float
+    negative: bool
+
+
+@dataclass(frozen=True)
 class ResolvedLabels:
     """Weak labels with class names resolved to ids (1..C).
 
     Attributes:
         class_ids: ids named by image-level tags, sorted, unique.
+        boxes: boxes in request order.
+        clicks: clicks in request order.
     """
 
     class_ids: tuple[int, ...]
+    boxes: tuple[ResolvedBox, ...] = ()
+    clicks: tuple[ResolvedClick, ...] = ()
+
+    def prompted_classes(self) -> tuple[int, ...]:
+        """Classes with a positive label of any kind (tag, box, positive click), sorted."""
+        ids = set(self.class_ids) | {b.class_id for b in self.boxes} | {c.class_id for c in self.clicks if not c.negative}
+        return tuple(sorted(ids))
 
 
 def _class_id(name: str, classes: tuple[str, ...], where: str) -> int:
@@ -40,23 +66,27 @@ def resolve(labels: WeakLabels, classes: tuple[str, ...], height: int, width: in
     Raises:
         InvalidInput: unknown class, non-finite or out-of-image coordinates, degenerate boxes or
             scribbles, more than ``max_prompts`` labels.
-        NotImplementedFeature: boxes, points or scribbles (not served by this version yet).
+        NotImplementedFeature: scribbles (not served by this version yet).
     """
     count = len(labels.image_labels) + len(labels.boxes) + len(labels.points) + sum(len(s.points) for s in labels.scribbles)
     if count > max_prompts:
         raise InvalidInput(f"request has {count} weak labels (tags + boxes + points + scribble vertices); at most {max_prompts} are allowed")
     ids = sorted({_class_id(name, classes, f"image_labels[{i}]") for i, name in enumerate(labels.image_labels)})
+    boxes = []
     for i, box in enumerate(labels.boxes):
         where = f"boxes[{i}]"
-        _class_id(box.label, classes, where)
+        box_id = _class_id(box.label, classes, where)
         _check_xy(box.x0, box.y0, height, width, where)
         _check_xy(box.x1, box.y1, height, width, where)
         if not (box.x0 < box.x1 and box.y0 < box.y1):
             raise InvalidInput(f"{where}: needs x0 < x1 and y0 < y1, got ({box.x0}, {box.y0}, {box.x1}, {box.y1})")
+        boxes.append(ResolvedBox(box_id, box.x0, box.y0, box.x1, box.y1))
+    clicks = []
     for i, click in enumerate(labels.points):
         where = f"points[{i}]"
-        _class_id(click.label, classes, where)
+        click_id = _class_id(click.label, classes, where)
         _check_xy(click.x, click.y, height, width, where)
+        clicks.append(ResolvedClick(click_id, click.x, click.y, click.negative))
     for i, scribble in enumerate(labels.scribbles):
         where = f"scribbles[{i}]"
         _class_id(scribble.label, classes, where)
@@ -66,9 +96,8 @@ def resolve(labels: WeakLabels, classes: tuple[str, ...], height: int, width: in
             raise InvalidInput(f"{where}: width must be a finite number >= 0, got {scribble.width}")
         for j, (x, y) in enumerate(scribble.points):
             _check_xy(x, y, height, width, f"{where}.points[{j}]")
-    kinds = [k for k, v in (("boxes", labels.boxes), ("points", labels.points), ("scribbles", labels.scribbles)) if v]
-    if kinds:
+    if labels.scribbles:
         raise NotImplementedFeature(
-            f"weak labels of kind {', '.join(kinds)} are not implemented in this version; send image_labels (class tags) or no labels"
+            "weak labels of kind scribbles are not implemented in this version; send image_labels, boxes or points"
         )
-    return ResolvedLabels(tuple(ids))
+    return ResolvedLabels(tuple(ids), tuple(boxes), tuple(clicks))

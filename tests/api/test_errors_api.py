@@ -10,7 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.conftest import RunningServer, png_bytes, repo_copy, test_settings
+from service.api.background import BackgroundServer
+from tests.conftest import make_settings, png_bytes, repo_copy
 from training.synthetic import HELD_OUT_SEED, generate
 from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
@@ -38,8 +39,10 @@ CASES = [
     (_req(image=pb.Image(encoded=png_bytes(SAMPLE.image)[:200])), grpc.StatusCode.INVALID_ARGUMENT, "could not be decoded"),
     (_req(image=pb.Image(raw=pb.RawImage(data=b"123", height=2, width=2, channels=3))), grpc.StatusCode.INVALID_ARGUMENT, "needs 12 bytes, got 3"),
     (_req(labels=pb.WeakLabels(image_labels=["dent"])), grpc.StatusCode.INVALID_ARGUMENT, "unknown class 'dent'"),
-    (_req(labels=pb.WeakLabels(boxes=[pb.BoxLabel(label="spot", x0=1, y0=1, x1=20, y1=20)])), grpc.StatusCode.UNIMPLEMENTED, "boxes are not implemented"),
-    (_req(labels=pb.WeakLabels(points=[pb.PointLabel(label="spot", x=1, y=1)])), grpc.StatusCode.UNIMPLEMENTED, "points are not implemented"),
+    (_req(labels=pb.WeakLabels(scribbles=[pb.ScribbleLabel(label="spot", points=[pb.Point(x=1, y=1), pb.Point(x=9, y=9)])])),
+     grpc.StatusCode.UNIMPLEMENTED, "scribbles are not implemented"),
+    (_req(labels=pb.WeakLabels(points=[pb.PointLabel(label="spot", x=1, y=1e9)])), grpc.StatusCode.INVALID_ARGUMENT, "outside the 256x256 image"),
+    (_req(labels=pb.WeakLabels(boxes=[pb.BoxLabel(label="spot", x0=float("nan"), y0=1, x1=20, y1=20)])), grpc.StatusCode.INVALID_ARGUMENT, "must be finite"),
     (_req(labels=pb.WeakLabels(boxes=[pb.BoxLabel(label="spot", x0=30, y0=1, x1=20, y1=20)])), grpc.StatusCode.INVALID_ARGUMENT, "x0 < x1"),
     (_req(options=pb.SegmentOptions(refinement=pb.REFINEMENT_CRF)), grpc.StatusCode.UNIMPLEMENTED, "refinement 'crf' is not implemented"),
     (_req(options=pb.SegmentOptions(peak_threshold=2.0)), grpc.StatusCode.INVALID_ARGUMENT, r"options.peak_threshold must be a number in \[0.0, 1.0\]"),
@@ -71,7 +74,7 @@ def test_bad_predict_request(stub: pb_grpc.SegmentationServiceStub) -> None:
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_message_over_configured_limit(server: RunningServer) -> None:
+def test_message_over_configured_limit(server: BackgroundServer) -> None:
     with server.channel(max_message=200 * 1024 * 1024) as channel:
         stub = pb_grpc.SegmentationServiceStub(channel)
         big = pb.SegmentRequest(image=pb.Image(encoded=b"\0" * (65 * 1024 * 1024)))
@@ -81,7 +84,7 @@ def test_message_over_configured_limit(server: RunningServer) -> None:
 
 
 def test_in_flight_limit_refuses_at_once() -> None:
-    running = RunningServer(test_settings(max_in_flight=1))
+    running = BackgroundServer(make_settings(max_in_flight=1))
     try:
         with running.channel() as channel:
             stub = pb_grpc.SegmentationServiceStub(channel)
@@ -106,7 +109,7 @@ def test_corrupt_model_leaves_server_up_but_not_serving(tmp_path: Path) -> None:
 
     repo = repo_copy(tmp_path)
     (repo / "sam_decoder" / "1" / "model.onnx").write_bytes(b"corrupt")
-    running = RunningServer(test_settings(model_repo=repo))
+    running = BackgroundServer(make_settings(model_repo=repo))
     try:
         with running.channel() as channel:
             health = health_pb2_grpc.HealthStub(channel)

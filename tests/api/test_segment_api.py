@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from service.api.background import BackgroundServer
 from service.pipeline.evaluation import quality_metrics
-from tests.conftest import RunningServer, iou, png_bytes
+from tests.conftest import iou, png_bytes
 from training.synthetic import CLASSES, HELD_OUT_SEED, generate
 from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
@@ -155,7 +156,7 @@ def test_list_models(stub: pb_grpc.SegmentationServiceStub) -> None:
     assert [list(t.shape) for t in models["sam_encoder"].outputs] == [[1, 256, 64, 64]]
 
 
-def test_metrics_are_recorded(server: RunningServer, stub: pb_grpc.SegmentationServiceStub) -> None:
+def test_metrics_are_recorded(server: BackgroundServer, stub: pb_grpc.SegmentationServiceStub) -> None:
     before = server.metric("wsss_requests_total", {"rpc": "Segment", "code": "OK"})
     stages_before = server.metric("wsss_stage_duration_seconds_count", {"stage": "sam_decoder"})
     req, _ = _request(0)

@@ -36,14 +36,15 @@ def test_bad_labels(labels: WeakLabels, message: str) -> None:
         resolve(labels, CLASSES, 80, 100, 10)
 
 
-@pytest.mark.parametrize(
-    "labels",
-    [
-        WeakLabels(boxes=(Box("spot", 1, 1, 5, 5),)),
-        WeakLabels(points=(Click("spot", 1, 1),)),
-        WeakLabels(image_labels=("spot",), scribbles=(Scribble("crack", ((1.0, 1.0), (5.0, 5.0))),)),
-    ],
-)
-def test_kinds_not_served_yet_are_unimplemented(labels: WeakLabels) -> None:
-    with pytest.raises(NotImplementedFeature, match="not implemented in this version"):
+def test_boxes_and_clicks_resolve() -> None:
+    r = resolve(WeakLabels(boxes=(Box("spot", 1, 2, 5, 6),), points=(Click("crack", 3, 4), Click("stain", 5, 5, negative=True))), CLASSES, 80, 100, 10)
+    assert r.class_ids == ()
+    assert (r.boxes[0].class_id, r.boxes[0].x1) == (2, 5)
+    assert [(c.class_id, c.negative) for c in r.clicks] == [(3, False), (4, True)]
+    assert r.prompted_classes() == (2, 3)
+
+
+def test_scribbles_are_not_served_yet() -> None:
+    labels = WeakLabels(image_labels=("spot",), scribbles=(Scribble("crack", ((1.0, 1.0), (5.0, 5.0))),))
+    with pytest.raises(NotImplementedFeature, match="scribbles are not implemented in this version"):
         resolve(labels, CLASSES, 80, 100, 10)

@@ -124,20 +124,22 @@ class WeakLabels(_message.Message):
     def __init__(self, image_labels: _Optional[_Iterable[str]] = ..., boxes: _Optional[_Iterable[_Union[BoxLabel, _Mapping]]] = ..., points: _Optional[_Iterable[_Union[PointLabel, _Mapping]]] = ..., scribbles: _Optional[_Iterable[_Union[ScribbleLabel, _Mapping]]] = ...) -> None: ...
 
 class SegmentOptions(_message.Message):
-    __slots__ = ("mask_formats", "confidence_score", "refinement", "peak_threshold", "confidence_threshold", "label_threshold")
+    __slots__ = ("mask_formats", "confidence_score", "refinement", "peak_threshold", "confidence_threshold", "label_threshold", "omit_mask")
     MASK_FORMATS_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_SCORE_FIELD_NUMBER: _ClassVar[int]
     REFINEMENT_FIELD_NUMBER: _ClassVar[int]
     PEAK_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     LABEL_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    OMIT_MASK_FIELD_NUMBER: _ClassVar[int]
     mask_formats: _containers.RepeatedScalarFieldContainer[MaskFormat]
     confidence_score: ConfidenceScore
     refinement: Refinement
     peak_threshold: float
     confidence_threshold: float
     label_threshold: float
-    def __init__(self, mask_formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., confidence_score: _Optional[_Union[ConfidenceScore, str]] = ..., refinement: _Optional[_Union[Refinement, str]] = ..., peak_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., label_threshold: _Optional[float] = ...) -> None: ...
+    omit_mask: bool
+    def __init__(self, mask_formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., confidence_score: _Optional[_Union[ConfidenceScore, str]] = ..., refinement: _Optional[_Union[Refinement, str]] = ..., peak_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., label_threshold: _Optional[float] = ..., omit_mask: _Optional[bool] = ...) -> None: ...
 
 class SegmentRequest(_message.Message):
     __slots__ = ("id", "image", "labels", "options", "ground_truth")
@@ -185,8 +187,22 @@ class PromptPoint(_message.Message):
     source: str
     def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., label: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
+class InstanceResult(_message.Message):
+    __slots__ = ("kind", "sam_iou", "stability_score", "area", "prompts")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SAM_IOU_FIELD_NUMBER: _ClassVar[int]
+    STABILITY_SCORE_FIELD_NUMBER: _ClassVar[int]
+    AREA_FIELD_NUMBER: _ClassVar[int]
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    sam_iou: float
+    stability_score: float
+    area: int
+    prompts: _containers.RepeatedCompositeFieldContainer[PromptPoint]
+    def __init__(self, kind: _Optional[str] = ..., sam_iou: _Optional[float] = ..., stability_score: _Optional[float] = ..., area: _Optional[int] = ..., prompts: _Optional[_Iterable[_Union[PromptPoint, _Mapping]]] = ...) -> None: ...
+
 class ClassResult(_message.Message):
-    __slots__ = ("class_id", "class_name", "area", "confidence", "cam_score", "sam_iou", "stability_score", "classifier_probability", "prompts", "rle")
+    __slots__ = ("class_id", "class_name", "area", "confidence", "cam_score", "sam_iou", "stability_score", "classifier_probability", "prompts", "rle", "instances")
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
@@ -197,6 +213,7 @@ class ClassResult(_message.Message):
     CLASSIFIER_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
     RLE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
     class_id: int
     class_name: str
     area: int
@@ -207,7 +224,8 @@ class ClassResult(_message.Message):
     classifier_probability: float
     prompts: _containers.RepeatedCompositeFieldContainer[PromptPoint]
     rle: CocoRle
-    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., area: _Optional[int] = ..., confidence: _Optional[float] = ..., cam_score: _Optional[float] = ..., sam_iou: _Optional[float] = ..., stability_score: _Optional[float] = ..., classifier_probability: _Optional[float] = ..., prompts: _Optional[_Iterable[_Union[PromptPoint, _Mapping]]] = ..., rle: _Optional[_Union[CocoRle, _Mapping]] = ...) -> None: ...
+    instances: _containers.RepeatedCompositeFieldContainer[InstanceResult]
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., area: _Optional[int] = ..., confidence: _Optional[float] = ..., cam_score: _Optional[float] = ..., sam_iou: _Optional[float] = ..., stability_score: _Optional[float] = ..., classifier_probability: _Optional[float] = ..., prompts: _Optional[_Iterable[_Union[PromptPoint, _Mapping]]] = ..., rle: _Optional[_Union[CocoRle, _Mapping]] = ..., instances: _Optional[_Iterable[_Union[InstanceResult, _Mapping]]] = ...) -> None: ...
 
 class ClassIoU(_message.Message):
     __slots__ = ("class_id", "class_name", "iou")
@@ -248,7 +266,7 @@ class ItemError(_message.Message):
     def __init__(self, code: _Optional[int] = ..., code_name: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class SegmentResponse(_message.Message):
-    __slots__ = ("id", "mask", "classes", "metrics", "timings", "model_versions", "labels_source", "uncertain_fraction", "error")
+    __slots__ = ("id", "mask", "classes", "metrics", "timings", "model_versions", "labels_source", "uncertain_fraction", "error", "review_score")
     class ModelVersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -265,6 +283,7 @@ class SegmentResponse(_message.Message):
     LABELS_SOURCE_FIELD_NUMBER: _ClassVar[int]
     UNCERTAIN_FRACTION_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_SCORE_FIELD_NUMBER: _ClassVar[int]
     id: str
     mask: MaskOutput
     classes: _containers.RepeatedCompositeFieldContainer[ClassResult]
@@ -274,7 +293,8 @@ class SegmentResponse(_message.Message):
     labels_source: LabelsSource
     uncertain_fraction: float
     error: ItemError
-    def __init__(self, id: _Optional[str] = ..., mask: _Optional[_Union[MaskOutput, _Mapping]] = ..., classes: _Optional[_Iterable[_Union[ClassResult, _Mapping]]] = ..., metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., labels_source: _Optional[_Union[LabelsSource, str]] = ..., uncertain_fraction: _Optional[float] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ...) -> None: ...
+    review_score: float
+    def __init__(self, id: _Optional[str] = ..., mask: _Optional[_Union[MaskOutput, _Mapping]] = ..., classes: _Optional[_Iterable[_Union[ClassResult, _Mapping]]] = ..., metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., labels_source: _Optional[_Union[LabelsSource, str]] = ..., uncertain_fraction: _Optional[float] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., review_score: _Optional[float] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
     __slots__ = ("id", "image", "mask_formats")

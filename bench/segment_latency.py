@@ -1,0 +1,103 @@
+"""Latency of Segment and Predict through gRPC, per stage, against the raw model time of the same requests.
+
+Starts the service in process on a free port with the default models (or WSSS_MODEL_REPO), sends
+N held-out generator images one at a time, and reports client latency percentiles, the server's
+per-stage times, and the models' own inference time read from the server's metrics (the limit:
+what the service would cost with zero overhead). Prints a table and writes JSON.
+
+    .venv/bin/python bench/segment_latency.py --n 30 --out bench/results/segment_latency.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from service.api.background import BackgroundServer  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from training.synthetic import HELD_OUT_SEED, generate  # noqa: E402
+from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
+from wsss.v1 import segmentation_pb2_grpc as pb_grpc  # noqa: E402
+
+MODELS = ("cam_classifier", "sam_encoder", "sam_decoder", "deeplab")
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    a = np.array(values) * 1000
+    return {"p50_ms": round(float(np.percentile(a, 50)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2), "mean_ms": round(float(a.mean()), 2)}
+
+
+def model_seconds(server: BackgroundServer) -> dict[str, float]:
+    return {m: server.metric("wsss_model_inference_seconds_sum", {"model": m, "provider": "CPUExecutionProvider"}) for m in MODELS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=30, help="requests per RPC")
+    parser.add_argument("--out", default="bench/results/segment_latency.json")
+    args = parser.parse_args()
+    server = BackgroundServer(Settings(host="127.0.0.1", port=0, metrics_enabled=False))
+    samples = [generate(HELD_OUT_SEED, i) for i in range(args.n)]
+    report: dict[str, object] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+        "images": f"{args.n} held-out generator images, 256x256",
+    }
+    try:
+        with server.channel() as channel:
+            stub = pb_grpc.SegmentationServiceStub(channel)
+            for name, call in (
+                ("Segment", lambda s: stub.Segment(pb.SegmentRequest(image=pb.Image(encoded=png_bytes(s.image)),
+                                                                      labels=pb.WeakLabels(image_labels=s.labels or ["scratch"])), timeout=60)),
+                ("Predict", lambda s: stub.Predict(pb.PredictRequest(image=pb.Image(encoded=png_bytes(s.image))), timeout=60)),
+            ):
+                call(samples[0])  # warm
+                before = model_seconds(server)
+                latencies: list[float] = []
+                stages: dict[str, list[float]] = defaultdict(list)
+                for s in samples:
+                    start = time.perf_counter()
+                    resp = call(s)
+                    latencies.append(time.perf_counter() - start)
+                    for t in resp.timings:
+                        stages[t.stage].append(t.seconds)
+                after = model_seconds(server)
+                model_total = sum(after[m] - before[m] for m in MODELS) / args.n
+                lat = percentiles(latencies)
+                report[name] = {
+                    "latency": lat,
+                    "stages_mean_ms": {k: round(1000 * float(np.mean(v)), 2) for k, v in stages.items()},
+                    "raw_model_ms_per_request": round(1000 * model_total, 2),
+                    "model_ms_per_request": {m: round(1000 * (after[m] - before[m]) / args.n, 2) for m in MODELS if after[m] > before[m]},
+                    "overhead_vs_raw_model_mean": round(lat["mean_ms"] / (1000 * model_total) - 1, 3) if model_total else None,
+                }
+    finally:
+        server.stop()
+    print(json.dumps(report, indent=2))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

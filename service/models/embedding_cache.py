@@ -1,0 +1,77 @@
+"""LRU cache of SAM image embeddings, bounded in bytes, keyed by the decoded pixels and the encoder version."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from service.models.sam import ImageEmbedding, SamEncoder
+
+CacheObserver = Callable[[bool], None]
+"""Called with True on a hit, False on a miss."""
+
+
+def pixel_key(image: npt.NDArray[np.uint8]) -> str:
+    """SHA-256 of the decoded pixels and their shape: equal for equal images whatever their encoding."""
+    h = hashlib.sha256(np.ascontiguousarray(image).data)
+    h.update(repr(image.shape).encode())
+    return h.hexdigest()
+
+
+class CachedEncoder:
+    """``SamEncoder.embed`` with an LRU cache in front; at most ``max_bytes`` of embeddings are kept.
+
+    A second request on the same image (new prompts, an interactive round) skips the encoder.
+    ``max_bytes`` = 0 disables the cache.
+    """
+
+    def __init__(self, encoder: SamEncoder, max_bytes: int, observer: CacheObserver | None = None) -> None:
+        self.encoder = encoder
+        self.name = encoder.name
+        self.version = encoder.version
+        self.max_bytes = max_bytes
+        self.observer = observer
+        self._items: OrderedDict[tuple[str, str], ImageEmbedding] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def embed(self, image: npt.NDArray[np.uint8]) -> ImageEmbedding:
+        """The embedding of ``image`` uint8 [H, W, 3], from the cache when present."""
+        if self.max_bytes <= 0:
+            return self.encoder.embed(image)
+        key = (pixel_key(image), self.encoder.version)
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+        if self.observer is not None:
+            self.observer(hit is not None)
+        if hit is not None:
+            return hit
+        embedding = self.encoder.embed(image)
+        size = embedding.embeddings.nbytes
+        if size > self.max_bytes:
+            return embedding
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = embedding
+                self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= old.embeddings.nbytes
+        return embedding
+
+    def warmup(self) -> None:
+        self.encoder.warmup()

@@ -1,0 +1,103 @@
+"""Boxes, clicks and mixed labels through Segment on the default models: masks follow the objects."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage as ndi
+
+from tests.conftest import iou, png_bytes
+from training.synthetic import CLASSES, HELD_OUT_SEED, Sample, generate
+from wsss.v1 import segmentation_pb2 as pb
+from wsss.v1 import segmentation_pb2_grpc as pb_grpc
+
+SAMPLES = [s for s in (generate(HELD_OUT_SEED, i) for i in range(30)) if s.labels][:14]
+
+
+def _label_map(resp: pb.SegmentResponse) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(resp.mask.png)))
+
+
+def _boxes(s: Sample) -> list[pb.BoxLabel]:
+    out = []
+    for k in range(1, len(s.instance_classes) + 1):
+        ys, xs = np.nonzero(s.instances == k)
+        if len(xs) >= 6:
+            out.append(pb.BoxLabel(label=CLASSES[s.instance_classes[k - 1] - 1], x0=xs.min(), y0=ys.min(), x1=xs.max() + 1, y1=ys.max() + 1))
+    return out
+
+
+def _interior_clicks(s: Sample) -> list[pb.PointLabel]:
+    out = []
+    for k in range(1, len(s.instance_classes) + 1):
+        region = s.instances == k
+        if region.sum() < 6:
+            continue
+        dist = ndi.distance_transform_edt(region)
+        y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+        out.append(pb.PointLabel(label=CLASSES[s.instance_classes[k - 1] - 1], x=x + 0.5, y=y + 0.5))
+    return out
+
+
+def _mean_iou(stub: pb_grpc.SegmentationServiceStub, make: object) -> tuple[float, list[pb.SegmentResponse]]:
+    ious, responses = [], []
+    for s in SAMPLES:
+        resp = stub.Segment(pb.SegmentRequest(image=pb.Image(encoded=png_bytes(s.image)), labels=make(s)), timeout=60)  # type: ignore[operator]
+        responses.append(resp)
+        lm = _label_map(resp)
+        for k in set(np.unique(s.mask).tolist()) - {0}:
+            ious.append(iou(lm == k, s.mask == k))
+    return float(np.mean(ious)), responses
+
+
+def test_boxes(stub: pb_grpc.SegmentationServiceStub) -> None:
+    score, responses = _mean_iou(stub, lambda s: pb.WeakLabels(boxes=_boxes(s)))
+    assert score > 0.5, score
+    for s, resp in zip(SAMPLES, responses):
+        n_instances = sum(len(c.instances) for c in resp.classes)
+        assert n_instances == len(_boxes(s))
+        for c in resp.classes:
+            assert all(i.kind == "box" and [p.label for p in i.prompts][:2] == [2, 3] for i in c.instances)
+
+
+def test_clicks(stub: pb_grpc.SegmentationServiceStub) -> None:
+    score, responses = _mean_iou(stub, lambda s: pb.WeakLabels(points=_interior_clicks(s)))
+    assert score > 0.45, score
+    for resp in responses:
+        for c in resp.classes:
+            assert [i.kind for i in c.instances] == ["click"]
+
+
+def test_mixed_tags_boxes_and_clicks(stub: pb_grpc.SegmentationServiceStub) -> None:
+    def mixed(s: Sample) -> pb.WeakLabels:
+        boxes = _boxes(s)[:1]
+        boxed = {b.label for b in boxes}
+        clicks = [c for c in _interior_clicks(s) if c.label not in boxed][:1]
+        return pb.WeakLabels(image_labels=s.labels, boxes=boxes, points=clicks)
+
+    score, _ = _mean_iou(stub, mixed)
+    assert score > 0.5, score
+
+
+def test_negative_click_removes_an_instance(stub: pb_grpc.SegmentationServiceStub) -> None:
+    s = next(s for s in SAMPLES if len(_interior_clicks(s)) >= 1)
+    click = _interior_clicks(s)[0]
+    image = pb.Image(encoded=png_bytes(s.image))
+    pos = stub.Segment(pb.SegmentRequest(image=image, labels=pb.WeakLabels(points=[click])), timeout=60)
+    neg_click = pb.PointLabel(label=click.label, x=click.x, y=click.y, negative=True)
+    both = stub.Segment(pb.SegmentRequest(image=image, labels=pb.WeakLabels(points=[click, neg_click])), timeout=60)
+    k = CLASSES.index(click.label) + 1
+    assert (_label_map(both) == k).sum() < (_label_map(pos) == k).sum()
+
+
+def test_review_score_and_omit_mask(stub: pb_grpc.SegmentationServiceStub) -> None:
+    s = SAMPLES[0]
+    req = pb.SegmentRequest(image=pb.Image(encoded=png_bytes(s.image)), labels=pb.WeakLabels(image_labels=s.labels),
+                            options=pb.SegmentOptions(omit_mask=True, mask_formats=[pb.MASK_FORMAT_PNG, pb.MASK_FORMAT_COCO_RLE]))
+    resp = stub.Segment(req, timeout=60)
+    assert resp.mask.png == b"" and resp.mask.raw == b"" and all(not c.HasField("rle") for c in resp.classes)
+    assert 0.0 <= resp.review_score <= 1.0
+    worst = min(c.sam_iou * c.stability_score for c in resp.classes)
+    assert resp.review_score >= 1 - worst - 1e-6
