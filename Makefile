@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+# torch==2.13.0 (CPU build) lies in /opt/wheels on the project's machines; elsewhere PyPI serves it.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
 .PHONY: setup serve test models proto proto-check lint clean
 
@@ -16,7 +18,7 @@ $(VENV)/.serve: pyproject.toml | $(PY)
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml | $(PY)
-	$(PIP) install --quiet -e '.[dev,train]'
+	$(PIP) install --quiet $(FIND_LINKS) -e '.[dev,train]'
 	@touch $@ $(VENV)/.serve
 
 setup: $(VENV)/.serve

@@ -25,7 +25,6 @@ from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-MAX_MESSAGE = 64 * 1024 * 1024
 
 
 def palette() -> npt.NDArray[np.uint8]:
@@ -138,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.client", description="WeakSeg command-line client")
     parser.add_argument("--address", default="localhost:50051", help="server host:port")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per call")
+    parser.add_argument("--max-message-mb", type=int, default=64, help="largest gRPC message sent or received, MiB (gRPC's default is 4)")
     sub = parser.add_subparsers(dest="command", required=True)
     seg = sub.add_parser("segment", help="image (or folder) + class tags -> mask, overlay, metrics")
     seg.add_argument("image", help="image file or folder of images")
@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     pre.add_argument("--out", default="out")
     sub.add_parser("models", help="list the served models")
     args = parser.parse_args(argv)
-    options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
+    limit = args.max_message_mb * 1024 * 1024
+    options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
     with grpc.insecure_channel(args.address, options=options) as channel:
         stub = pb_grpc.SegmentationServiceStub(channel)
         try:

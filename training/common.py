@@ -67,7 +67,10 @@ def to_tensor(images: npt.NDArray[np.uint8]) -> torch.Tensor:
 
 
 def batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[npt.NDArray[np.int64]]:
-    """Endless shuffled index batches over ``range(n)``."""
+    """Endless shuffled index batches over ``range(n)`` (of min(batch_size, n) indices)."""
+    if n <= 0:
+        raise ValueError("no training examples")
+    batch_size = min(batch_size, n)
     while True:
         order = rng.permutation(n)
         for i in range(0, n - batch_size + 1, batch_size):
