@@ -18,8 +18,8 @@ def _const(name: str, value: np.ndarray) -> onnx.NodeProto:
 def official_decoder(path: Path, num_masks: int, batch_axis: bool = False) -> None:
     """A decoder with exactly the segment-anything ONNX contract (``SamOnnxModel`` names and shapes).
 
-    ``low_res_masks`` holds +10 inside a disc of ``DISC_RADIUS`` (1024-frame pixels) around the first
-    point and down to -10 outside; mask k's disc is k+1 times wider in x. ``masks`` is
+    ``low_res_masks`` holds +10 inside a disc of ``DISC_RADIUS`` (1024-frame pixels) around each
+    prompt set's first point and down to -10 outside; mask k's disc is k+1 times wider in x. ``masks`` is
     ``low_res_masks`` resized straight to ``orig_im_size``, ignoring the padding: the aspect-ratio
     bug of the PyPI segment-anything export, which the service must not depend on.
     """
@@ -42,10 +42,10 @@ def official_decoder(path: Path, num_masks: int, batch_axis: bool = False) -> No
         _const("gx", centres.reshape(1, 1, 1, 256)),
         _const("gy", centres.reshape(1, 1, 256, 1)),
         _const("s0", np.array([0, 0, 0], np.int64)),
-        _const("e0", np.array([1, 1, 1], np.int64)),
+        _const("e0", np.array([2**62, 1, 1], np.int64)),
         _const("s1", np.array([0, 0, 1], np.int64)),
-        _const("e1", np.array([1, 1, 2], np.int64)),
-        _const("shape4", np.array([1, 1, 1, 1], np.int64)),
+        _const("e1", np.array([2**62, 1, 2], np.int64)),
+        _const("shape4", np.array([-1, 1, 1, 1], np.int64)),
         helper.make_node("Slice", ["point_coords", "s0", "e0"], ["px3"]),
         helper.make_node("Slice", ["point_coords", "s1", "e1"], ["py3"]),
         helper.make_node("Reshape", ["px3", "shape4"], ["px"]),

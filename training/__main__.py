@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--n-eval", type=int, default=100)
     b.add_argument("--classifier-steps", type=int, default=1200)
     b.add_argument("--promptable-steps", type=int, default=1500)
-    b.add_argument("--deeplab-steps", type=int, default=600)
+    b.add_argument("--deeplab-steps", type=int, default=1000)
     b.set_defaults(func=cmd_build_defaults)
     args = parser.parse_args(argv)
     args.func(args)

@@ -48,7 +48,7 @@ def build_defaults(
     n_eval: int = 100,
     classifier_steps: int = 1200,
     promptable_steps: int = 1500,
-    deeplab_steps: int = 600,
+    deeplab_steps: int = 1000,
 ) -> dict[str, object]:
     """Train, export and evaluate the four default models; returns (and writes) the report."""
     times: dict[str, float] = {}

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from training.common import batches, log, lr_at, to_tensor
 from training.nets import CamNet, DeepLab
 
-CROP = 128
+CROP = 160
 
 
 def train_deeplab(

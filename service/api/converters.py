@@ -82,7 +82,17 @@ def segment_options(opts: pb.SegmentOptions) -> t.SegmentOptions:
         confidence_threshold=_optional(opts, "confidence_threshold", -1e6, 1e6),
         label_threshold=_optional(opts, "label_threshold", 0.0, 1.0),
         omit_mask=opts.omit_mask,
+        return_low_res_logits=opts.return_low_res_logits,
     )
+
+
+LOW_RES_BYTES = 256 * 256 * 4
+
+
+def _mask_input(i: int, m: pb.MaskInput) -> t.MaskInput:
+    if len(m.low_res_logits) != LOW_RES_BYTES:
+        raise InvalidInput(f"labels.mask_inputs[{i}]: low_res_logits must be 256x256 float32 = {LOW_RES_BYTES} bytes, got {len(m.low_res_logits)}")
+    return t.MaskInput(m.label, np.frombuffer(m.low_res_logits, "<f4").reshape(256, 256).astype(np.float32))
 
 
 def weak_labels(msg: pb.WeakLabels) -> t.WeakLabels:
@@ -91,6 +101,7 @@ def weak_labels(msg: pb.WeakLabels) -> t.WeakLabels:
         boxes=tuple(t.Box(b.label, b.x0, b.y0, b.x1, b.y1) for b in msg.boxes),
         points=tuple(t.Click(p.label, p.x, p.y, p.negative) for p in msg.points),
         scribbles=tuple(t.Scribble(s.label, tuple((p.x, p.y) for p in s.points), s.width or 3.0) for s in msg.scribbles),
+        mask_inputs=tuple(_mask_input(i, m) for i, m in enumerate(msg.mask_inputs)),
     )
 
 
@@ -157,6 +168,7 @@ def segment_response(request_id: str, result: t.SegmentResult, classes: tuple[st
                     pb.InstanceResult(kind=i.kind, sam_iou=i.iou_prediction, stability_score=i.stability, area=i.area, prompts=_prompts(i.prompts))
                     for i in c.instances
                 ],
+                low_res_logits=b"" if c.low_res_logits is None else c.low_res_logits.astype("<f4").tobytes(),
             )
         )
     if result.metrics is not None:

@@ -72,20 +72,24 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
 
     async def _unary(self, rpc: str, context: grpc.aio.ServicerContext, work: Callable[[Callable[[], bool]], T]) -> T:
         start = time.perf_counter()
-        code = grpc.StatusCode.OK
+
+        def record(code: grpc.StatusCode) -> None:
+            self.metrics.requests.labels(rpc, code.name).inc()
+            self.metrics.latency.labels(rpc).observe(time.perf_counter() - start)
+
         try:
             with self.in_flight:
-                return await self._run(context, work)
+                result = await self._run(context, work)
         except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
+            record(grpc.StatusCode.CANCELLED)
             raise
         except Exception as exc:
             code, message = status_of(exc)
+            record(code)  # before abort, so the metric is there when the caller sees the status
             await context.abort(code, message)
             raise  # abort raises; keeps type checkers content
-        finally:
-            self.metrics.requests.labels(rpc, code.name).inc()
-            self.metrics.latency.labels(rpc).observe(time.perf_counter() - start)
+        record(grpc.StatusCode.OK)
+        return result
 
     def _segment(self, request: pb.SegmentRequest, should_stop: Callable[[], bool]) -> pb.SegmentResponse:
         """Decode, run the pipeline, encode (in a worker thread)."""

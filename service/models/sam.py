@@ -113,7 +113,7 @@ class SamEncoder:
         geometry = ResizeLongestSide(image.shape[0], image.shape[1])
         rh, rw = geometry.resized
         x = np.zeros((1, 3, SAM_IMG_SIZE, SAM_IMG_SIZE), np.float32)
-        x[0, :, :rh, :rw] = normalise(resize_image(image, rh, rw))
+        normalise(resize_image(image, rh, rw), out=x[0, :, :rh, :rw])
         return x, geometry
 
     def embed(self, image: npt.NDArray[np.uint8]) -> ImageEmbedding:
@@ -151,6 +151,9 @@ class SamDecoder:
                 f"outputs {list(DECODER_OUTPUTS)}; it has inputs {list(names_in)}, outputs {list(names_out)}"
             )
         self.version = model.version
+        coords_spec = next(t for t in model.inputs if t.name == "point_coords")
+        self.batched = coords_spec.shape[0] == -1
+        """True when the export has a dynamic prompt-batch axis: ``predict_many`` runs one call."""
 
     def predict(
         self,
@@ -168,11 +171,49 @@ class SamDecoder:
                 Without a box, a padding point (label -1) is appended, as segment-anything does.
             mask_input: optional float32 [256, 256] low-res logits of a previous round.
         """
-        coords = np.asarray(coords, np.float32).reshape(-1, 2)
-        labels = np.asarray(labels, np.float32).reshape(-1)
-        if not np.any(labels == 2):
-            coords = np.concatenate([coords, np.zeros((1, 2), np.float32)])
-            labels = np.concatenate([labels, np.array([-1.0], np.float32)])
+        return self._run(embedding, [(coords, labels)], mask_input)[0]
+
+    def predict_many(
+        self,
+        embedding: ImageEmbedding,
+        prompt_sets: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]],
+        mask_inputs: list[npt.NDArray[np.float32] | None] | None = None,
+    ) -> list[DecoderOutput]:
+        """Decode several prompt sets [(coords [N, 2], labels [N])] of one image: the sets without a
+        mask input in one batched call when the export has a dynamic prompt-batch axis (shorter
+        sets padded with label -1 points), every other set in a call of its own."""
+        masks = mask_inputs if mask_inputs is not None else [None] * len(prompt_sets)
+        out: list[DecoderOutput | None] = [None] * len(prompt_sets)
+        plain = [i for i, m in enumerate(masks) if m is None]
+        if self.batched and len(plain) > 1:
+            for i, res in zip(plain, self._run(embedding, [prompt_sets[i] for i in plain], None)):
+                out[i] = res
+        for i, ps in enumerate(prompt_sets):
+            if out[i] is None:
+                out[i] = self._run(embedding, [ps], masks[i])[0]
+        return [o for o in out if o is not None]
+
+    def _run(
+        self,
+        embedding: ImageEmbedding,
+        prompt_sets: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]],
+        mask_input: npt.NDArray[np.float32] | None,
+    ) -> list[DecoderOutput]:
+        padded = []
+        for coords, labels in prompt_sets:
+            coords = np.asarray(coords, np.float32).reshape(-1, 2)
+            labels = np.asarray(labels, np.float32).reshape(-1)
+            if not np.any(labels == 2):
+                coords = np.concatenate([coords, np.zeros((1, 2), np.float32)])
+                labels = np.concatenate([labels, np.array([-1.0], np.float32)])
+            padded.append((coords, labels))
+        n = max(len(lab) for _, lab in padded)
+        b = len(padded)
+        all_coords = np.zeros((b, n, 2), np.float32)
+        all_labels = np.full((b, n), -1.0, np.float32)
+        for i, (coords, labels) in enumerate(padded):
+            all_coords[i, : len(labels)] = coords
+            all_labels[i, : len(labels)] = labels
         geometry = embedding.geometry
         has_mask = mask_input is not None
         previous = mask_input if mask_input is not None else np.zeros((LOW_RES, LOW_RES), np.float32)
@@ -180,18 +221,18 @@ class SamDecoder:
             self.name,
             {
                 "image_embeddings": embedding.embeddings,
-                "point_coords": geometry.apply_coords(coords)[None],
-                "point_labels": labels[None],
-                "mask_input": previous[None, None].astype(np.float32),
+                "point_coords": geometry.apply_coords(all_coords),
+                "point_labels": all_labels,
+                "mask_input": np.broadcast_to(previous.astype(np.float32), (b, 1, LOW_RES, LOW_RES)),
                 "has_mask_input": np.array([1.0 if has_mask else 0.0], np.float32),
                 "orig_im_size": np.array([geometry.height, geometry.width], np.float32),
             },
         )
-        low = np.asarray(out["low_res_masks"], np.float32)[0]
-        iou = np.asarray(out["iou_predictions"], np.float32).reshape(-1)
-        if low.ndim != 3 or low.shape[1:] != (LOW_RES, LOW_RES) or iou.shape[0] != low.shape[0]:
-            raise ModelRepositoryError(f"model {self.name!r} returned low_res_masks {low.shape} / iou_predictions {iou.shape}")
-        return DecoderOutput(low, iou)
+        low = np.asarray(out["low_res_masks"], np.float32)
+        iou = np.asarray(out["iou_predictions"], np.float32).reshape(b, -1)
+        if low.ndim != 4 or low.shape[0] != b or low.shape[2:] != (LOW_RES, LOW_RES) or iou.shape[1] != low.shape[1]:
+            raise ModelRepositoryError(f"model {self.name!r} returned low_res_masks {low.shape} / iou_predictions {iou.shape} for {b} prompt set(s)")
+        return [DecoderOutput(low[i], iou[i]) for i in range(b)]
 
     @staticmethod
     def upsample(low_res_logits: npt.NDArray[np.float32], geometry: ResizeLongestSide) -> npt.NDArray[np.float32]:

@@ -10,7 +10,7 @@ CAM first; then local peaks of ``maximum_filter(cam, size=3, mode='constant')`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -54,12 +54,14 @@ class PromptSet:
             ``click`` (a class's clicks alone).
         uses_cam: whether the class's CAM weighs its confidence (it was tagged or predicted);
             masks from user boxes and clicks alone are not gated by the classifier.
+        mask_input: a previous round's low-res logits float32 [256, 256] (interactive), or None.
     """
 
     class_id: int
     prompts: tuple[Prompt, ...]
     kind: str
     uses_cam: bool
+    mask_input: npt.NDArray[np.float32] | None = field(default=None, compare=False)
 
 
 def _inside(p: Prompt, box: ResolvedBox) -> bool:
@@ -82,6 +84,8 @@ def prompt_sets(
     - Each box gives one ``box`` set (one instance): its corners (labels 2, 3), the class's clicks
       inside it and, with ``box_cam_points``, the class's CAM peaks inside it.
     - A class with clicks but no tag gets one ``click`` set.
+    - A previous round's mask of a class (interactive) goes with its ``cam`` or ``click`` set as
+      ``mask_input`` (a class with only a mask input gets a ``click`` set of its clicks, if any).
     - Every set also carries negative points: the class's negative clicks and other classes'
       positive clicks.
     Peaks and clicks that fall in a box of their class go to that box's set only; a class with
@@ -104,7 +108,8 @@ def prompt_sets(
             extra = [p for p in positives if _inside(p, b) and (p.source == "click" or box_cam_points)]
             corners = [Prompt(b.x0, b.y0, 2, "box"), Prompt(b.x1, b.y1, 3, "box")]
             out.append(PromptSet(k, tuple(corners + extra + negatives), "box", uses_cam))
+        previous = labels.mask_inputs.get(k)
         has_peak_or_click = any(p.source == "click" for p in free) or (uses_cam and not boxes)
-        if free and has_peak_or_click:
-            out.append(PromptSet(k, tuple(free + negatives), "cam" if uses_cam else "click", uses_cam))
+        if (free and has_peak_or_click) or previous is not None:
+            out.append(PromptSet(k, tuple(free + negatives), "cam" if uses_cam else "click", uses_cam, previous))
     return out

@@ -19,7 +19,8 @@ def stability_score(logits: npt.NDArray[np.float32], offset: float = 1.0) -> flo
 
 
 def class_masks(decoder: SamDecoder, embedding: ImageEmbedding, sets: Sequence[PromptSet], mask_index: int = 3) -> list[ClassMask]:
-    """Decode each prompt set and merge the instances of each class (max of their logits).
+    """Decode each prompt set (one batched call where the export allows) and merge the instances
+    of each class (max of their logits).
 
     Args:
         decoder: the SAM decoder wrapper.
@@ -30,19 +31,22 @@ def class_masks(decoder: SamDecoder, embedding: ImageEmbedding, sets: Sequence[P
     Returns:
         One ``ClassMask`` per class, in class-id order, logits upsampled to the original image.
     """
-    per_class: dict[int, list[tuple[PromptSet, npt.NDArray[np.float32], InstanceMask]]] = {}
-    for s in sets:
-        coords = np.array([[p.x, p.y] for p in s.prompts], np.float32)
-        labels = np.array([p.label for p in s.prompts], np.float32)
-        decoded = decoder.predict(embedding, coords, labels)
+    per_class: dict[int, list[tuple[PromptSet, npt.NDArray[np.float32], InstanceMask, npt.NDArray[np.float32]]]] = {}
+    arrays = [
+        (np.array([[p.x, p.y] for p in s.prompts], np.float32).reshape(-1, 2), np.array([p.label for p in s.prompts], np.float32))
+        for s in sets
+    ]
+    for s, decoded in zip(sets, decoder.predict_many(embedding, arrays, [s.mask_input for s in sets])):
         k = mask_index if decoded.low_res_logits.shape[0] > mask_index else 0
-        logits = decoder.upsample(decoded.low_res_logits[k : k + 1], embedding.geometry)[0]
+        low = decoded.low_res_logits[k]
+        logits = decoder.upsample(low[None], embedding.geometry)[0]
         inst = InstanceMask(s.kind, s.prompts, float(decoded.iou_predictions[k]), stability_score(logits), int(np.count_nonzero(logits > 0)))
-        per_class.setdefault(s.class_id, []).append((s, logits, inst))
+        per_class.setdefault(s.class_id, []).append((s, logits, inst, low))
     out = []
     for class_id in sorted(per_class):
         items = per_class[class_id]
         logits = items[0][1] if len(items) == 1 else np.max(np.stack([it[1] for it in items]), axis=0)
+        low_res = items[0][3] if len(items) == 1 else np.max(np.stack([it[3] for it in items]), axis=0)
         out.append(
             ClassMask(
                 class_id=class_id,
@@ -52,6 +56,7 @@ def class_masks(decoder: SamDecoder, embedding: ImageEmbedding, sets: Sequence[P
                 prompts=tuple(p for it in items for p in it[0].prompts),
                 instances=tuple(it[2] for it in items),
                 uses_cam=any(it[0].uses_cam for it in items),
+                low_res_logits=low_res,
             )
         )
     return out

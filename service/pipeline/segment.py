@@ -169,6 +169,7 @@ class Segmenter:
                         prompts=m.prompts,
                         rle=coco_rle(region) if MaskFormat.COCO_RLE in formats else None,
                         instances=m.instances,
+                        low_res_logits=m.low_res_logits if opts.return_low_res_logits else None,
                     )
                 )
         metrics = None

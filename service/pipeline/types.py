@@ -64,6 +64,14 @@ class Scribble:
 
 
 @dataclass(frozen=True)
+class MaskInput:
+    """A previous round's low-res logits float32 [256, 256] for class ``label``."""
+
+    label: str
+    low_res_logits: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
 class WeakLabels:
     """The cheap labels of one image."""
 
@@ -71,10 +79,11 @@ class WeakLabels:
     boxes: tuple[Box, ...] = ()
     points: tuple[Click, ...] = ()
     scribbles: tuple[Scribble, ...] = ()
+    mask_inputs: tuple[MaskInput, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.image_labels or self.boxes or self.points or self.scribbles)
+        return not (self.image_labels or self.boxes or self.points or self.scribbles or self.mask_inputs)
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ class SegmentOptions:
     confidence_threshold: float | None = None
     label_threshold: float | None = None
     omit_mask: bool = False
+    return_low_res_logits: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,7 @@ class ClassMask:
     prompts: tuple[Prompt, ...]
     instances: tuple[InstanceMask, ...] = ()
     uses_cam: bool = True
+    low_res_logits: npt.NDArray[np.float32] | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +185,7 @@ class ClassResult:
     prompts: tuple[Prompt, ...]
     rle: dict[str, object] | None = None
     instances: tuple[InstanceMask, ...] = ()
+    low_res_logits: npt.NDArray[np.float32] | None = None
 
 
 @dataclass(frozen=True)

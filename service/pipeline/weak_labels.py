@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
 
 from service.errors import InvalidInput, NotImplementedFeature
 from service.pipeline.types import WeakLabels
@@ -34,16 +37,18 @@ class ResolvedLabels:
         class_ids: ids named by image-level tags, sorted, unique.
         boxes: boxes in request order.
         clicks: clicks in request order.
+        mask_inputs: class id -> a previous round's low-res logits float32 [256, 256].
     """
 
     class_ids: tuple[int, ...]
     boxes: tuple[ResolvedBox, ...] = ()
     clicks: tuple[ResolvedClick, ...] = ()
+    mask_inputs: dict[int, npt.NDArray[np.float32]] = field(default_factory=dict, compare=False)
 
     def prompted_classes(self) -> tuple[int, ...]:
-        """Classes with a positive label of any kind (tag, box, positive click), sorted."""
+        """Classes with a positive label of any kind (tag, box, positive click, previous mask), sorted."""
         ids = set(self.class_ids) | {b.class_id for b in self.boxes} | {c.class_id for c in self.clicks if not c.negative}
-        return tuple(sorted(ids))
+        return tuple(sorted(ids | set(self.mask_inputs)))
 
 
 def _class_id(name: str, classes: tuple[str, ...], where: str) -> int:
@@ -68,7 +73,9 @@ def resolve(labels: WeakLabels, classes: tuple[str, ...], height: int, width: in
             scribbles, more than ``max_prompts`` labels.
         NotImplementedFeature: scribbles (not served by this version yet).
     """
-    count = len(labels.image_labels) + len(labels.boxes) + len(labels.points) + sum(len(s.points) for s in labels.scribbles)
+    count = (
+        len(labels.image_labels) + len(labels.boxes) + len(labels.points) + len(labels.mask_inputs) + sum(len(s.points) for s in labels.scribbles)
+    )
     if count > max_prompts:
         raise InvalidInput(f"request has {count} weak labels (tags + boxes + points + scribble vertices); at most {max_prompts} are allowed")
     ids = sorted({_class_id(name, classes, f"image_labels[{i}]") for i, name in enumerate(labels.image_labels)})
@@ -96,8 +103,19 @@ def resolve(labels: WeakLabels, classes: tuple[str, ...], height: int, width: in
             raise InvalidInput(f"{where}: width must be a finite number >= 0, got {scribble.width}")
         for j, (x, y) in enumerate(scribble.points):
             _check_xy(x, y, height, width, f"{where}.points[{j}]")
+    mask_inputs: dict[int, npt.NDArray[np.float32]] = {}
+    for i, m in enumerate(labels.mask_inputs):
+        where = f"mask_inputs[{i}]"
+        mask_id = _class_id(m.label, classes, where)
+        if mask_id in mask_inputs:
+            raise InvalidInput(f"{where}: class {m.label!r} has a mask input already")
+        if m.low_res_logits.shape != (256, 256):
+            raise InvalidInput(f"{where}: low_res_logits must be 256x256 float32 (262144 bytes)")
+        if not np.isfinite(m.low_res_logits).all():
+            raise InvalidInput(f"{where}: low_res_logits must be finite")
+        mask_inputs[mask_id] = m.low_res_logits
     if labels.scribbles:
         raise NotImplementedFeature(
             "weak labels of kind scribbles are not implemented in this version; send image_labels, boxes or points"
         )
-    return ResolvedLabels(tuple(ids), tuple(boxes), tuple(clicks))
+    return ResolvedLabels(tuple(ids), tuple(boxes), tuple(clicks), mask_inputs)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 
+import grpc
 import numpy as np
+import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
+from service.api.background import BackgroundServer
 from tests.conftest import iou, png_bytes
 from training.synthetic import CLASSES, HELD_OUT_SEED, Sample, generate
 from wsss.v1 import segmentation_pb2 as pb
@@ -109,3 +112,31 @@ def test_review_score_and_omit_mask(stub: pb_grpc.SegmentationServiceStub) -> No
     assert 0.0 <= resp.review_score <= 1.0
     worst = min(c.sam_iou * c.stability_score for c in resp.classes)
     assert resp.review_score >= 1 - worst - 1e-6
+
+
+def test_interactive_round_reuses_the_embedding(server: BackgroundServer, stub: pb_grpc.SegmentationServiceStub) -> None:
+    s = next(s for s in SAMPLES if _interior_clicks(s))
+    click = _interior_clicks(s)[0]
+    image = pb.Image(encoded=png_bytes(s.image))
+    opts = pb.SegmentOptions(return_low_res_logits=True)
+    first = stub.Segment(pb.SegmentRequest(image=image, labels=pb.WeakLabels(points=[click]), options=opts), timeout=60)
+    (cls,) = first.classes
+    assert len(cls.low_res_logits) == 256 * 256 * 4
+    encoder_runs = server.metric("wsss_model_inference_seconds_count", {"model": "sam_encoder", "provider": "CPUExecutionProvider"})
+    hits = server.metric("wsss_embedding_cache_total", {"result": "hit"})
+    again = pb.WeakLabels(points=[click], mask_inputs=[pb.MaskInput(label=click.label, low_res_logits=cls.low_res_logits)])
+    second = stub.Segment(pb.SegmentRequest(image=image, labels=again, options=opts), timeout=60)
+    assert server.metric("wsss_model_inference_seconds_count", {"model": "sam_encoder", "provider": "CPUExecutionProvider"}) == encoder_runs
+    assert server.metric("wsss_embedding_cache_total", {"result": "hit"}) == hits + 1
+    k = CLASSES.index(click.label) + 1
+    assert iou(_label_map(second) == k, s.mask == k) > 0.3
+
+
+def test_bad_mask_input(stub: pb_grpc.SegmentationServiceStub) -> None:
+    s = SAMPLES[0]
+    for logits, message in ((b"\0" * 100, "must be 256x256 float32 = 262144 bytes, got 100"),
+                            (np.full((256, 256), np.nan, "<f4").tobytes(), "must be finite")):
+        labels = pb.WeakLabels(mask_inputs=[pb.MaskInput(label=s.labels[0], low_res_logits=logits)])
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Segment(pb.SegmentRequest(image=pb.Image(encoded=png_bytes(s.image)), labels=labels), timeout=30)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in info.value.details()

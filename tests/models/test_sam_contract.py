@@ -99,3 +99,18 @@ def test_resize_longest_side_matches_segment_anything() -> None:
     np.testing.assert_allclose(g.apply_coords(np.array([[640.0, 480.0]], np.float32)), [[1024.0, 768.0]])
     assert g.low_res_box() == (0.0, 0.0, 256.0, 192.0)
     assert ResizeLongestSide(333, 1000).resized == (341, 1024)
+
+
+def test_batched_and_looped_decoding_agree(tmp_path: Path) -> None:
+    looped = _decoder(tmp_path / "a", 4, batch_axis=False)
+    batched = _decoder(tmp_path / "b", 4, batch_axis=True)
+    assert batched.batched and not looped.batched
+    emb = _embedding(200, 300)
+    sets = [
+        (np.array([[50.0, 60.0]], np.float32), np.array([1.0], np.float32)),
+        (np.array([[10.0, 10.0], [90.0, 80.0], [150.0, 100.0]], np.float32), np.array([2.0, 3.0, 1.0], np.float32)),
+        (np.array([[250.0, 150.0], [20.0, 20.0]], np.float32), np.array([1.0, 0.0], np.float32)),
+    ]
+    for a, b in zip(looped.predict_many(emb, sets), batched.predict_many(emb, sets)):
+        np.testing.assert_allclose(a.low_res_logits, b.low_res_logits, atol=1e-5)
+        np.testing.assert_allclose(a.iou_predictions, b.iou_predictions, atol=1e-6)

@@ -111,20 +111,30 @@ class ScribbleLabel(_message.Message):
     width: float
     def __init__(self, label: _Optional[str] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., width: _Optional[float] = ...) -> None: ...
 
+class MaskInput(_message.Message):
+    __slots__ = ("label", "low_res_logits")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    LOW_RES_LOGITS_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    low_res_logits: bytes
+    def __init__(self, label: _Optional[str] = ..., low_res_logits: _Optional[bytes] = ...) -> None: ...
+
 class WeakLabels(_message.Message):
-    __slots__ = ("image_labels", "boxes", "points", "scribbles")
+    __slots__ = ("image_labels", "boxes", "points", "scribbles", "mask_inputs")
     IMAGE_LABELS_FIELD_NUMBER: _ClassVar[int]
     BOXES_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
     SCRIBBLES_FIELD_NUMBER: _ClassVar[int]
+    MASK_INPUTS_FIELD_NUMBER: _ClassVar[int]
     image_labels: _containers.RepeatedScalarFieldContainer[str]
     boxes: _containers.RepeatedCompositeFieldContainer[BoxLabel]
     points: _containers.RepeatedCompositeFieldContainer[PointLabel]
     scribbles: _containers.RepeatedCompositeFieldContainer[ScribbleLabel]
-    def __init__(self, image_labels: _Optional[_Iterable[str]] = ..., boxes: _Optional[_Iterable[_Union[BoxLabel, _Mapping]]] = ..., points: _Optional[_Iterable[_Union[PointLabel, _Mapping]]] = ..., scribbles: _Optional[_Iterable[_Union[ScribbleLabel, _Mapping]]] = ...) -> None: ...
+    mask_inputs: _containers.RepeatedCompositeFieldContainer[MaskInput]
+    def __init__(self, image_labels: _Optional[_Iterable[str]] = ..., boxes: _Optional[_Iterable[_Union[BoxLabel, _Mapping]]] = ..., points: _Optional[_Iterable[_Union[PointLabel, _Mapping]]] = ..., scribbles: _Optional[_Iterable[_Union[ScribbleLabel, _Mapping]]] = ..., mask_inputs: _Optional[_Iterable[_Union[MaskInput, _Mapping]]] = ...) -> None: ...
 
 class SegmentOptions(_message.Message):
-    __slots__ = ("mask_formats", "confidence_score", "refinement", "peak_threshold", "confidence_threshold", "label_threshold", "omit_mask")
+    __slots__ = ("mask_formats", "confidence_score", "refinement", "peak_threshold", "confidence_threshold", "label_threshold", "omit_mask", "return_low_res_logits")
     MASK_FORMATS_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_SCORE_FIELD_NUMBER: _ClassVar[int]
     REFINEMENT_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +142,7 @@ class SegmentOptions(_message.Message):
     CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     LABEL_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     OMIT_MASK_FIELD_NUMBER: _ClassVar[int]
+    RETURN_LOW_RES_LOGITS_FIELD_NUMBER: _ClassVar[int]
     mask_formats: _containers.RepeatedScalarFieldContainer[MaskFormat]
     confidence_score: ConfidenceScore
     refinement: Refinement
@@ -139,7 +150,8 @@ class SegmentOptions(_message.Message):
     confidence_threshold: float
     label_threshold: float
     omit_mask: bool
-    def __init__(self, mask_formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., confidence_score: _Optional[_Union[ConfidenceScore, str]] = ..., refinement: _Optional[_Union[Refinement, str]] = ..., peak_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., label_threshold: _Optional[float] = ..., omit_mask: _Optional[bool] = ...) -> None: ...
+    return_low_res_logits: bool
+    def __init__(self, mask_formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., confidence_score: _Optional[_Union[ConfidenceScore, str]] = ..., refinement: _Optional[_Union[Refinement, str]] = ..., peak_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., label_threshold: _Optional[float] = ..., omit_mask: _Optional[bool] = ..., return_low_res_logits: _Optional[bool] = ...) -> None: ...
 
 class SegmentRequest(_message.Message):
     __slots__ = ("id", "image", "labels", "options", "ground_truth")
@@ -202,7 +214,7 @@ class InstanceResult(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., sam_iou: _Optional[float] = ..., stability_score: _Optional[float] = ..., area: _Optional[int] = ..., prompts: _Optional[_Iterable[_Union[PromptPoint, _Mapping]]] = ...) -> None: ...
 
 class ClassResult(_message.Message):
-    __slots__ = ("class_id", "class_name", "area", "confidence", "cam_score", "sam_iou", "stability_score", "classifier_probability", "prompts", "rle", "instances")
+    __slots__ = ("class_id", "class_name", "area", "confidence", "cam_score", "sam_iou", "stability_score", "classifier_probability", "prompts", "rle", "instances", "low_res_logits")
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +226,7 @@ class ClassResult(_message.Message):
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
     RLE_FIELD_NUMBER: _ClassVar[int]
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    LOW_RES_LOGITS_FIELD_NUMBER: _ClassVar[int]
     class_id: int
     class_name: str
     area: int
@@ -225,7 +238,8 @@ class ClassResult(_message.Message):
     prompts: _containers.RepeatedCompositeFieldContainer[PromptPoint]
     rle: CocoRle
     instances: _containers.RepeatedCompositeFieldContainer[InstanceResult]
-    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., area: _Optional[int] = ..., confidence: _Optional[float] = ..., cam_score: _Optional[float] = ..., sam_iou: _Optional[float] = ..., stability_score: _Optional[float] = ..., classifier_probability: _Optional[float] = ..., prompts: _Optional[_Iterable[_Union[PromptPoint, _Mapping]]] = ..., rle: _Optional[_Union[CocoRle, _Mapping]] = ..., instances: _Optional[_Iterable[_Union[InstanceResult, _Mapping]]] = ...) -> None: ...
+    low_res_logits: bytes
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., area: _Optional[int] = ..., confidence: _Optional[float] = ..., cam_score: _Optional[float] = ..., sam_iou: _Optional[float] = ..., stability_score: _Optional[float] = ..., classifier_probability: _Optional[float] = ..., prompts: _Optional[_Iterable[_Union[PromptPoint, _Mapping]]] = ..., rle: _Optional[_Union[CocoRle, _Mapping]] = ..., instances: _Optional[_Iterable[_Union[InstanceResult, _Mapping]]] = ..., low_res_logits: _Optional[bytes] = ...) -> None: ...
 
 class ClassIoU(_message.Message):
     __slots__ = ("class_id", "class_name", "iou")
