@@ -3,7 +3,7 @@
 
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv \
+ && apt-get install -y --no-install-recommends python3 python3-venv python3-dev build-essential \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./

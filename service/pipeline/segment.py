@@ -24,6 +24,7 @@ from service.pipeline.types import (
     EncodedMask,
     LabelsSource,
     MaskFormat,
+    Refinement,
     SegmentInput,
     SegmentResult,
 )
@@ -146,7 +147,10 @@ class Segmenter:
                 conf_threshold = cfg.stability_confidence_threshold
             merged = aggregation.aggregate(masks, cams.cams, opts.confidence_score, conf_threshold, (h, w))
         with timer.stage("refinement"):
-            label_map = refinement.refine(merged.label_map, image, opts.refinement)
+            probs = None
+            if opts.refinement is Refinement.CRF:
+                probs = refinement.class_probabilities({m.class_id: m.logits for m in masks}, (h, w), len(self.classes))
+            label_map = refinement.refine(merged.label_map, image, opts.refinement, probs)
         with timer.stage("encode"):
             formats = frozenset() if opts.omit_mask else opts.mask_formats
             encoded = encode_mask(label_map, formats)

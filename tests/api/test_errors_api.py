@@ -44,7 +44,7 @@ CASES = [
     (_req(labels=pb.WeakLabels(points=[pb.PointLabel(label="spot", x=1, y=1e9)])), grpc.StatusCode.INVALID_ARGUMENT, "outside the 256x256 image"),
     (_req(labels=pb.WeakLabels(boxes=[pb.BoxLabel(label="spot", x0=float("nan"), y0=1, x1=20, y1=20)])), grpc.StatusCode.INVALID_ARGUMENT, "must be finite"),
     (_req(labels=pb.WeakLabels(boxes=[pb.BoxLabel(label="spot", x0=30, y0=1, x1=20, y1=20)])), grpc.StatusCode.INVALID_ARGUMENT, "x0 < x1"),
-    (_req(options=pb.SegmentOptions(refinement=pb.REFINEMENT_CRF)), grpc.StatusCode.UNIMPLEMENTED, "refinement 'crf' is not implemented"),
+    (_req(options=pb.SegmentOptions(refinement=77)), grpc.StatusCode.INVALID_ARGUMENT, "options.refinement: unknown value 77"),
     (_req(options=pb.SegmentOptions(peak_threshold=2.0)), grpc.StatusCode.INVALID_ARGUMENT, r"options.peak_threshold must be a number in \[0.0, 1.0\]"),
     (_req(options=pb.SegmentOptions(mask_formats=[42])), grpc.StatusCode.INVALID_ARGUMENT, "mask_formats: unknown value 42"),
     (_req(ground_truth=pb.Image(encoded=png_bytes(SAMPLE.mask[:100]))), grpc.StatusCode.INVALID_ARGUMENT, "ground_truth: ground_truth is 256x100 but the image is 256x256"),

@@ -177,3 +177,17 @@ def test_concurrent_requests(stub: pb_grpc.SegmentationServiceStub) -> None:
     with ThreadPoolExecutor(6) as pool:
         responses = list(pool.map(lambda r: stub.Segment(r, timeout=120), reqs))
     assert [r.id for r in responses] == [r.id for r in reqs]
+
+
+def test_refinements(stub: pb_grpc.SegmentationServiceStub) -> None:
+    req, s = _request(4)
+    base = _decode(stub.Segment(req, timeout=60).mask.png)
+    for method in (pb.REFINEMENT_CRF, pb.REFINEMENT_SUPERPIXEL):
+        req.options.refinement = method
+        resp = stub.Segment(req, timeout=60)
+        refined = _decode(resp.mask.png)
+        assert refined.shape == base.shape
+        assert set(np.unique(refined).tolist()) <= set(np.unique(base).tolist()) | {0}
+        assert "refinement" in [t.stage for t in resp.timings]
+        for k in set(np.unique(s.mask).tolist()) - {0}:
+            assert iou(refined == k, s.mask == k) > 0.2
