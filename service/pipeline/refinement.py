@@ -71,25 +71,44 @@ def superpixel_snap(image: npt.NDArray[np.uint8], label_map: npt.NDArray[np.uint
     return winner[segments].astype(np.uint8)
 
 
+def region_of_interest(label_map: npt.NDArray[np.uint8], margin: int = 16) -> tuple[slice, slice] | None:
+    """The bounding box of every non-background pixel, grown by ``margin``; None when all is background.
+
+    Refinement runs there only: far from every mask nothing can change, and defects are small.
+    """
+    ys, xs = np.nonzero(label_map != 0)
+    if len(ys) == 0:
+        return None
+    h, w = label_map.shape
+    return slice(max(0, ys.min() - margin), min(h, ys.max() + margin + 1)), slice(max(0, xs.min() - margin), min(w, xs.max() + margin + 1))
+
+
 def refine(
     label_map: npt.NDArray[np.uint8],
     image: npt.NDArray[np.uint8],
     method: Refinement,
     probs: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.uint8]:
-    """Refine ``label_map`` uint8 [H, W] using ``image`` uint8 [H, W, 3].
+    """Refine ``label_map`` uint8 [H, W] using ``image`` uint8 [H, W, 3], inside the region of interest.
 
     Args:
         probs: float32 [C+1, H, W] class probabilities for the CRF's unary (background at 0).
     """
     if method is Refinement.NONE:
         return label_map
+    roi = region_of_interest(label_map)
+    if roi is None:
+        return label_map
+    out = label_map.copy()
+    crop_img, crop_map = image[roi], label_map[roi]
     if method is Refinement.SUPERPIXEL:
-        return superpixel_snap(image, label_map)
+        out[roi] = superpixel_snap(crop_img, crop_map)
+        return out
     if probs is None:
         n = int(label_map[label_map != IGNORE].max(initial=0)) + 1
         probs = np.full((n,) + label_map.shape, 0.3 / max(n - 1, 1), np.float32)
         for k in range(n):
             probs[k][label_map == k] = 0.7
         probs /= probs.sum(axis=0, keepdims=True)
-    return dense_crf(image, probs)
+    out[roi] = dense_crf(crop_img, probs[(slice(None),) + roi])
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.pipeline.refinement import class_probabilities, dense_crf, refine, superpixel_snap
+from service.pipeline.refinement import class_probabilities, dense_crf, refine, region_of_interest, superpixel_snap
 from service.pipeline.types import Refinement
 
 
@@ -53,3 +53,18 @@ def test_refine_dispatch() -> None:
     assert refine(lm, img, Refinement.NONE) is lm
     assert refine(lm, img, Refinement.CRF).shape == lm.shape
     assert refine(lm, img, Refinement.SUPERPIXEL).shape == lm.shape
+
+
+def test_refinement_stays_inside_the_region_of_interest() -> None:
+    img, disc = _scene()
+    lm = np.zeros((96, 96), np.uint8)
+    lm[40:50, 40:50] = 1
+    roi = region_of_interest(lm, margin=4)
+    assert roi == (slice(36, 54), slice(36, 54))
+    for method in (Refinement.CRF, Refinement.SUPERPIXEL):
+        out = refine(lm, img, method)
+        outside = np.ones_like(lm, bool)
+        outside[roi] = False
+        assert not out[outside].any()
+    empty = np.zeros_like(lm)
+    assert refine(empty, img, Refinement.CRF) is empty
