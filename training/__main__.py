@@ -43,6 +43,15 @@ def cmd_build_defaults(args: argparse.Namespace) -> None:
         )
 
 
+def cmd_export_sam(args: argparse.Namespace) -> None:
+    from training.export import check_repo
+    from training.export_sam import export_checkpoint
+
+    export_checkpoint(args.model_type, Path(args.checkpoint), Path(args.repo), encoder=not args.decoder_only)
+    check_repo(Path(args.repo), ["sam_decoder"] + ([] if args.decoder_only else ["sam_encoder"]))
+    print(f"exported SAM {args.model_type} into {args.repo}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -65,6 +74,12 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--promptable-steps", type=int, default=1500)
     b.add_argument("--deeplab-steps", type=int, default=1000)
     b.set_defaults(func=cmd_build_defaults)
+    e = sub.add_parser("export-sam", help="export an official SAM checkpoint (vit_h/l/b, MobileSAM vit_t) into a model repository")
+    e.add_argument("--model-type", required=True, choices=["vit_h", "vit_l", "vit_b", "vit_t"])
+    e.add_argument("--checkpoint", required=True, help="the .pth file (e.g. sam_vit_b_01ec64.pth)")
+    e.add_argument("--repo", default="model_repo")
+    e.add_argument("--decoder-only", action="store_true", help="export the prompt decoder alone")
+    e.set_defaults(func=cmd_export_sam)
     args = parser.parse_args(argv)
     args.func(args)
 
