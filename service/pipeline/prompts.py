@@ -18,7 +18,7 @@ from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
 
 from service.pipeline.types import Prompt
-from service.pipeline.weak_labels import ResolvedBox, ResolvedLabels
+from service.pipeline.weak_labels import ResolvedBox, ResolvedLabels, ResolvedScribble
 
 
 def cam_peaks(cam: npt.NDArray[np.float32], threshold: float = 0.5, min_distance: int = 20, max_peaks: int | None = None) -> npt.NDArray[np.float32]:
@@ -43,6 +43,20 @@ def cam_peaks(cam: npt.NDArray[np.float32], threshold: float = 0.5, min_distance
     return rc[:, ::-1].astype(np.float32)
 
 
+def sample_points(stroke: ResolvedScribble, count: int = 5) -> npt.NDArray[np.float32]:
+    """``count`` points evenly spaced along the polyline by arc length, [count, 2] (x, y)."""
+    pts = np.array(stroke.points, np.float64)
+    seg = np.hypot(*np.diff(pts, axis=0).T)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    if cum[-1] <= 0:
+        return np.repeat(pts[:1], count, axis=0).astype(np.float32)
+    targets = np.linspace(0.0, cum[-1], count + 2)[1:-1] if count > 1 else np.array([cum[-1] / 2])
+    xs = np.interp(targets, cum, pts[:, 0])
+    ys = np.interp(targets, cum, pts[:, 1])
+    return np.stack([xs, ys], axis=1).astype(np.float32)
+
+
+
 @dataclass(frozen=True)
 class PromptSet:
     """The prompts of one decoder call.
@@ -51,7 +65,8 @@ class PromptSet:
         class_id: 1..C.
         prompts: points in original pixels with SAM labels (1, 0, 2, 3).
         kind: ``cam`` (a class's CAM peaks, with its clicks), ``box`` (one box, one instance),
-            ``click`` (a class's clicks alone).
+            ``click`` (a class's clicks alone), ``scribble`` (points along a class's scribbles,
+            with its peaks and clicks).
         uses_cam: whether the class's CAM weighs its confidence (it was tagged or predicted);
             masks from user boxes and clicks alone are not gated by the classifier.
         mask_input: a previous round's low-res logits float32 [256, 256] (interactive), or None.
@@ -84,6 +99,8 @@ def prompt_sets(
     - Each box gives one ``box`` set (one instance): its corners (labels 2, 3), the class's clicks
       inside it and, with ``box_cam_points``, the class's CAM peaks inside it.
     - A class with clicks but no tag gets one ``click`` set.
+    - A scribbled class's set (``scribble``) adds 5 points along each of its scribbles; other
+      classes' scribble points are its negatives.
     - A previous round's mask of a class (interactive) goes with its ``cam`` or ``click`` set as
       ``mask_input`` (a class with only a mask input gets a ``click`` set of its clicks, if any).
     - Every set also carries negative points: the class's negative clicks and other classes'
@@ -98,7 +115,12 @@ def prompt_sets(
         negatives = [p for p in clicks if p.label == 0] + [
             Prompt(c.x, c.y, 0, "click") for c in labels.clicks if c.class_id != k and not c.negative
         ]
+        scribbled = [s for s in labels.scribbles if s.class_id == k]
+        negatives += [
+            Prompt(float(x), float(y), 0, "scribble") for s in labels.scribbles if s.class_id != k for x, y in sample_points(s)
+        ]
         positives = [p for p in clicks if p.label == 1]
+        positives += [Prompt(float(x), float(y), 1, "scribble") for s in scribbled for x, y in sample_points(s)]
         if uses_cam:
             peaks = cam_peaks(cams[k - 1], threshold, min_distance, max_peaks)
             positives = [Prompt(float(x), float(y), 1, "cam_peak") for x, y in peaks] + positives
@@ -109,7 +131,8 @@ def prompt_sets(
             corners = [Prompt(b.x0, b.y0, 2, "box"), Prompt(b.x1, b.y1, 3, "box")]
             out.append(PromptSet(k, tuple(corners + extra + negatives), "box", uses_cam))
         previous = labels.mask_inputs.get(k)
-        has_peak_or_click = any(p.source == "click" for p in free) or (uses_cam and not boxes)
+        has_peak_or_click = any(p.source in ("click", "scribble") for p in free) or (uses_cam and not boxes)
         if (free and has_peak_or_click) or previous is not None:
-            out.append(PromptSet(k, tuple(free + negatives), "cam" if uses_cam else "click", uses_cam, previous))
+            kind = "scribble" if scribbled else "cam" if uses_cam else "click"
+            out.append(PromptSet(k, tuple(free + negatives), kind, uses_cam, previous))
     return out

@@ -16,7 +16,7 @@ import numpy as np
 from service.errors import Cancelled, InvalidInput
 from service.models.cam_classifier import CamClassifier
 from service.models.sam import ImageEncoder, SamDecoder
-from service.pipeline import aggregation, cam, evaluation, prompts, refinement, sam_masks, weak_labels
+from service.pipeline import aggregation, cam, evaluation, prompts, refinement, sam_masks, scribbles, weak_labels
 from service.pipeline.encoding import coco_rle, encode_png
 from service.pipeline.types import (
     ClassResult,
@@ -138,6 +138,9 @@ class Segmenter:
                 embedding = self.encoder.embed(image)
             with timer.stage("sam_decoder"):
                 masks = sam_masks.class_masks(self.decoder, embedding, sets, cfg.sam_mask_index)
+            if resolved.scribbles:
+                with timer.stage("scribbles"):
+                    masks = scribbles.fuse(image, masks, resolved.scribbles, cams.features)
         with timer.stage("aggregation"):
             if opts.confidence_threshold is not None:
                 conf_threshold = opts.confidence_threshold

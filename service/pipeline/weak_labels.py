@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from service.errors import InvalidInput, NotImplementedFeature
+from service.errors import InvalidInput
 from service.pipeline.types import WeakLabels
 
 
@@ -30,6 +30,15 @@ class ResolvedClick:
 
 
 @dataclass(frozen=True)
+class ResolvedScribble:
+    """One scribble: class id (1..C), polyline [(x, y), ...] in pixels, width in pixels."""
+
+    class_id: int
+    points: tuple[tuple[float, float], ...]
+    width: float
+
+
+@dataclass(frozen=True)
 class ResolvedLabels:
     """Weak labels with class names resolved to ids (1..C).
 
@@ -43,12 +52,13 @@ class ResolvedLabels:
     class_ids: tuple[int, ...]
     boxes: tuple[ResolvedBox, ...] = ()
     clicks: tuple[ResolvedClick, ...] = ()
+    scribbles: tuple[ResolvedScribble, ...] = ()
     mask_inputs: dict[int, npt.NDArray[np.float32]] = field(default_factory=dict, compare=False)
 
     def prompted_classes(self) -> tuple[int, ...]:
         """Classes with a positive label of any kind (tag, box, positive click, previous mask), sorted."""
         ids = set(self.class_ids) | {b.class_id for b in self.boxes} | {c.class_id for c in self.clicks if not c.negative}
-        return tuple(sorted(ids | set(self.mask_inputs)))
+        return tuple(sorted(ids | set(self.mask_inputs) | {s.class_id for s in self.scribbles}))
 
 
 def _class_id(name: str, classes: tuple[str, ...], where: str) -> int:
@@ -71,7 +81,6 @@ def resolve(labels: WeakLabels, classes: tuple[str, ...], height: int, width: in
     Raises:
         InvalidInput: unknown class, non-finite or out-of-image coordinates, degenerate boxes or
             scribbles, more than ``max_prompts`` labels.
-        NotImplementedFeature: scribbles (not served by this version yet).
     """
     count = (
         len(labels.image_labels) + len(labels.boxes) + len(labels.points) + len(labels.mask_inputs) + sum(len(s.points) for s in labels.scribbles)
@@ -94,15 +103,17 @@ def resolve(labels: WeakLabels, classes: tuple[str, ...], height: int, width: in
         click_id = _class_id(click.label, classes, where)
         _check_xy(click.x, click.y, height, width, where)
         clicks.append(ResolvedClick(click_id, click.x, click.y, click.negative))
+    scribbles = []
     for i, scribble in enumerate(labels.scribbles):
         where = f"scribbles[{i}]"
-        _class_id(scribble.label, classes, where)
+        scribble_id = _class_id(scribble.label, classes, where)
         if len(scribble.points) < 2:
             raise InvalidInput(f"{where}: a scribble needs at least 2 points, got {len(scribble.points)}")
         if not (math.isfinite(scribble.width) and scribble.width >= 0):
             raise InvalidInput(f"{where}: width must be a finite number >= 0, got {scribble.width}")
         for j, (x, y) in enumerate(scribble.points):
             _check_xy(x, y, height, width, f"{where}.points[{j}]")
+        scribbles.append(ResolvedScribble(scribble_id, tuple(scribble.points), scribble.width))
     mask_inputs: dict[int, npt.NDArray[np.float32]] = {}
     for i, m in enumerate(labels.mask_inputs):
         where = f"mask_inputs[{i}]"
@@ -114,8 +125,4 @@ def resolve(labels: WeakLabels, classes: tuple[str, ...], height: int, width: in
         if not np.isfinite(m.low_res_logits).all():
             raise InvalidInput(f"{where}: low_res_logits must be finite")
         mask_inputs[mask_id] = m.low_res_logits
-    if labels.scribbles:
-        raise NotImplementedFeature(
-            "weak labels of kind scribbles are not implemented in this version; send image_labels, boxes or points"
-        )
-    return ResolvedLabels(tuple(ids), tuple(boxes), tuple(clicks), mask_inputs)
+    return ResolvedLabels(tuple(ids), tuple(boxes), tuple(clicks), tuple(scribbles), mask_inputs)

@@ -140,3 +140,30 @@ def test_bad_mask_input(stub: pb_grpc.SegmentationServiceStub) -> None:
         with pytest.raises(grpc.RpcError) as info:
             stub.Segment(pb.SegmentRequest(image=pb.Image(encoded=png_bytes(s.image)), labels=labels), timeout=30)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in info.value.details()
+
+
+def _scribbles(s: Sample) -> list[pb.ScribbleLabel]:
+    """A 6-vertex polyline along each instance's skeleton (its main axis order)."""
+    from skimage.morphology import skeletonize
+
+    out = []
+    for k in range(1, len(s.instance_classes) + 1):
+        ys, xs = np.nonzero(skeletonize(s.instances == k))
+        if len(xs) < 2:
+            continue
+        pts = np.c_[xs, ys].astype(float)
+        axis = np.linalg.svd(pts - pts.mean(0))[2][0]
+        order = np.argsort((pts - pts.mean(0)) @ axis)
+        sel = order[np.linspace(0, len(order) - 1, 6).astype(int)]
+        out.append(pb.ScribbleLabel(label=CLASSES[s.instance_classes[k - 1] - 1], points=[pb.Point(x=xs[j] + 0.5, y=ys[j] + 0.5) for j in sel], width=3))
+    return out
+
+
+def test_scribbles(stub: pb_grpc.SegmentationServiceStub) -> None:
+    score, responses = _mean_iou(stub, lambda s: pb.WeakLabels(scribbles=_scribbles(s)))
+    assert score > 0.5, score
+    for resp in responses:
+        assert "scribbles" in [t.stage for t in resp.timings]
+        for c in resp.classes:
+            assert [i.kind for i in c.instances] == ["scribble"]
+            assert any(p.source == "scribble" and p.label == 1 for p in c.prompts)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from service.errors import InvalidInput, NotImplementedFeature
+from service.errors import InvalidInput
 from service.pipeline.types import Box, Click, Scribble, WeakLabels
 from service.pipeline.weak_labels import resolve
 
@@ -44,7 +44,8 @@ def test_boxes_and_clicks_resolve() -> None:
     assert r.prompted_classes() == (2, 3)
 
 
-def test_scribbles_are_not_served_yet() -> None:
-    labels = WeakLabels(image_labels=("spot",), scribbles=(Scribble("crack", ((1.0, 1.0), (5.0, 5.0))),))
-    with pytest.raises(NotImplementedFeature, match="scribbles are not implemented in this version"):
-        resolve(labels, CLASSES, 80, 100, 10)
+def test_scribbles_resolve() -> None:
+    labels = WeakLabels(image_labels=("spot",), scribbles=(Scribble("crack", ((1.0, 1.0), (5.0, 5.0)), 4.0),))
+    r = resolve(labels, CLASSES, 80, 100, 10)
+    assert [(s.class_id, s.points, s.width) for s in r.scribbles] == [(3, ((1.0, 1.0), (5.0, 5.0)), 4.0)]
+    assert r.prompted_classes() == (2, 3)
