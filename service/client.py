@@ -80,13 +80,51 @@ def _formats(names: str) -> list[pb.MaskFormat]:
     return [table[n.strip()] for n in names.split(",") if n.strip()]
 
 
+def _numbers(text: str, count: int | None, what: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what}: {text!r} is not a comma-separated list of numbers") from None
+    if count is not None and len(values) != count:
+        raise argparse.ArgumentTypeError(f"{what}: needs {count} numbers, got {len(values)}")
+    return values
+
+
+def parse_box(text: str) -> pb.BoxLabel:
+    """``label:x0,y0,x1,y1``"""
+    label, _, coords = text.partition(":")
+    x0, y0, x1, y1 = _numbers(coords, 4, "--box")
+    return pb.BoxLabel(label=label, x0=x0, y0=y0, x1=x1, y1=y1)
+
+
+def parse_point(text: str) -> pb.PointLabel:
+    """``label:x,y`` (positive) or ``label:x,y:neg``"""
+    label, _, rest = text.partition(":")
+    coords, _, flag = rest.partition(":")
+    x, y = _numbers(coords, 2, "--point")
+    return pb.PointLabel(label=label, x=x, y=y, negative=flag.strip().lower() in ("neg", "negative"))
+
+
+def parse_scribble(text: str) -> pb.ScribbleLabel:
+    """``label:x,y;x,y;...`` or ``label:x,y;x,y;...:width``"""
+    label, _, rest = text.partition(":")
+    coords, _, width = rest.partition(":")
+    pts = [_numbers(p, 2, "--scribble") for p in coords.split(";") if p.strip()]
+    return pb.ScribbleLabel(label=label, points=[pb.Point(x=x, y=y) for x, y in pts], width=float(width) if width else 0.0)
+
+
 def segment_requests(args: argparse.Namespace, paths: list[Path]) -> Iterator[pb.SegmentRequest]:
-    labels = [s.strip() for s in (args.labels or "").split(",") if s.strip()]
+    labels = pb.WeakLabels(
+        image_labels=[s.strip() for s in (args.labels or "").split(",") if s.strip()],
+        boxes=args.box,
+        points=args.point,
+        scribbles=args.scribble,
+    )
     for path in paths:
         req = pb.SegmentRequest(
             id=path.name,
             image=pb.Image(encoded=path.read_bytes()),
-            labels=pb.WeakLabels(image_labels=labels),
+            labels=labels,
             options=pb.SegmentOptions(mask_formats=_formats(args.formats)),
         )
         gt = Path(args.gt) if args.gt else None
@@ -141,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     seg = sub.add_parser("segment", help="image (or folder) + class tags -> mask, overlay, metrics")
     seg.add_argument("image", help="image file or folder of images")
-    seg.add_argument("--labels", default="", help="comma-separated class tags; empty = let the classifier decide")
+    seg.add_argument("--labels", default="", help="comma-separated class tags; no labels at all = let the classifier decide")
+    seg.add_argument("--box", type=parse_box, action="append", default=[], help="label:x0,y0,x1,y1 (repeatable)")
+    seg.add_argument("--point", type=parse_point, action="append", default=[], help="label:x,y or label:x,y:neg (repeatable)")
+    seg.add_argument("--scribble", type=parse_scribble, action="append", default=[], help="label:x,y;x,y;... [:width] (repeatable)")
     seg.add_argument("--gt", default="", help="ground-truth label map PNG (or folder of <stem>.png) for metrics")
     seg.add_argument("--formats", default="png", help="mask formats: png, rle, raw (comma-separated)")
     seg.add_argument("--out", default="out", help="output folder")

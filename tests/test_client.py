@@ -61,3 +61,28 @@ def test_overlay_colours_only_labelled_pixels() -> None:
     lm = np.array([[0, 1], [255, 0]], np.uint8)
     ov = overlay(img, lm)
     assert (ov[0, 0] == 100).all() and (ov[0, 1] != 100).any() and (ov[1, 0] > 100).all()
+
+
+def test_weak_label_flags(server: BackgroundServer, tmp_path: Path) -> None:
+    s = generate(HELD_OUT_SEED, 2)
+    Image.fromarray(s.image).save(tmp_path / "x.png")
+    ys, xs = np.nonzero(s.mask > 0)
+    label = s.labels[0]
+    args = ["--address", server.address, "segment", str(tmp_path / "x.png"), "--out", str(tmp_path / "o"),
+            "--box", f"{label}:{xs.min()},{ys.min()},{xs.max() + 1},{ys.max() + 1}",
+            "--point", f"{label}:{xs[0]},{ys[0]}", "--point", f"{label}:1,1:neg",
+            "--scribble", f"{label}:{xs[0]},{ys[0]};{xs[-1]},{ys[-1]}:2"]
+    assert main(args) == 0
+    info = json.loads((tmp_path / "o" / "x.json").read_text())
+    (cls,) = info["classes"]
+    assert [i["kind"] for i in cls["instances"]] == ["box"]  # clicks and scribble points inside the box go with it
+    sources = {(p["source"], p.get("label", 0)) for p in cls["prompts"]}
+    assert {("box", 2), ("box", 3), ("click", 1), ("scribble", 1)} <= sources
+
+
+def test_bad_flag_is_a_usage_error(capsys: object) -> None:
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["segment", "x.png", "--box", "spot:1,2,3"])
+    assert "needs 4 numbers, got 3" in capsys.readouterr().err  # type: ignore[attr-defined]

@@ -77,10 +77,15 @@ class ServiceState:
             if not missing:
                 encoder = CachedEncoder(SamEncoder(backend), self.settings.embedding_cache_bytes, self.metrics.observe_cache)
                 segmenter = Segmenter(CamClassifier(backend), encoder, SamDecoder(backend), pipeline_config(self.settings))
+            elif missing == ["sam_encoder", "sam_decoder"]:
+                log.warning("no SAM model in %s: Segment serves boxes only, by GrabCut", repo.root)
+                segmenter = Segmenter(CamClassifier(backend), None, None, pipeline_config(self.settings))
+            else:
+                segmenter = None
+                log.warning("Segment is unavailable: models %s are not in %s", missing, repo.root)
+            if segmenter is not None:
                 segmenter.warmup()
                 self.segmenter = segmenter
-            else:
-                log.warning("Segment is unavailable: models %s are not in %s", missing, repo.root)
             if "deeplab" in repo:
                 predictor = Predictor(DeepLab(backend))
                 predictor.warmup()
@@ -98,7 +103,7 @@ class ServiceState:
         if not self.ready:
             raise ModelNotReady(self._not_ready_message())
         if self.segmenter is None:
-            raise ModelNotFound(f"Segment needs models {', '.join(SEGMENT_MODELS)} in the model repository")
+            raise ModelNotFound("Segment needs model cam_classifier (and sam_encoder + sam_decoder for all but boxes) in the model repository")
         return self.segmenter
 
     def require_predictor(self) -> Predictor:

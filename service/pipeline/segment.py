@@ -16,7 +16,7 @@ import numpy as np
 from service.errors import Cancelled, InvalidInput
 from service.models.cam_classifier import CamClassifier
 from service.models.sam import ImageEncoder, SamDecoder
-from service.pipeline import aggregation, cam, evaluation, prompts, refinement, sam_masks, scribbles, weak_labels
+from service.pipeline import aggregation, cam, evaluation, grabcut, prompts, refinement, sam_masks, scribbles, weak_labels
 from service.pipeline.encoding import coco_rle, encode_png
 from service.pipeline.types import (
     ClassResult,
@@ -81,9 +81,12 @@ def encode_mask(label_map: np.ndarray, formats: frozenset[MaskFormat]) -> Encode
 
 
 class Segmenter:
-    """Weak labels -> label map with the CAM classifier and the SAM-contract models."""
+    """Weak labels -> label map with the CAM classifier and the SAM-contract models.
 
-    def __init__(self, classifier: CamClassifier, encoder: ImageEncoder, decoder: SamDecoder, config: PipelineConfig) -> None:
+    Without SAM (``encoder`` and ``decoder`` None) only boxes are served, by GrabCut.
+    """
+
+    def __init__(self, classifier: CamClassifier, encoder: ImageEncoder | None, decoder: SamDecoder | None, config: PipelineConfig) -> None:
         self.classifier = classifier
         self.encoder = encoder
         self.decoder = decoder
@@ -94,11 +97,8 @@ class Segmenter:
         return self.classifier.classes
 
     def model_versions(self) -> dict[str, str]:
-        return {
-            self.classifier.name: self.classifier.version,
-            self.encoder.name: self.encoder.version,
-            self.decoder.name: self.decoder.version,
-        }
+        models = [m for m in (self.classifier, self.encoder, self.decoder) if m is not None]
+        return {m.name: m.version for m in models}
 
     def segment(self, request: SegmentInput, should_stop: Callable[[], bool] | None = None) -> SegmentResult:
         """Run the pipeline on one decoded request.
@@ -133,7 +133,10 @@ class Segmenter:
             sets = prompts.prompt_sets(resolved, tagged, cams.cams, tau, cfg.peak_min_distance, cfg.max_peaks_per_class)
         class_ids = tuple(sorted({s.class_id for s in sets}))
         masks = []
-        if sets:
+        if sets and (self.encoder is None or self.decoder is None):
+            with timer.stage("grabcut"):
+                masks = grabcut.class_masks(image, sets)
+        elif sets and self.encoder is not None and self.decoder is not None:
             with timer.stage("sam_encoder"):
                 embedding = self.encoder.embed(image)
             with timer.stage("sam_decoder"):
@@ -199,5 +202,5 @@ class Segmenter:
     def warmup(self) -> None:
         """One inference of each model."""
         self.classifier.warmup()
-        embedding = self.encoder.embed(np.zeros((32, 32, 3), np.uint8))
-        self.decoder.warmup(embedding)
+        if self.encoder is not None and self.decoder is not None:
+            self.decoder.warmup(self.encoder.embed(np.zeros((32, 32, 3), np.uint8)))

@@ -8,10 +8,10 @@ import grpc
 import numpy as np
 import pytest
 from PIL import Image
-from scipy import ndimage as ndi
 
 from service.api.background import BackgroundServer
 from tests.conftest import iou, png_bytes
+from training import derive_labels
 from training.synthetic import CLASSES, HELD_OUT_SEED, Sample, generate
 from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
@@ -24,24 +24,18 @@ def _label_map(resp: pb.SegmentResponse) -> np.ndarray:
 
 
 def _boxes(s: Sample) -> list[pb.BoxLabel]:
-    out = []
-    for k in range(1, len(s.instance_classes) + 1):
-        ys, xs = np.nonzero(s.instances == k)
-        if len(xs) >= 6:
-            out.append(pb.BoxLabel(label=CLASSES[s.instance_classes[k - 1] - 1], x0=xs.min(), y0=ys.min(), x1=xs.max() + 1, y1=ys.max() + 1))
-    return out
+    return [pb.BoxLabel(label=b.label, x0=b.x0, y0=b.y0, x1=b.x1, y1=b.y1) for b in derive_labels.boxes(s.mask, CLASSES)]
 
 
 def _interior_clicks(s: Sample) -> list[pb.PointLabel]:
-    out = []
-    for k in range(1, len(s.instance_classes) + 1):
-        region = s.instances == k
-        if region.sum() < 6:
-            continue
-        dist = ndi.distance_transform_edt(region)
-        y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-        out.append(pb.PointLabel(label=CLASSES[s.instance_classes[k - 1] - 1], x=x + 0.5, y=y + 0.5))
-    return out
+    return [pb.PointLabel(label=c.label, x=c.x, y=c.y) for c in derive_labels.points(s.mask, CLASSES)]
+
+
+def _scribbles(s: Sample) -> list[pb.ScribbleLabel]:
+    return [
+        pb.ScribbleLabel(label=c.label, points=[pb.Point(x=x, y=y) for x, y in c.points], width=c.width)
+        for c in derive_labels.scribbles(s.mask, CLASSES)
+    ]
 
 
 def _mean_iou(stub: pb_grpc.SegmentationServiceStub, make: object) -> tuple[float, list[pb.SegmentResponse]]:
@@ -140,23 +134,6 @@ def test_bad_mask_input(stub: pb_grpc.SegmentationServiceStub) -> None:
         with pytest.raises(grpc.RpcError) as info:
             stub.Segment(pb.SegmentRequest(image=pb.Image(encoded=png_bytes(s.image)), labels=labels), timeout=30)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in info.value.details()
-
-
-def _scribbles(s: Sample) -> list[pb.ScribbleLabel]:
-    """A 6-vertex polyline along each instance's skeleton (its main axis order)."""
-    from skimage.morphology import skeletonize
-
-    out = []
-    for k in range(1, len(s.instance_classes) + 1):
-        ys, xs = np.nonzero(skeletonize(s.instances == k))
-        if len(xs) < 2:
-            continue
-        pts = np.c_[xs, ys].astype(float)
-        axis = np.linalg.svd(pts - pts.mean(0))[2][0]
-        order = np.argsort((pts - pts.mean(0)) @ axis)
-        sel = order[np.linspace(0, len(order) - 1, 6).astype(int)]
-        out.append(pb.ScribbleLabel(label=CLASSES[s.instance_classes[k - 1] - 1], points=[pb.Point(x=xs[j] + 0.5, y=ys[j] + 0.5) for j in sel], width=3))
-    return out
 
 
 def test_scribbles(stub: pb_grpc.SegmentationServiceStub) -> None:
