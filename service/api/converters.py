@@ -83,6 +83,7 @@ def segment_options(opts: pb.SegmentOptions) -> t.SegmentOptions:
         label_threshold=_optional(opts, "label_threshold", 0.0, 1.0),
         omit_mask=opts.omit_mask,
         return_low_res_logits=opts.return_low_res_logits,
+        instance_per_peak=opts.instance_per_peak,
     )
 
 

@@ -91,6 +91,7 @@ def prompt_sets(
     min_distance: int,
     max_peaks: int | None,
     box_cam_points: bool = True,
+    instance_per_peak: bool = False,
 ) -> list[PromptSet]:
     """Every decoder call a request needs, class by class.
 
@@ -107,6 +108,8 @@ def prompt_sets(
       positive clicks.
     Peaks and clicks that fall in a box of their class go to that box's set only; a class with
     boxes drops its CAM peaks outside them (its boxes say where its instances are).
+    With ``instance_per_peak`` each CAM peak is a ``cam`` set of its own (one instance each, the
+    class's clicks and scribble points in a further set) instead of S2C's all-peaks-at-once.
     """
     out: list[PromptSet] = []
     for k in sorted(set(tagged) | set(labels.prompted_classes())):
@@ -132,7 +135,13 @@ def prompt_sets(
             out.append(PromptSet(k, tuple(corners + extra + negatives), "box", uses_cam))
         previous = labels.mask_inputs.get(k)
         has_peak_or_click = any(p.source in ("click", "scribble") for p in free) or (uses_cam and not boxes)
-        if (free and has_peak_or_click) or previous is not None:
+        if instance_per_peak and uses_cam and not boxes and previous is None:
+            peak_prompts = [p for p in free if p.source == "cam_peak"]
+            rest = [p for p in free if p.source != "cam_peak"]
+            out.extend(PromptSet(k, (p, *negatives), "cam", uses_cam) for p in peak_prompts)
+            if rest:
+                out.append(PromptSet(k, tuple(rest + negatives), "scribble" if scribbled else "click", uses_cam))
+        elif (free and has_peak_or_click) or previous is not None:
             kind = "scribble" if scribbled else "cam" if uses_cam else "click"
             out.append(PromptSet(k, tuple(free + negatives), kind, uses_cam, previous))
     return out

@@ -130,7 +130,9 @@ class Segmenter:
             source = LabelsSource.REQUEST
         with timer.stage("prompts"):
             tau = cfg.peak_threshold if opts.peak_threshold is None else opts.peak_threshold
-            sets = prompts.prompt_sets(resolved, tagged, cams.cams, tau, cfg.peak_min_distance, cfg.max_peaks_per_class)
+            sets = prompts.prompt_sets(
+                resolved, tagged, cams.cams, tau, cfg.peak_min_distance, cfg.max_peaks_per_class, instance_per_peak=opts.instance_per_peak
+            )
         class_ids = tuple(sorted({s.class_id for s in sets}))
         masks = []
         if sets and (self.encoder is None or self.decoder is None):

@@ -98,6 +98,7 @@ class SegmentOptions:
     label_threshold: float | None = None
     omit_mask: bool = False
     return_low_res_logits: bool = False
+    instance_per_peak: bool = False
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,14 @@ def test_scribbles(stub: pb_grpc.SegmentationServiceStub) -> None:
         for c in resp.classes:
             assert [i.kind for i in c.instances] == ["scribble"]
             assert any(p.source == "scribble" and p.label == 1 for p in c.prompts)
+
+
+def test_instance_per_peak(stub: pb_grpc.SegmentationServiceStub) -> None:
+    s = next(s for s in (generate(HELD_OUT_SEED, i) for i in range(200)) if len(derive_labels.points(s.mask, CLASSES)) >= 3)
+    req = pb.SegmentRequest(image=pb.Image(encoded=png_bytes(s.image)), labels=pb.WeakLabels(image_labels=s.labels),
+                            options=pb.SegmentOptions(instance_per_peak=True))
+    resp = stub.Segment(req, timeout=60)
+    for c in resp.classes:
+        assert len(c.instances) == len(c.prompts) and all(len(i.prompts) == 1 for i in c.instances)
+    k_iou = [iou(_label_map(resp) == c.class_id, s.mask == c.class_id) for c in resp.classes]
+    assert np.mean(k_iou) > 0.3

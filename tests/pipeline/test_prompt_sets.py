@@ -55,3 +55,15 @@ def test_tag_plus_click_is_one_set() -> None:
 
 def test_only_negative_clicks_give_nothing() -> None:
     assert _sets(ResolvedLabels((), (), (ResolvedClick(1, 5, 5, True),)), ()) == []
+
+
+def test_instance_per_peak_splits_the_cam_set() -> None:
+    cams = _cams()
+    yy, xx = np.mgrid[0:100, 0:100]
+    cams[0] = np.maximum(cams[0], 0.9 * np.exp(-((yy - 60) ** 2 + (xx - 60) ** 2) / 18.0))  # a smooth second peak
+    labels = ResolvedLabels((1,), (), (ResolvedClick(1, 50, 50, False),))
+    s2c = prompt_sets(labels, (1,), cams, 0.5, 20, 8)
+    split = prompt_sets(labels, (1,), cams, 0.5, 20, 8, instance_per_peak=True)
+    assert [s.kind for s in s2c] == ["cam"] and len(s2c[0].prompts) == 3
+    assert [s.kind for s in split] == ["cam", "cam", "click"]
+    assert [(p.x, p.y) for s in split[:2] for p in s.prompts] == [(20.0, 20.0), (59.0, 59.0)]  # the 3x3 max filter moves it 1 px

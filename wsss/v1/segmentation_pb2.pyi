@@ -134,7 +134,7 @@ class WeakLabels(_message.Message):
     def __init__(self, image_labels: _Optional[_Iterable[str]] = ..., boxes: _Optional[_Iterable[_Union[BoxLabel, _Mapping]]] = ..., points: _Optional[_Iterable[_Union[PointLabel, _Mapping]]] = ..., scribbles: _Optional[_Iterable[_Union[ScribbleLabel, _Mapping]]] = ..., mask_inputs: _Optional[_Iterable[_Union[MaskInput, _Mapping]]] = ...) -> None: ...
 
 class SegmentOptions(_message.Message):
-    __slots__ = ("mask_formats", "confidence_score", "refinement", "peak_threshold", "confidence_threshold", "label_threshold", "omit_mask", "return_low_res_logits")
+    __slots__ = ("mask_formats", "confidence_score", "refinement", "peak_threshold", "confidence_threshold", "label_threshold", "omit_mask", "return_low_res_logits", "instance_per_peak")
     MASK_FORMATS_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_SCORE_FIELD_NUMBER: _ClassVar[int]
     REFINEMENT_FIELD_NUMBER: _ClassVar[int]
@@ -143,6 +143,7 @@ class SegmentOptions(_message.Message):
     LABEL_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     OMIT_MASK_FIELD_NUMBER: _ClassVar[int]
     RETURN_LOW_RES_LOGITS_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_PER_PEAK_FIELD_NUMBER: _ClassVar[int]
     mask_formats: _containers.RepeatedScalarFieldContainer[MaskFormat]
     confidence_score: ConfidenceScore
     refinement: Refinement
@@ -151,7 +152,8 @@ class SegmentOptions(_message.Message):
     label_threshold: float
     omit_mask: bool
     return_low_res_logits: bool
-    def __init__(self, mask_formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., confidence_score: _Optional[_Union[ConfidenceScore, str]] = ..., refinement: _Optional[_Union[Refinement, str]] = ..., peak_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., label_threshold: _Optional[float] = ..., omit_mask: _Optional[bool] = ..., return_low_res_logits: _Optional[bool] = ...) -> None: ...
+    instance_per_peak: bool
+    def __init__(self, mask_formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., confidence_score: _Optional[_Union[ConfidenceScore, str]] = ..., refinement: _Optional[_Union[Refinement, str]] = ..., peak_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., label_threshold: _Optional[float] = ..., omit_mask: _Optional[bool] = ..., return_low_res_logits: _Optional[bool] = ..., instance_per_peak: _Optional[bool] = ...) -> None: ...
 
 class SegmentRequest(_message.Message):
     __slots__ = ("id", "image", "labels", "options", "ground_truth")
