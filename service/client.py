@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,11 +172,54 @@ def cmd_models(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespace) 
     return 0
 
 
+def open_channel(address: str, options: list[tuple[str, int]], tls_ca: str = "", tls_cert: str = "", tls_key: str = "") -> grpc.Channel:
+    """A plaintext channel, or TLS when ``tls_ca`` is given (mutual TLS with ``tls_cert`` + ``tls_key``)."""
+    if not tls_ca:
+        return grpc.insecure_channel(address, options=options)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=Path(tls_ca).read_bytes(),
+        private_key=Path(tls_key).read_bytes() if tls_key else None,
+        certificate_chain=Path(tls_cert).read_bytes() if tls_cert else None,
+    )
+    return grpc.secure_channel(address, creds, options=options)
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):  # type: ignore[misc]
+    """Adds ``authorization: Bearer <token>`` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self.header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        metadata = list(details.metadata or []) + [self.header]
+        return details._replace(metadata=metadata) if hasattr(details, "_replace") else _CallDetails(details, metadata)
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+        return continuation(self._details(client_call_details), request_iterator)
+
+
+class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
+    def __init__(self, base: grpc.ClientCallDetails, metadata: list[tuple[str, str]]) -> None:
+        self.method = base.method
+        self.timeout = base.timeout
+        self.metadata = metadata
+        self.credentials = base.credentials
+        self.wait_for_ready = getattr(base, "wait_for_ready", None)
+        self.compression = getattr(base, "compression", None)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.client", description="WeakSeg command-line client")
     parser.add_argument("--address", default="localhost:50051", help="server host:port")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per call")
     parser.add_argument("--max-message-mb", type=int, default=64, help="largest gRPC message sent or received, MiB (gRPC's default is 4)")
+    parser.add_argument("--token", default=os.environ.get("WSSS_TOKEN", ""), help="bearer token (default: $WSSS_TOKEN)")
+    parser.add_argument("--tls-ca", default="", help="PEM CA that signed the server's certificate: connect with TLS")
+    parser.add_argument("--tls-cert", default="", help="PEM client certificate (mutual TLS)")
+    parser.add_argument("--tls-key", default="", help="PEM key of --tls-cert")
     sub = parser.add_subparsers(dest="command", required=True)
     seg = sub.add_parser("segment", help="image (or folder) + class tags -> mask, overlay, metrics")
     seg.add_argument("image", help="image file or folder of images")
@@ -193,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     limit = args.max_message_mb * 1024 * 1024
     options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
-    with grpc.insecure_channel(args.address, options=options) as channel:
+    with open_channel(args.address, options, args.tls_ca, args.tls_cert, args.tls_key) as channel:
+        if args.token:
+            channel = grpc.intercept_channel(channel, _BearerToken(args.token))
         stub = pb_grpc.SegmentationServiceStub(channel)
         try:
             return {"segment": cmd_segment, "predict": cmd_predict, "models": cmd_models}[args.command](stub, args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -69,3 +69,23 @@ class Settings(BaseSettings):
     """Which decoder mask to use from a 4-mask export (S2C reference: third multimask = 3)."""
     log_level: str = "INFO"
     """Python logging level."""
+    tls_cert: Path | None = None
+    """PEM server certificate (chain); with ``tls_key`` the server speaks TLS only."""
+    tls_key: Path | None = None
+    """PEM private key of ``tls_cert``."""
+    tls_client_ca: Path | None = None
+    """PEM CA bundle; when set (with TLS) every client must present a certificate it signed (mutual TLS)."""
+    auth_tokens: SecretStr | None = None
+    """Comma-separated bearer tokens; when set every call but the health service needs
+    ``authorization: Bearer <token>`` metadata (UNAUTHENTICATED otherwise). Never logged."""
+    auth_token_file: Path | None = None
+    """A file with one bearer token per line (an alternative to ``auth_tokens``, e.g. a mounted secret)."""
+
+    def bearer_tokens(self) -> frozenset[str]:
+        """Every accepted token (empty: authentication off)."""
+        tokens: set[str] = set()
+        if self.auth_tokens is not None:
+            tokens |= {t.strip() for t in self.auth_tokens.get_secret_value().split(",") if t.strip()}
+        if self.auth_token_file is not None:
+            tokens |= {t.strip() for t in self.auth_token_file.read_text().splitlines() if t.strip()}
+        return frozenset(tokens)

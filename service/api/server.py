@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
+from service.api.security import BearerTokenInterceptor, server_credentials
 from service.api.servicer import SegmentationServicer
 from service.api.state import ServiceState
 from service.metrics import Metrics
@@ -67,12 +68,18 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
-    server = grpc.aio.server(options=limits)
+    tokens = settings.bearer_tokens()
+    interceptors = [BearerTokenInterceptor(tokens)] if tokens else []
+    server = grpc.aio.server(options=limits, interceptors=interceptors)
     pb_grpc.add_SegmentationServiceServicer_to_server(SegmentationServicer(state, metrics, executor), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    credentials = server_credentials(settings)
+    address = f"{settings.host}:{settings.port}"
+    port = server.add_secure_port(address, credentials) if credentials is not None else server.add_insecure_port(address)
+    log.info("gRPC on %s: %s, authentication %s", address, "mutual TLS" if settings.tls_client_ca else "TLS" if credentials else "plaintext",
+             f"on ({len(tokens)} token(s))" if tokens else "off")
     if port == 0:
         raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
     return Server(server, port, state, health_servicer, metrics, executor)

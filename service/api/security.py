@@ -1,0 +1,78 @@
+"""Transport security and authentication: TLS / mutual TLS credentials, bearer-token interceptor."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OPEN_SERVICES = ("/grpc.health.v1.Health/",)
+"""Methods callable without a token: orchestrators' health probes carry none."""
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the settings' PEM files, mutual TLS when ``tls_client_ca`` is set; None for plaintext.
+
+    Raises:
+        ValueError: a certificate without its key (or the reverse), or a client CA without TLS.
+    """
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ValueError("WSSS_TLS_CERT and WSSS_TLS_KEY must be set together")
+    if settings.tls_cert is None or settings.tls_key is None:
+        if settings.tls_client_ca is not None:
+            raise ValueError("WSSS_TLS_CLIENT_CA needs WSSS_TLS_CERT and WSSS_TLS_KEY (mutual TLS runs over TLS)")
+        return None
+    chain = [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())]
+    if settings.tls_client_ca is None:
+        return grpc.ssl_server_credentials(chain)
+    return grpc.ssl_server_credentials(chain, root_certificates=settings.tls_client_ca.read_bytes(), require_client_auth=True)
+
+
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
+    """UNAUTHENTICATED unless the call carries ``authorization: Bearer <one of tokens>``.
+
+    Tokens are compared in constant time and never logged; the health service stays open.
+    """
+
+    def __init__(self, tokens: frozenset[str]) -> None:
+        self._tokens = tuple(t.encode() for t in tokens)
+
+    def _allowed(self, metadata: tuple[tuple[str, Any], ...]) -> bool:
+        for key, value in metadata:
+            if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+                given = value[len("Bearer ") :].encode()
+                return any(hmac.compare_digest(given, t) for t in self._tokens)
+        return False
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method = handler_call_details.method
+        if method.startswith(OPEN_SERVICES) or self._allowed(tuple(handler_call_details.invocation_metadata or ())):
+            return await continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
+        log.warning("refused %s: missing or invalid bearer token", method)
+        return _deny(handler)
+
+
+def _deny(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
+    async def abort_unary(request: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token (metadata 'authorization: Bearer <token>')")
+
+    async def abort_stream(request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token (metadata 'authorization: Bearer <token>')")
+
+    if handler is not None and handler.request_streaming:
+        return grpc.stream_stream_rpc_method_handler(abort_stream) if handler.response_streaming else grpc.stream_unary_rpc_method_handler(abort_stream)
+    if handler is not None and handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(abort_unary)
+    return grpc.unary_unary_rpc_method_handler(abort_unary)
