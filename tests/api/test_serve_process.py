@@ -41,3 +41,49 @@ def test_process_serves_metrics_and_stops_cleanly_on_sigterm() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_sigterm_lets_in_flight_requests_finish() -> None:
+    import threading
+
+    import grpc
+    import numpy as np
+
+    from wsss.v1 import segmentation_pb2 as pb
+    from wsss.v1 import segmentation_pb2_grpc as pb_grpc
+
+    port = _free_port()
+    env = dict(os.environ, WSSS_PORT=str(port), WSSS_METRICS_ENABLED="false", WSSS_HOST="127.0.0.1")
+    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while healthcheck([f"127.0.0.1:{port}"]) != 0:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        img = np.random.default_rng(0).integers(0, 255, (1200, 1200, 3), dtype=np.uint8)
+        slow = pb.SegmentRequest(image=pb.Image(raw=pb.RawImage(data=img.tobytes(), height=1200, width=1200, channels=3)),
+                                 labels=pb.WeakLabels(image_labels=["stain"]), options=pb.SegmentOptions(mask_formats=[pb.MASK_FORMAT_RAW]))
+        result: dict[str, object] = {}
+        opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=opts) as channel:
+            stub = pb_grpc.SegmentationServiceStub(channel)
+
+            def call() -> None:
+                try:
+                    result["response"] = stub.Segment(slow, timeout=60)
+                except grpc.RpcError as err:
+                    result["error"] = err.code()
+
+            worker = threading.Thread(target=call)
+            worker.start()
+            time.sleep(0.7)  # the request is in flight (it takes seconds)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            assert healthcheck([f"127.0.0.1:{port}"]) != 0  # NOT_SERVING, or refusing connections
+            worker.join(60)
+        assert "error" not in result, result
+        assert len(result["response"].mask.raw) == 1200 * 1200  # type: ignore[attr-defined]
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
