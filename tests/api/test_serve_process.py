@@ -52,8 +52,8 @@ def test_sigterm_lets_in_flight_requests_finish() -> None:
     from wsss.v1 import segmentation_pb2 as pb
     from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 
-    port = _free_port()
-    env = dict(os.environ, WSSS_PORT=str(port), WSSS_METRICS_ENABLED="false", WSSS_HOST="127.0.0.1")
+    port, metrics_port = _free_port(), _free_port()
+    env = dict(os.environ, WSSS_PORT=str(port), WSSS_METRICS_PORT=str(metrics_port), WSSS_HOST="127.0.0.1")
     proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -76,10 +76,15 @@ def test_sigterm_lets_in_flight_requests_finish() -> None:
 
             worker = threading.Thread(target=call)
             worker.start()
-            time.sleep(0.7)  # the request is in flight (it takes seconds)
+            wait_until = time.monotonic() + 30
+            while "wsss_in_flight_requests 1.0" not in urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode():
+                assert time.monotonic() < wait_until, "the slow request never got in flight"
+                time.sleep(0.05)
             proc.send_signal(signal.SIGTERM)
-            time.sleep(0.3)
-            assert healthcheck([f"127.0.0.1:{port}"]) != 0  # NOT_SERVING, or refusing connections
+            wait_until = time.monotonic() + 10
+            while healthcheck([f"127.0.0.1:{port}"]) == 0:  # then NOT_SERVING, or refusing connections
+                assert time.monotonic() < wait_until, "still SERVING 10 s after SIGTERM"
+                time.sleep(0.1)
             worker.join(60)
         assert "error" not in result, result
         assert len(result["response"].mask.raw) == 1200 * 1200  # type: ignore[attr-defined]
