@@ -43,7 +43,7 @@ def test_process_serves_metrics_and_stops_cleanly_on_sigterm() -> None:
             proc.kill()
 
 
-def test_sigterm_lets_in_flight_requests_finish() -> None:
+def test_sigterm_lets_in_flight_requests_finish(tmp_path: object) -> None:
     import threading
 
     import grpc
@@ -53,8 +53,10 @@ def test_sigterm_lets_in_flight_requests_finish() -> None:
     from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 
     port, metrics_port = _free_port(), _free_port()
-    env = dict(os.environ, WSSS_PORT=str(port), WSSS_METRICS_PORT=str(metrics_port), WSSS_HOST="127.0.0.1")
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(os.environ, WSSS_PORT=str(port), WSSS_METRICS_PORT=str(metrics_port), WSSS_HOST="127.0.0.1", WSSS_LOG_LEVEL="DEBUG")
+    log_path = f"{tmp_path}/server.log"
+    log_file = open(log_path, "w")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
         while healthcheck([f"127.0.0.1:{port}"]) != 0:
@@ -69,10 +71,12 @@ def test_sigterm_lets_in_flight_requests_finish() -> None:
             stub = pb_grpc.SegmentationServiceStub(channel)
 
             def call() -> None:
+                start = time.monotonic()
                 try:
                     result["response"] = stub.Segment(slow, timeout=60)
                 except grpc.RpcError as err:
-                    result["error"] = err.code()
+                    result["error"] = (err.code(), err.details())
+                result["seconds"] = time.monotonic() - start
 
             worker = threading.Thread(target=call)
             worker.start()
@@ -86,9 +90,10 @@ def test_sigterm_lets_in_flight_requests_finish() -> None:
                 assert time.monotonic() < wait_until, "still SERVING 10 s after SIGTERM"
                 time.sleep(0.1)
             worker.join(60)
-        assert "error" not in result, result
-        assert len(result["response"].mask.raw) == 1200 * 1200  # type: ignore[attr-defined]
         assert proc.wait(timeout=30) == 0
+        log_file.close()
+        assert "error" not in result, (result, open(log_path).read()[-3000:])
+        assert len(result["response"].mask.raw) == 1200 * 1200  # type: ignore[attr-defined]
     finally:
         if proc.poll() is None:
             proc.kill()
