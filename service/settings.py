@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     """ONNX Runtime inter-op threads per session; 0 lets ONNX Runtime decide."""
     worker_threads: int = Field(default=4, ge=1)
     """Threads that run requests' model work off the event loop."""
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0.0)
+    """On SIGTERM/SIGINT: seconds in-flight requests get to finish (keep below Kubernetes'
+    terminationGracePeriodSeconds)."""
     max_in_flight: int = Field(default=64, ge=1)
     """Requests processed or waiting at once; beyond it RESOURCE_EXHAUSTED at once."""
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=4 * 1024 * 1024)

@@ -53,9 +53,14 @@ class Server:
         await self.health.set("", status)
         await self.health.set(SERVICE_NAME, status)
 
-    async def stop(self, grace: float | None = 5.0) -> None:
+    async def stop(self, grace: float | None = 5.0, drain: float = 0.0) -> None:
+        """NOT_SERVING, refuse new calls, let in-flight ones finish within ``grace`` seconds, then
+        keep the transport up ``drain`` seconds more: grpc.aio's stop() returns once the handlers
+        are done, which can be before a large last response has left the socket."""
         await self.set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.grpc_server.stop(grace)
+        if drain > 0:
+            await asyncio.sleep(drain)
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -98,5 +103,6 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await server.start()
     await stop.wait()
-    log.info("shutting down")
-    await server.stop(grace=10.0)
+    log.info("shutting down: in-flight requests get %.0f s", settings.shutdown_grace_seconds)
+    await server.stop(grace=settings.shutdown_grace_seconds, drain=1.0)
+    log.info("stopped")
