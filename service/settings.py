@@ -26,7 +26,14 @@ class Settings(BaseSettings):
     model_repo: Path = REPO_ROOT / "model_repo"
     """Triton-layout model repository."""
     backend: str = "onnxruntime"
-    """Inference backend: ``onnxruntime`` (in process)."""
+    """Inference backend: ``onnxruntime`` (in process) or ``triton`` (a Triton / Open Inference
+    Protocol server serving the same model repository, at ``triton_url``)."""
+    triton_url: str = ""
+    """gRPC ``host:port`` of the Triton server (backend ``triton``)."""
+    triton_timeout_seconds: float = Field(default=30.0, gt=0)
+    """Seconds per call to the Triton server."""
+    load_retry_seconds: float = Field(default=2.0, gt=0)
+    """While the backend is unreachable at start, retry loading this often (health stays NOT_SERVING)."""
     providers: str = "auto"
     """ONNX Runtime providers in order of preference, comma-separated, or ``auto``
     (TensorRT, CUDA, CPU: whichever this machine has)."""

@@ -46,17 +46,32 @@ class Server:
         if self.state.ready:
             await self.set_health(health_pb2.HealthCheckResponse.SERVING)
             log.info("SERVING")
+        elif self.state.retryable:
+            log.error("NOT_SERVING until the backend answers: %s", self.state.error)
+            self._retry = asyncio.get_running_loop().create_task(self._load_until_ready())
         else:
             log.error("NOT_SERVING: %s", self.state.error)
+
+    async def _load_until_ready(self) -> None:
+        while not self.state.ready and self.state.retryable:
+            await asyncio.sleep(self.state.settings.load_retry_seconds)
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.state.load)
+        if self.state.ready:
+            await self.set_health(health_pb2.HealthCheckResponse.SERVING)
+            log.info("SERVING (the backend answered)")
 
     async def set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         await self.health.set("", status)
         await self.health.set(SERVICE_NAME, status)
 
+    _retry: asyncio.Task[None] | None = None
+
     async def stop(self, grace: float | None = 5.0, drain: float = 0.0) -> None:
         """NOT_SERVING, refuse new calls, let in-flight ones finish within ``grace`` seconds, then
         keep the transport up ``drain`` seconds more: grpc.aio's stop() returns once the handlers
         are done, which can be before a large last response has left the socket."""
+        if self._retry is not None:
+            self._retry.cancel()
         await self.set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.grpc_server.stop(grace)
         if drain > 0:

@@ -47,6 +47,8 @@ class ServiceState:
         self.segmenter: Segmenter | None = None
         self.predictor: Predictor | None = None
         self.error: str | None = None
+        self.retryable = False
+        """True when loading failed only because the backend was unreachable (worth retrying)."""
         self._ready = threading.Event()
 
     @property
@@ -71,6 +73,9 @@ class ServiceState:
                 self.settings.intra_op_threads,
                 self.settings.inter_op_threads,
                 self.metrics.observe_inference,
+                self.settings.triton_url,
+                self.settings.triton_timeout_seconds,
+                self.settings.max_message_bytes,
             )
             backend.load(names)
             self.backend = backend
@@ -94,6 +99,7 @@ class ServiceState:
                 log.warning("Predict is unavailable: model 'deeplab' is not in %s", repo.root)
         except Exception as exc:  # any failure leaves the server up, NOT_SERVING, with the reason logged
             self.error = str(exc)
+            self.retryable = isinstance(exc, ModelNotReady)
             log.error("model loading failed: %s", exc)
             return
         self._ready.set()

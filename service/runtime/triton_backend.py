@@ -1,0 +1,115 @@
+"""NVIDIA Triton (or any Open Inference Protocol server) over gRPC, with ``tritonclient.grpc``.
+
+The server serves the same ``model_repo/``; this side reads the repository's configs and labels
+for the contracts and checks them against the server's model metadata at load. A server that
+cannot be reached is ``ModelNotReady`` (UNAVAILABLE to callers) with the address in the message;
+the channel reconnects by itself, so calls succeed again once the server is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from service.errors import InvalidInput, ModelNotFound, ModelNotReady, ModelRepositoryError
+from service.runtime.backend import InferenceObserver, LoadedModel
+from service.runtime.model_repo import TRITON_TO_NUMPY, ModelRepository
+
+log = logging.getLogger(__name__)
+
+OIP_DATATYPES = {"TYPE_FP32": "FP32", "TYPE_FP16": "FP16", "TYPE_FP64": "FP64", "TYPE_INT64": "INT64", "TYPE_INT32": "INT32",
+                 "TYPE_INT8": "INT8", "TYPE_UINT8": "UINT8", "TYPE_BOOL": "BOOL"}
+UNREACHABLE = ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "failed to connect", "Connection refused")
+
+
+class TritonBackend:
+    """Runs the repository's models on a remote Triton / Open Inference Protocol server.
+
+    Args:
+        repo: the model repository the server serves (read here for configs and labels).
+        url: the server's gRPC ``host:port``.
+        timeout: seconds per call.
+        max_message_bytes: gRPC message bound (SAM's encoder input is 12 MiB).
+        observer: called with (model, "triton", seconds) after each inference.
+    """
+
+    name = "triton"
+
+    def __init__(self, repo: ModelRepository, url: str, timeout: float = 30.0, max_message_bytes: int = 64 << 20,
+                 observer: InferenceObserver | None = None) -> None:
+        self.repo = repo
+        self.url = url
+        self.timeout = timeout
+        self.observer = observer
+        options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
+        self.client = grpcclient.InferenceServerClient(url, channel_args=options)
+        self._loaded: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def _unavailable(self, what: str, exc: Exception) -> ModelNotReady:
+        return ModelNotReady(f"Triton server at {self.url} is unreachable ({what}): {exc}")
+
+    def load(self, names: list[str]) -> None:
+        for name in names:
+            config = self.repo.get(name)
+            try:
+                ready = self.client.is_model_ready(name, client_timeout=self.timeout)
+            except InferenceServerException as exc:
+                raise self._unavailable(f"model {name!r} readiness", exc) from exc
+            if not ready:
+                raise ModelNotReady(f"Triton server at {self.url} has model {name!r} but it is not ready")
+            try:
+                meta = self.client.get_model_metadata(name, client_timeout=self.timeout)
+            except InferenceServerException as exc:
+                raise self._unavailable(f"model {name!r} metadata", exc) from exc
+            remote_in = {t.name: t for t in meta.inputs}
+            if remote_in and set(remote_in) != {t.name for t in config.inputs}:
+                raise ModelRepositoryError(f"model {name!r}: Triton serves inputs {sorted(remote_in)}, config.pbtxt declares {[t.name for t in config.inputs]}")
+            for spec in config.inputs:
+                remote = remote_in.get(spec.name)
+                if remote is not None and remote.datatype != OIP_DATATYPES[spec.dtype]:
+                    raise ModelRepositoryError(f"model {name!r} input {spec.name!r}: Triton says {remote.datatype}, config.pbtxt {spec.dtype}")
+            version = meta.versions[-1] if meta.versions else config.version
+            with self._lock:
+                self._loaded[name] = LoadedModel(name, str(version), self.name, "remote", f"triton@{self.url}", config.inputs, config.outputs, config.labels)
+            log.info("model %s version %s served by Triton at %s", name, version, self.url)
+
+    def models(self) -> dict[str, LoadedModel]:
+        with self._lock:
+            return dict(self._loaded)
+
+    def infer(self, model: str, inputs: Mapping[str, npt.NDArray[np.generic]]) -> dict[str, npt.NDArray[np.generic]]:
+        loaded = self._loaded.get(model)
+        if loaded is None:
+            raise ModelNotFound(f"model {model!r} is not loaded")
+        request = []
+        for spec in loaded.inputs:
+            if spec.name not in inputs:
+                raise InvalidInput(f"model {model!r} needs input {spec.name!r}")
+            arr = np.ascontiguousarray(inputs[spec.name], dtype=TRITON_TO_NUMPY[spec.dtype])
+            if arr.ndim != spec.rank:
+                raise InvalidInput(f"model {model!r} input {spec.name!r} must have rank {spec.rank}, got shape {arr.shape}")
+            tensor = grpcclient.InferInput(spec.name, list(arr.shape), OIP_DATATYPES[spec.dtype])
+            tensor.set_data_from_numpy(arr)
+            request.append(tensor)
+        outputs = [grpcclient.InferRequestedOutput(o.name) for o in loaded.outputs]
+        start = time.perf_counter()
+        try:
+            result = self.client.infer(model, request, outputs=outputs, client_timeout=self.timeout)
+        except InferenceServerException as exc:
+            if any(marker in str(exc) for marker in UNREACHABLE) or "UNAVAILABLE" in str(exc.status()):
+                raise self._unavailable(f"inference of {model!r}", exc) from exc
+            raise ModelRepositoryError(f"Triton server at {self.url} failed model {model!r}: {exc}") from exc
+        if self.observer is not None:
+            self.observer(model, f"triton@{self.url}", time.perf_counter() - start)
+        return {o.name: result.as_numpy(o.name) for o in loaded.outputs}
+
+    def close(self) -> None:
+        self.client.close()
