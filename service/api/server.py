@@ -36,6 +36,7 @@ class Server:
     health: health.aio.HealthServicer
     metrics: Metrics
     executor: ThreadPoolExecutor
+    servicer: SegmentationServicer
 
     async def start(self) -> None:
         """Start serving (health NOT_SERVING), load the models off the loop, then SERVING."""
@@ -66,16 +67,24 @@ class Server:
 
     _retry: asyncio.Task[None] | None = None
 
-    async def stop(self, grace: float | None = 5.0, drain: float = 0.0) -> None:
-        """NOT_SERVING, refuse new calls, let in-flight ones finish within ``grace`` seconds, then
-        keep the transport up ``drain`` seconds more: grpc.aio's stop() returns once the handlers
-        are done, which can be before a large last response has left the socket."""
+    async def stop(self, grace: float = 5.0, drain: float = 0.0) -> None:
+        """Graceful stop: NOT_SERVING, new calls refused (UNAVAILABLE) while the in-flight ones
+        finish, for at most ``grace`` seconds, on a server still fully up; then the gRPC server
+        stops, and the transport stays ``drain`` seconds more for the last responses to leave.
+        (Waiting here rather than in grpc.aio's own grace keeps in-flight calls independent of
+        how it tears connections down.)"""
         if self._retry is not None:
             self._retry.cancel()
         await self.set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.grpc_server.stop(grace)
+        self.servicer.in_flight.draining = True
+        deadline = asyncio.get_running_loop().time() + grace
+        while self.servicer.in_flight.count and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        if self.servicer.in_flight.count:
+            log.warning("%d request(s) still in flight after the %.0f s grace period; stopping", self.servicer.in_flight.count, grace)
         if drain > 0:
             await asyncio.sleep(drain)
+        await self.grpc_server.stop(1.0)
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -91,7 +100,8 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
     tokens = settings.bearer_tokens()
     interceptors = [BearerTokenInterceptor(tokens)] if tokens else []
     server = grpc.aio.server(options=limits, interceptors=interceptors)
-    pb_grpc.add_SegmentationServiceServicer_to_server(SegmentationServicer(state, metrics, executor), server)
+    servicer = SegmentationServicer(state, metrics, executor)
+    pb_grpc.add_SegmentationServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -102,7 +112,7 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
              f"on ({len(tokens)} token(s))" if tokens else "off")
     if port == 0:
         raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
-    return Server(server, port, state, health_servicer, metrics, executor)
+    return Server(server, port, state, health_servicer, metrics, executor, servicer)
 
 
 async def serve(settings: Settings) -> None:
@@ -119,5 +129,5 @@ async def serve(settings: Settings) -> None:
     await server.start()
     await stop.wait()
     log.info("shutting down: in-flight requests get %.0f s", settings.shutdown_grace_seconds)
-    await server.stop(grace=settings.shutdown_grace_seconds, drain=1.0)
+    await server.stop(grace=settings.shutdown_grace_seconds, drain=0.5)
     log.info("stopped")

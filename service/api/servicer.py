@@ -16,7 +16,7 @@ import grpc
 from service.api import converters
 from service.api.errors import status_of
 from service.api.state import ServiceState
-from service.errors import Overloaded
+from service.errors import ModelNotReady, Overloaded
 from service.metrics import Metrics
 from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
@@ -26,14 +26,18 @@ T = TypeVar("T")
 
 
 class InFlight:
-    """Bounded count of requests in progress: beyond ``limit`` a new one fails at once."""
+    """Bounded count of requests in progress: beyond ``limit`` a new one fails at once; while
+    ``draining`` (shutting down) every new one fails with UNAVAILABLE."""
 
     def __init__(self, limit: int, metrics: Metrics) -> None:
         self.limit = limit
         self.count = 0
         self.metrics = metrics
+        self.draining = False
 
     def __enter__(self) -> None:
+        if self.draining:
+            raise ModelNotReady("server is shutting down; retry on another replica")
         if self.count >= self.limit:
             raise Overloaded(f"server is at its limit of {self.limit} requests in flight; retry with backoff")
         self.count += 1
