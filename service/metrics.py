@@ -17,6 +17,7 @@ class Metrics:
     - ``wsss_model_inference_seconds{model, provider}``: one backend inference.
     - ``wsss_in_flight_requests``: requests being processed now.
     - ``wsss_embedding_cache_total{result}``: SAM embedding cache hits and misses.
+    - ``wsss_batch_size{model}``: items per micro-batched inference.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -33,6 +34,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.in_flight = Gauge("wsss_in_flight_requests", "Requests being processed.", registry=registry)
+        self.batch = Histogram(
+            "wsss_batch_size", "Items per micro-batched inference.", ["model"], buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32), registry=registry
+        )
         self.cache = Counter("wsss_embedding_cache", "SAM embedding cache lookups by result.", ["result"], registry=registry)
         self.cache.labels("hit")
         self.cache.labels("miss")
@@ -43,6 +47,10 @@ class Metrics:
     def observe_inference(self, model: str, provider: str, seconds: float) -> None:
         """The backend's InferenceObserver."""
         self.inference.labels(model, provider).observe(seconds)
+
+    def observe_batch(self, model: str, size: int) -> None:
+        """The micro-batcher's observer."""
+        self.batch.labels(model).observe(size)
 
     def observe_cache(self, hit: bool) -> None:
         """The embedding cache's observer."""

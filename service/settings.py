@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     """ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime decide."""
     inter_op_threads: int = Field(default=0, ge=0)
     """ONNX Runtime inter-op threads per session; 0 lets ONNX Runtime decide."""
+    batch_max_size: int = Field(default=8, ge=1)
+    """Micro-batching of the classifier and DeepLab across concurrent requests: most items in one
+    inference (1 = off)."""
+    batch_max_delay_ms: float = Field(default=3.0, ge=0.0)
+    """How long the first request of a micro-batch waits for others, in milliseconds."""
     worker_threads: int = Field(default=4, ge=1)
     """Threads that run requests' model work off the event loop."""
     shutdown_grace_seconds: float = Field(default=10.0, ge=0.0)

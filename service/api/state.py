@@ -14,11 +14,13 @@ from service.models.sam import SamDecoder, SamEncoder
 from service.pipeline.predict import Predictor
 from service.pipeline.segment import PipelineConfig, Segmenter
 from service.runtime import InferenceBackend, ModelRepository, create_backend
+from service.runtime.batching import BatchingBackend
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SEGMENT_MODELS = ("cam_classifier", "sam_encoder", "sam_decoder")
+BATCHED_MODELS = ("cam_classifier", "deeplab")
 PREDICT_MODELS = ("deeplab",)
 
 
@@ -77,6 +79,10 @@ class ServiceState:
                 self.settings.triton_timeout_seconds,
                 self.settings.max_message_bytes,
             )
+            if self.settings.batch_max_size > 1:
+                backend = BatchingBackend(
+                    backend, set(BATCHED_MODELS), self.settings.batch_max_size, self.settings.batch_max_delay_ms / 1000, self.metrics.observe_batch
+                )
             backend.load(names)
             self.backend = backend
             if not missing:
