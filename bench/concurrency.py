@@ -1,0 +1,100 @@
+"""Throughput and latency at concurrency 1, 4 and 16 through gRPC, with and without micro-batching,
+next to the raw model compute of the same requests (ONNX Runtime sessions called directly, one
+request at a time, no service).
+
+    .venv/bin/python bench/concurrency.py --n 48 --out bench/results/concurrency.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from service.api.background import BackgroundServer  # noqa: E402
+from service.models.deeplab import DeepLab  # noqa: E402
+from service.runtime import ModelRepository  # noqa: E402
+from service.runtime.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from training.synthetic import HELD_OUT_SEED, generate  # noqa: E402
+from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
+from wsss.v1 import segmentation_pb2_grpc as pb_grpc  # noqa: E402
+
+
+def png(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def raw_predict_seconds(images: list[np.ndarray]) -> float:
+    """DeepLab alone, in process, one image after another: the limit for Predict."""
+    backend = OnnxRuntimeBackend(ModelRepository(Settings().model_repo))
+    backend.load(["deeplab"])
+    model = DeepLab(backend)
+    model.predict(images[0])
+    start = time.perf_counter()
+    for im in images:
+        model.predict(im)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=48, help="requests per measurement")
+    parser.add_argument("--out", default="bench/results/concurrency.json")
+    args = parser.parse_args()
+    samples = [generate(HELD_OUT_SEED, i) for i in range(args.n)]
+    predict_reqs = [pb.PredictRequest(image=pb.Image(encoded=png(s.image))) for s in samples]
+    report: dict[str, object] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+                                 "images": f"{args.n} held-out generator images, 256x256"}
+    raw = raw_predict_seconds([s.image for s in samples])
+    report["raw_deeplab_images_per_second"] = round(args.n / raw, 1)
+    for batch in (1, 8):
+        server = BackgroundServer(Settings(host="127.0.0.1", port=0, metrics_enabled=False, batch_max_size=batch, worker_threads=16, max_in_flight=64))
+        try:
+            with server.channel() as channel:
+                stub = pb_grpc.SegmentationServiceStub(channel)
+                stub.Predict(predict_reqs[0], timeout=60)
+                for concurrency in (1, 4, 16):
+                    lat: list[float] = []
+
+                    def call(r: pb.PredictRequest, stub: pb_grpc.SegmentationServiceStub = stub, lat: list[float] = lat) -> None:
+                        t = time.perf_counter()
+                        stub.Predict(r, timeout=60)
+                        lat.append(time.perf_counter() - t)
+
+                    start = time.perf_counter()
+                    with ThreadPoolExecutor(concurrency) as pool:
+                        list(pool.map(call, predict_reqs))
+                    wall = time.perf_counter() - start
+                    ms = np.array(lat) * 1000
+                    key = f"predict_batch{batch}_c{concurrency}"
+                    report[key] = {
+                        "images_per_second": round(args.n / wall, 1),
+                        "vs_raw": round((args.n / wall) / (args.n / raw), 3),
+                        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+                        "p95_ms": round(float(np.percentile(ms, 95)), 1),
+                        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+                    }
+                    print(key, report[key], flush=True)
+        finally:
+            server.stop()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
