@@ -47,11 +47,16 @@ def write_config(
     outputs: Sequence[tuple[str, Sequence[int], str]],
     batching: bool = False,
 ) -> None:
-    """Write a Triton config.pbtxt (dims exclude the batch dimension when max_batch_size > 0)."""
+    """Write a Triton config.pbtxt (dims exclude the batch dimension when max_batch_size > 0).
+
+    One instance on a GPU (``KIND_GPU``): the repository is for GPU Triton deployments; this
+    service's own ONNX Runtime backend reads the same file and ignores instance groups.
+    """
     text = f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {max_batch_size}\n'
     text += _tensor_block("input", inputs) + _tensor_block("output", outputs)
     if batching:
         text += "dynamic_batching {\n  max_queue_delay_microseconds: 2000\n}\n"
+    text += "instance_group [\n  {\n    kind: KIND_GPU\n    count: 1\n  }\n]\n"
     (model_dir / "config.pbtxt").write_text(text)
 
 

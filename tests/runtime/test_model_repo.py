@@ -128,3 +128,12 @@ def test_default_repository_validates() -> None:
     backend = OnnxRuntimeBackend(ModelRepository(REPO_ROOT / "model_repo"), "CPUExecutionProvider")
     backend.load(["cam_classifier", "sam_encoder", "sam_decoder", "deeplab"])
     assert backend.models()["cam_classifier"].labels == ("scratch", "spot", "crack", "stain")
+
+
+def test_default_configs_are_ready_for_triton() -> None:
+    for name in ("cam_classifier", "sam_encoder", "sam_decoder", "deeplab"):
+        cfg = parse_pbtxt((REPO_ROOT / "model_repo" / name / "config.pbtxt").read_text())
+        assert cfg["name"] == name and cfg["platform"] == "onnxruntime_onnx"
+        assert cfg["instance_group"][0]["kind"] == "KIND_GPU"
+        if name in ("cam_classifier", "deeplab"):
+            assert cfg["max_batch_size"] > 0 and "max_queue_delay_microseconds" in cfg["dynamic_batching"]
