@@ -1,6 +1,7 @@
 """Throughput and latency at concurrency 1, 4 and 16 through gRPC, with and without micro-batching,
 next to the raw model compute of the same requests (ONNX Runtime sessions called directly, one
-request at a time, no service).
+request at a time, no service): DeepLab for Predict; for Segment, the sum of the model inference
+times of the pipeline run in process.
 
     .venv/bin/python bench/concurrency.py --n 48 --out bench/results/concurrency.json
 """
@@ -50,6 +51,24 @@ def raw_predict_seconds(images: list[np.ndarray]) -> float:
     return time.perf_counter() - start
 
 
+def raw_segment_model_seconds(samples: list[object]) -> float:
+    """Model inference time alone of Segment on each sample (tags), in process, one after another."""
+    from service.models.cam_classifier import CamClassifier
+    from service.models.sam import SamDecoder, SamEncoder
+    from service.pipeline.segment import PipelineConfig, Segmenter
+    from service.pipeline.types import SegmentInput, WeakLabels
+
+    spent = [0.0]
+    backend = OnnxRuntimeBackend(ModelRepository(Settings().model_repo), observer=lambda m, p, sec: spent.__setitem__(0, spent[0] + sec))
+    backend.load(["cam_classifier", "sam_encoder", "sam_decoder"])
+    seg = Segmenter(CamClassifier(backend), SamEncoder(backend), SamDecoder(backend), PipelineConfig())
+    seg.segment(SegmentInput(image=samples[0].image, labels=WeakLabels(image_labels=tuple(samples[0].labels))))  # type: ignore[attr-defined]
+    spent[0] = 0.0
+    for s in samples:
+        seg.segment(SegmentInput(image=s.image, labels=WeakLabels(image_labels=tuple(s.labels))))  # type: ignore[attr-defined]
+    return spent[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=48, help="requests per measurement")
@@ -61,29 +80,37 @@ def main() -> None:
                                  "images": f"{args.n} held-out generator images, 256x256"}
     raw = raw_predict_seconds([s.image for s in samples])
     report["raw_deeplab_images_per_second"] = round(args.n / raw, 1)
+    segment_samples = [s for s in samples if s.labels]
+    segment_reqs = [pb.SegmentRequest(image=pb.Image(encoded=png(s.image)), labels=pb.WeakLabels(image_labels=s.labels)) for s in segment_samples]
+    raw_segment = raw_segment_model_seconds(segment_samples)
+    report["raw_segment_model_images_per_second"] = round(len(segment_samples) / raw_segment, 2)
     for batch in (1, 8):
         server = BackgroundServer(Settings(host="127.0.0.1", port=0, metrics_enabled=False, batch_max_size=batch, worker_threads=16, max_in_flight=64))
         try:
             with server.channel() as channel:
                 stub = pb_grpc.SegmentationServiceStub(channel)
                 stub.Predict(predict_reqs[0], timeout=60)
-                for concurrency in (1, 4, 16):
+                stub.Segment(segment_reqs[0], timeout=60)
+                runs = [(rpc, reqs, raw_s, c) for rpc, reqs, raw_s in (("predict", predict_reqs, raw), ("segment", segment_reqs, raw_segment))
+                        for c in (1, 4, 16)]
+                for rpc, reqs, raw_seconds, concurrency in runs:
                     lat: list[float] = []
+                    method = stub.Predict if rpc == "predict" else stub.Segment
 
-                    def call(r: pb.PredictRequest, stub: pb_grpc.SegmentationServiceStub = stub, lat: list[float] = lat) -> None:
+                    def call(r: object, method: object = method, lat: list[float] = lat) -> None:
                         t = time.perf_counter()
-                        stub.Predict(r, timeout=60)
+                        method(r, timeout=120)  # type: ignore[operator]
                         lat.append(time.perf_counter() - t)
 
                     start = time.perf_counter()
                     with ThreadPoolExecutor(concurrency) as pool:
-                        list(pool.map(call, predict_reqs))
+                        list(pool.map(call, reqs))
                     wall = time.perf_counter() - start
                     ms = np.array(lat) * 1000
-                    key = f"predict_batch{batch}_c{concurrency}"
+                    key = f"{rpc}_batch{batch}_c{concurrency}"
                     report[key] = {
-                        "images_per_second": round(args.n / wall, 1),
-                        "vs_raw": round((args.n / wall) / (args.n / raw), 3),
+                        "images_per_second": round(len(reqs) / wall, 2),
+                        "vs_raw": round((len(reqs) / wall) / (len(reqs) / raw_seconds), 3),
                         "p50_ms": round(float(np.percentile(ms, 50)), 1),
                         "p95_ms": round(float(np.percentile(ms, 95)), 1),
                         "p99_ms": round(float(np.percentile(ms, 99)), 1),

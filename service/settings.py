@@ -41,9 +41,10 @@ class Settings(BaseSettings):
     """ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime decide."""
     inter_op_threads: int = Field(default=0, ge=0)
     """ONNX Runtime inter-op threads per session; 0 lets ONNX Runtime decide."""
-    batch_max_size: int = Field(default=8, ge=1)
+    batch_max_size: int = Field(default=1, ge=1)
     """Micro-batching of the classifier and DeepLab across concurrent requests: most items in one
-    inference (1 = off)."""
+    inference (1 = off, the default: on the 2-core CPU it was measured on it does not pay; set
+    8 on a GPU, as deploy/k8s does)."""
     batch_max_delay_ms: float = Field(default=3.0, ge=0.0)
     """How long the first request of a micro-batch waits for others, in milliseconds."""
     worker_threads: int = Field(default=4, ge=1)
