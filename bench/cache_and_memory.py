@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import signal
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +27,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.load_test import free_port, rss_mib  # noqa: E402
-from service.healthcheck import main as healthcheck  # noqa: E402
+from bench.load_test import rss_mib, start_server  # noqa: E402
 from training import derive_labels  # noqa: E402
 from training.synthetic import CLASSES, HELD_OUT_SEED, generate  # noqa: E402
 from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
@@ -48,16 +46,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--out", default="bench/results/cache_and_memory.json")
     args = parser.parse_args()
-    port = free_port()
-    env = dict(os.environ, WSSS_PORT=str(port), WSSS_HOST="127.0.0.1", WSSS_METRICS_ENABLED="false", WSSS_LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
+    proc, port = start_server()
     report: dict[str, object] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")}
     try:
-        deadline = time.monotonic() + 120
-        while healthcheck([f"127.0.0.1:{port}"]) != 0:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("server did not start")
-            time.sleep(0.5)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.SegmentationServiceStub(channel)
             samples = [s for s in (generate(HELD_OUT_SEED, 300 + i) for i in range(3 * args.images)) if s.labels][: args.images]

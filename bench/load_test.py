@@ -51,6 +51,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_server(**env_overrides: str) -> tuple[subprocess.Popen[bytes], int]:
+    """``python -m service`` on a free loopback port with the default models; returns once SERVING."""
+    port = free_port()
+    env = dict(os.environ, WSSS_PORT=str(port), WSSS_HOST="127.0.0.1", WSSS_METRICS_ENABLED="false", WSSS_LOG_LEVEL="WARNING", **env_overrides)
+    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
+    deadline = time.monotonic() + 120
+    while healthcheck([f"127.0.0.1:{port}"]) != 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("server did not start")
+        time.sleep(0.5)
+    return proc, port
+
+
 def requests(n: int) -> list[pb.SegmentRequest]:
     out = []
     for i in range(n):
@@ -71,16 +85,8 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/load_test.json")
     args = parser.parse_args()
 
-    port = free_port()
-    env = dict(os.environ, WSSS_PORT=str(port), WSSS_HOST="127.0.0.1", WSSS_METRICS_ENABLED="false",
-               WSSS_MAX_IN_FLIGHT=str(args.max_in_flight), WSSS_LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
+    proc, port = start_server(WSSS_MAX_IN_FLIGHT=str(args.max_in_flight))
     try:
-        deadline = time.monotonic() + 120
-        while healthcheck([f"127.0.0.1:{port}"]) != 0:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("server did not start")
-            time.sleep(0.5)
         reqs = requests(32)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             pb_grpc.SegmentationServiceStub(channel).Segment(reqs[0], timeout=60)  # warm

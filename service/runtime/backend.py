@@ -9,7 +9,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from service.runtime.model_repo import TensorSpec
+from service.errors import InvalidInput
+from service.runtime.model_repo import TRITON_TO_NUMPY, TensorSpec
 
 InferenceObserver = Callable[[str, str, float], None]
 """Called after each inference with (model name, provider, seconds)."""
@@ -40,6 +41,23 @@ class LoadedModel:
 
     def output(self, name: str) -> TensorSpec | None:
         return next((t for t in self.outputs if t.name == name), None)
+
+
+def checked_inputs(model: str, specs: tuple[TensorSpec, ...], inputs: Mapping[str, npt.NDArray[np.generic]]) -> dict[str, npt.NDArray[np.generic]]:
+    """Every input ``specs`` declares, as a contiguous array of its dtype, rank checked.
+
+    Raises:
+        InvalidInput: an input missing or of the wrong rank.
+    """
+    out: dict[str, npt.NDArray[np.generic]] = {}
+    for spec in specs:
+        if spec.name not in inputs:
+            raise InvalidInput(f"model {model!r} needs input {spec.name!r}")
+        arr = np.ascontiguousarray(inputs[spec.name], dtype=TRITON_TO_NUMPY[spec.dtype])
+        if arr.ndim != spec.rank:
+            raise InvalidInput(f"model {model!r} input {spec.name!r} must have rank {spec.rank}, got shape {arr.shape}")
+        out[spec.name] = arr
+    return out
 
 
 class InferenceBackend(Protocol):

@@ -11,9 +11,9 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from service.errors import InvalidInput, ModelNotFound, ModelRepositoryError
-from service.runtime.backend import InferenceObserver, LoadedModel
-from service.runtime.model_repo import ONNX_TO_TRITON, TRITON_TO_NUMPY, ModelConfig, ModelRepository, TensorSpec
+from service.errors import ModelNotFound, ModelRepositoryError
+from service.runtime.backend import InferenceObserver, LoadedModel, checked_inputs
+from service.runtime.model_repo import ONNX_TO_TRITON, ModelConfig, ModelRepository, TensorSpec
 
 log = logging.getLogger(__name__)
 
@@ -157,14 +157,7 @@ class OnnxRuntimeBackend:
         if session is None:
             raise ModelNotFound(f"model {model!r} is not loaded")
         loaded = self._loaded[model]
-        feeds: dict[str, npt.NDArray[np.generic]] = {}
-        for spec in loaded.inputs:
-            if spec.name not in inputs:
-                raise InvalidInput(f"model {model!r} needs input {spec.name!r}")
-            arr = np.ascontiguousarray(inputs[spec.name], dtype=TRITON_TO_NUMPY[spec.dtype])
-            if arr.ndim != spec.rank:
-                raise InvalidInput(f"model {model!r} input {spec.name!r} must have rank {spec.rank}, got shape {arr.shape}")
-            feeds[spec.name] = arr
+        feeds = checked_inputs(model, loaded.inputs, inputs)
         start = time.perf_counter()
         values = session.run(None, feeds)
         elapsed = time.perf_counter() - start

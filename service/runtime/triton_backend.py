@@ -18,9 +18,9 @@ import numpy.typing as npt
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from service.errors import InvalidInput, ModelNotFound, ModelNotReady, ModelRepositoryError
-from service.runtime.backend import InferenceObserver, LoadedModel
-from service.runtime.model_repo import TRITON_TO_NUMPY, ModelRepository
+from service.errors import ModelNotFound, ModelNotReady, ModelRepositoryError
+from service.runtime.backend import InferenceObserver, LoadedModel, checked_inputs
+from service.runtime.model_repo import ModelRepository
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +90,8 @@ class TritonBackend:
         if loaded is None:
             raise ModelNotFound(f"model {model!r} is not loaded")
         request = []
-        for spec in loaded.inputs:
-            if spec.name not in inputs:
-                raise InvalidInput(f"model {model!r} needs input {spec.name!r}")
-            arr = np.ascontiguousarray(inputs[spec.name], dtype=TRITON_TO_NUMPY[spec.dtype])
-            if arr.ndim != spec.rank:
-                raise InvalidInput(f"model {model!r} input {spec.name!r} must have rank {spec.rank}, got shape {arr.shape}")
-            tensor = grpcclient.InferInput(spec.name, list(arr.shape), OIP_DATATYPES[spec.dtype])
+        for name, arr in checked_inputs(model, loaded.inputs, inputs).items():
+            tensor = grpcclient.InferInput(name, list(arr.shape), OIP_DATATYPES[next(t.dtype for t in loaded.inputs if t.name == name)])
             tensor.set_data_from_numpy(arr)
             request.append(tensor)
         outputs = [grpcclient.InferRequestedOutput(o.name) for o in loaded.outputs]
