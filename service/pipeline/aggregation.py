@@ -13,9 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from service.pipeline.types import ClassMask, ConfidenceScore
-
-IGNORE = 255
+from service.pipeline.types import IGNORE, ClassMask, ConfidenceScore
 
 
 @dataclass(frozen=True)

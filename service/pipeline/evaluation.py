@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from service.pipeline.types import QualityMetrics
-
-IGNORE = 255
+from service.pipeline.types import IGNORE, QualityMetrics
 
 
 def confusion(pred: npt.NDArray[np.uint8], gt: npt.NDArray[np.uint8], num_classes: int) -> npt.NDArray[np.int64]:

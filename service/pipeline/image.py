@@ -10,6 +10,7 @@ import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
 from service.errors import InvalidInput
+from service.pipeline.types import IGNORE
 
 FORMATS = ("PNG", "JPEG", "TIFF", "BMP")
 
@@ -122,7 +123,7 @@ def decode_label_map(
     if gt.shape != shape:
         raise InvalidInput(f"ground_truth is {gt.shape[1]}x{gt.shape[0]} but the image is {shape[1]}x{shape[0]}")
     ids = np.unique(gt)
-    bad = ids[(ids > num_classes) & (ids != 255)]
+    bad = ids[(ids > num_classes) & (ids != IGNORE)]
     if bad.size:
         raise InvalidInput(f"ground_truth has unknown class ids {bad.tolist()} (valid: 0..{num_classes} and 255)")
     return np.ascontiguousarray(gt)

@@ -15,9 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from skimage.segmentation import slic
 
-from service.pipeline.types import Refinement
-
-IGNORE = 255
+from service.pipeline.types import IGNORE, Refinement
 
 
 def class_probabilities(

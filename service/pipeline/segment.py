@@ -19,6 +19,7 @@ from service.models.sam import ImageEncoder, SamDecoder
 from service.pipeline import aggregation, cam, evaluation, grabcut, prompts, refinement, sam_masks, scribbles, weak_labels
 from service.pipeline.encoding import coco_rle, encode_png
 from service.pipeline.types import (
+    IGNORE,
     ClassResult,
     ConfidenceScore,
     EncodedMask,
@@ -188,7 +189,7 @@ class Segmenter:
         if request.ground_truth is not None:
             with timer.stage("evaluation"):
                 metrics = evaluation.quality_metrics(label_map, request.ground_truth, len(self.classes))
-        uncertain = float(np.count_nonzero(label_map == aggregation.IGNORE)) / label_map.size
+        uncertain = float(np.count_nonzero(label_map == IGNORE)) / label_map.size
         return SegmentResult(
             label_map=label_map,
             mask=encoded,

@@ -8,6 +8,9 @@ from enum import Enum
 import numpy as np
 import numpy.typing as npt
 
+IGNORE = 255
+"""Label-map value of pixels that are not confident (prediction) or to ignore (ground truth)."""
+
 
 class MaskFormat(Enum):
     PNG = "png"
