@@ -191,24 +191,14 @@ class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInte
         self.header = ("authorization", f"Bearer {token}")
 
     def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
-        metadata = list(details.metadata or []) + [self.header]
-        return details._replace(metadata=metadata) if hasattr(details, "_replace") else _CallDetails(details, metadata)
+        # grpc hands interceptors a namedtuple (grpc._interceptor._ClientCallDetails)
+        return details._replace(metadata=list(details.metadata or []) + [self.header])  # type: ignore[attr-defined,no-any-return]
 
     def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
         return continuation(self._details(client_call_details), request)
 
     def intercept_stream_stream(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
         return continuation(self._details(client_call_details), request_iterator)
-
-
-class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
-    def __init__(self, base: grpc.ClientCallDetails, metadata: list[tuple[str, str]]) -> None:
-        self.method = base.method
-        self.timeout = base.timeout
-        self.metadata = metadata
-        self.credentials = base.credentials
-        self.wait_for_ready = getattr(base, "wait_for_ready", None)
-        self.compression = getattr(base, "compression", None)
 
 
 def main(argv: list[str] | None = None) -> int:
