@@ -90,8 +90,8 @@ class TritonBackend:
         if loaded is None:
             raise ModelNotFound(f"model {model!r} is not loaded")
         request = []
-        for name, arr in checked_inputs(model, loaded.inputs, inputs).items():
-            tensor = grpcclient.InferInput(name, list(arr.shape), OIP_DATATYPES[next(t.dtype for t in loaded.inputs if t.name == name)])
+        for spec, arr in zip(loaded.inputs, checked_inputs(model, loaded.inputs, inputs).values()):
+            tensor = grpcclient.InferInput(spec.name, list(arr.shape), OIP_DATATYPES[spec.dtype])
             tensor.set_data_from_numpy(arr)
             request.append(tensor)
         outputs = [grpcclient.InferRequestedOutput(o.name) for o in loaded.outputs]
