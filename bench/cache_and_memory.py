@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import os
 import platform
 import signal
@@ -22,22 +20,15 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.load_test import rss_mib, start_server  # noqa: E402
+from bench.common import png_bytes, rss_mib, start_server, write_report  # noqa: E402
 from training import derive_labels  # noqa: E402
 from training.synthetic import CLASSES, HELD_OUT_SEED, generate  # noqa: E402
 from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc  # noqa: E402
-
-
-def png(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def main() -> None:
@@ -54,7 +45,7 @@ def main() -> None:
             samples = [s for s in (generate(HELD_OUT_SEED, 300 + i) for i in range(3 * args.images)) if s.labels][: args.images]
             first, second = [], []
             for s in samples:
-                image = pb.Image(encoded=png(s.image))
+                image = pb.Image(encoded=png_bytes(s.image))
                 t = time.perf_counter()
                 stub.Segment(pb.SegmentRequest(image=image, labels=pb.WeakLabels(image_labels=s.labels)), timeout=60)
                 first.append(time.perf_counter() - t)
@@ -68,7 +59,7 @@ def main() -> None:
                 "second_over_first": round(float(np.mean(second) / np.mean(first)), 3),
                 "note": "the second request skips the SAM encoder (cached embedding); it also sends clicks instead of tags",
             }
-            reqs = [pb.PredictRequest(image=pb.Image(encoded=png(generate(HELD_OUT_SEED, i).image))) for i in range(50)]
+            reqs = [pb.PredictRequest(image=pb.Image(encoded=png_bytes(generate(HELD_OUT_SEED, i).image))) for i in range(50)]
             stub.Predict(reqs[0], timeout=60)
             rss_before = rss_mib(proc.pid)
             t = time.perf_counter()
@@ -81,10 +72,7 @@ def main() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    print(json.dumps(report, indent=2))
-    out = ROOT / args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

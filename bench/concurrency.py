@@ -9,8 +9,6 @@ times of the pipeline run in process.
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import os
 import platform
 import sys
@@ -19,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import png_bytes, write_report  # noqa: E402
 from service.api.background import BackgroundServer  # noqa: E402
 from service.models.deeplab import DeepLab  # noqa: E402
 from service.runtime import ModelRepository  # noqa: E402
@@ -31,12 +29,6 @@ from service.settings import Settings  # noqa: E402
 from training.synthetic import HELD_OUT_SEED, generate  # noqa: E402
 from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc  # noqa: E402
-
-
-def png(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def raw_predict_seconds(images: list[np.ndarray]) -> float:
@@ -75,13 +67,13 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/concurrency.json")
     args = parser.parse_args()
     samples = [generate(HELD_OUT_SEED, i) for i in range(args.n)]
-    predict_reqs = [pb.PredictRequest(image=pb.Image(encoded=png(s.image))) for s in samples]
+    predict_reqs = [pb.PredictRequest(image=pb.Image(encoded=png_bytes(s.image))) for s in samples]
     report: dict[str, object] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
                                  "images": f"{args.n} held-out generator images, 256x256"}
     raw = raw_predict_seconds([s.image for s in samples])
     report["raw_deeplab_images_per_second"] = round(args.n / raw, 1)
     segment_samples = [s for s in samples if s.labels]
-    segment_reqs = [pb.SegmentRequest(image=pb.Image(encoded=png(s.image)), labels=pb.WeakLabels(image_labels=s.labels)) for s in segment_samples]
+    segment_reqs = [pb.SegmentRequest(image=pb.Image(encoded=png_bytes(s.image)), labels=pb.WeakLabels(image_labels=s.labels)) for s in segment_samples]
     raw_segment = raw_segment_model_seconds(segment_samples)
     report["raw_segment_model_images_per_second"] = round(len(segment_samples) / raw_segment, 2)
     for batch in (1, 8):
@@ -118,9 +110,7 @@ def main() -> None:
                     print(key, report[key], flush=True)
         finally:
             server.stop()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Load test: N concurrent clients for a fixed time against a local WeakSeg server.
 
-Starts the service as its own process on a free loopback port with the default models (or uses
---address), runs N client threads for --seconds, each sending Segment requests (held-out generator
+Starts the service as its own process on a free loopback port with the default models, runs N client threads for --seconds, each sending Segment requests (held-out generator
 images with their tags) back to back, and reports successes, every status code, latency
 percentiles and the server's RSS before, during (samples) and after: growth in the second half of
-the run, once the embedding cache and ONNX Runtime's arenas are warm, is what a leak would show. Bounded in requests and time; loopback only.
+the run, once the embedding cache and ONNX Runtime's arenas are warm, is what a leak would show.
+Bounded in requests and time; loopback only.
 
     .venv/bin/python bench/load_test.py --clients 8 --seconds 30 --max-in-flight 4 --out bench/results/load_test.json
 """
@@ -12,13 +12,9 @@ the run, once the embedding cache and ONNX Runtime's arenas are warm, is what a 
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import os
 import platform
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -27,51 +23,22 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import png_bytes, rss_mib, start_server, write_report  # noqa: E402
 from service.healthcheck import main as healthcheck  # noqa: E402
 from training.synthetic import HELD_OUT_SEED, generate  # noqa: E402
 from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc  # noqa: E402
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(**env_overrides: str) -> tuple[subprocess.Popen[bytes], int]:
-    """``python -m service`` on a free loopback port with the default models; returns once SERVING."""
-    port = free_port()
-    env = dict(os.environ, WSSS_PORT=str(port), WSSS_HOST="127.0.0.1", WSSS_METRICS_ENABLED="false", WSSS_LOG_LEVEL="WARNING", **env_overrides)
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
-    deadline = time.monotonic() + 120
-    while healthcheck([f"127.0.0.1:{port}"]) != 0:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("server did not start")
-        time.sleep(0.5)
-    return proc, port
-
-
 def requests(n: int) -> list[pb.SegmentRequest]:
     out = []
     for i in range(n):
         s = generate(HELD_OUT_SEED, i)
-        buf = io.BytesIO()
-        Image.fromarray(s.image).save(buf, format="PNG")
-        out.append(pb.SegmentRequest(id=str(i), image=pb.Image(encoded=buf.getvalue()), labels=pb.WeakLabels(image_labels=s.labels or ["spot"])))
+        out.append(pb.SegmentRequest(id=str(i), image=pb.Image(encoded=png_bytes(s.image)), labels=pb.WeakLabels(image_labels=s.labels or ["spot"])))
     return out
 
 
@@ -154,10 +121,7 @@ def main() -> None:
         "server_alive_and_serving_after": alive,
         "server_exit_code_on_sigterm": exit_code,
     }
-    print(json.dumps(report, indent=2))
-    out = ROOT / args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ sam_encoder, sam_decoder). Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -23,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import write_report  # noqa: E402
 from service.models.cam_classifier import CamClassifier  # noqa: E402
 from service.models.sam import SamDecoder, SamEncoder  # noqa: E402
 from service.pipeline.segment import PipelineConfig, Segmenter  # noqa: E402
@@ -61,9 +61,7 @@ def main() -> None:
         model = sum(means.get(k, 0.0) for k in ("cam", "sam_encoder", "sam_decoder"))
         report[method.value] = {"stages_mean_ms": means, "post_processing_ms": round(post, 2), "model_stages_ms": round(model, 2)}
         print(f"{method.value:>10}: post-processing {post:7.1f} ms vs model stages {model:7.1f} ms  {means}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ what the service would cost with zero overhead). Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -23,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import png_bytes, write_report  # noqa: E402
 from service.api.background import BackgroundServer  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from training.synthetic import HELD_OUT_SEED, generate  # noqa: E402
@@ -30,16 +30,6 @@ from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc  # noqa: E402
 
 MODELS = ("cam_classifier", "sam_encoder", "sam_decoder", "deeplab")
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -96,10 +86,7 @@ def main() -> None:
                 }
     finally:
         server.stop()
-    print(json.dumps(report, indent=2))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,62 @@
+"""Helpers the benchmark scripts share: request images, a server process on loopback, reports."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """uint8 [H, W, 3] -> PNG bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(**env_overrides: str) -> tuple[subprocess.Popen[bytes], int]:
+    """``python -m service`` on a free loopback port with the default models; returns once SERVING."""
+    from service.healthcheck import main as healthcheck
+
+    port = free_port()
+    env = dict(os.environ, WSSS_PORT=str(port), WSSS_HOST="127.0.0.1", WSSS_METRICS_ENABLED="false", WSSS_LOG_LEVEL="WARNING", **env_overrides)
+    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
+    deadline = time.monotonic() + 120
+    while healthcheck([f"127.0.0.1:{port}"]) != 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("server did not start")
+        time.sleep(0.5)
+    return proc, port
+
+
+def write_report(report: dict[str, object], out: str) -> None:
+    """Print the report and write it as JSON to ``out`` (relative to the repository root)."""
+    print(json.dumps(report, indent=2))
+    path = ROOT / out
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
