@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +38,13 @@ def server() -> Iterator[BackgroundServer]:
 def stub(server: BackgroundServer) -> Iterator[pb_grpc.SegmentationServiceStub]:
     with server.channel() as channel:
         yield pb_grpc.SegmentationServiceStub(channel)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (for servers started as their own processes)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def png_bytes(array: np.ndarray) -> bytes:

@@ -4,7 +4,6 @@ serving our ONNX files): same outputs as in process, UNAVAILABLE while unreachab
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 import sys
 import time
@@ -24,19 +23,13 @@ from service.errors import ModelNotReady  # noqa: E402
 from service.runtime import ModelRepository  # noqa: E402
 from service.runtime.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from service.runtime.triton_backend import TritonBackend  # noqa: E402
-from tests.conftest import DEFAULT_REPO, iou, make_settings, png_bytes  # noqa: E402
+from tests.conftest import DEFAULT_REPO, free_port, iou, make_settings, png_bytes  # noqa: E402
 from training.synthetic import HELD_OUT_SEED, generate  # noqa: E402
 from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc  # noqa: E402
 
 MODELS = ["cam_classifier", "sam_encoder", "sam_decoder", "deeplab"]
 SERVER = Path(__file__).resolve().parent.parent / "oip_server.py"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class OipServer:
@@ -49,7 +42,7 @@ class OipServer:
     def start(self) -> None:
         limit = str(64 << 20)
         self.proc = subprocess.Popen(
-            [sys.executable, str(SERVER), "--repo", str(DEFAULT_REPO), "--grpc-port", str(self.grpc_port), "--http-port", str(_free_port()),
+            [sys.executable, str(SERVER), "--repo", str(DEFAULT_REPO), "--grpc-port", str(self.grpc_port), "--http-port", str(free_port()),
              "--grpc_max_receive_message_length", limit, "--grpc_max_send_message_length", limit],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -75,7 +68,7 @@ class OipServer:
 
 @pytest.fixture(scope="module")
 def oip() -> Iterator[OipServer]:
-    server = OipServer(_free_port())
+    server = OipServer(free_port())
     server.start()
     yield server
     server.stop()
@@ -130,7 +123,7 @@ def test_service_on_triton_matches_in_process(oip: OipServer) -> None:
 def test_unreachable_then_recovers() -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    port = _free_port()
+    port = free_port()
     running = BackgroundServer(make_settings(backend="triton", triton_url=f"127.0.0.1:{port}", triton_timeout_seconds=2, load_retry_seconds=0.5))
     oip = OipServer(port)
     try:
