@@ -112,18 +112,17 @@ def prompt_sets(
     class's clicks and scribble points in a further set) instead of S2C's all-peaks-at-once.
     """
     out: list[PromptSet] = []
+    along = [(s.class_id, sample_points(s)) for s in labels.scribbles]
     for k in sorted(set(tagged) | set(labels.prompted_classes())):
         uses_cam = k in tagged
         clicks = [Prompt(c.x, c.y, 0 if c.negative else 1, "click") for c in labels.clicks if c.class_id == k]
         negatives = [p for p in clicks if p.label == 0] + [
             Prompt(c.x, c.y, 0, "click") for c in labels.clicks if c.class_id != k and not c.negative
         ]
-        scribbled = [s for s in labels.scribbles if s.class_id == k]
-        negatives += [
-            Prompt(float(x), float(y), 0, "scribble") for s in labels.scribbles if s.class_id != k for x, y in sample_points(s)
-        ]
+        scribbled = any(c == k for c, _ in along)
+        negatives += [Prompt(float(x), float(y), 0, "scribble") for c, pts in along if c != k for x, y in pts]
         positives = [p for p in clicks if p.label == 1]
-        positives += [Prompt(float(x), float(y), 1, "scribble") for s in scribbled for x, y in sample_points(s)]
+        positives += [Prompt(float(x), float(y), 1, "scribble") for c, pts in along if c == k for x, y in pts]
         if uses_cam:
             peaks = cam_peaks(cams[k - 1], threshold, min_distance, max_peaks)
             positives = [Prompt(float(x), float(y), 1, "cam_peak") for x, y in peaks] + positives
