@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,7 +46,7 @@ class BatchingBackend:
     """
 
     def __init__(self, backend: InferenceBackend, models: set[str], max_batch: int = 8, max_delay: float = 0.004,
-                 observer: object | None = None) -> None:
+                 observer: Callable[[str, int], None] | None = None) -> None:
         self.backend = backend
         self.batched = set(models)
         self.max_batch = max_batch
@@ -129,7 +129,7 @@ class BatchingBackend:
                 for p in batch:
                     outputs.append({k: v[start : start + p.size] for k, v in out.items()})
                     start += p.size
-            if callable(self.observer):
+            if self.observer is not None:
                 self.observer(model, sum(p.size for p in batch))
             for p, res in zip(batch, outputs):
                 p.result = res
