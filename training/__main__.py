@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from training import toolkit
 from training.common import setup
 from training.synthetic import CLASSES, generate
 
@@ -80,7 +81,7 @@ def cmd_export_sam(args: argparse.Namespace) -> None:
     print(f"exported SAM {args.model_type} into {args.repo}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write procedural surface-defect samples as a data set folder")
@@ -113,10 +114,11 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--repo", default="model_repo")
     e.add_argument("--decoder-only", action="store_true", help="export the prompt decoder alone")
     e.set_defaults(func=cmd_export_sam)
+    toolkit.register(sub)
     args = parser.parse_args(argv)
-    args.func(args)
+    return toolkit.run(args)
 
 
 if __name__ == "__main__":
     np.seterr(all="ignore")
-    main()
+    raise SystemExit(main())

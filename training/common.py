@@ -21,17 +21,21 @@ log = logging.getLogger("training")
 
 
 @dataclass
-class SyntheticSet:
-    """Generated samples stacked in memory."""
+class TrainingSet:
+    """Training images stacked in memory (generated, or letterboxed from a data set folder)."""
 
     images: npt.NDArray[np.uint8]  # [N,H,W,3]
     masks: npt.NDArray[np.uint8]  # [N,H,W]
     instances: npt.NDArray[np.int32]  # [N,H,W]
     instance_classes: list[tuple[int, ...]]
     num_classes: int
+    labels: npt.NDArray[np.float32] | None = None
+    """[N, C] image-level labels when they are given apart from the masks (a folder's labels.json)."""
 
     def multi_hot(self) -> npt.NDArray[np.float32]:
-        """[N, C] image-level labels (1 where the class has visible pixels)."""
+        """[N, C] image-level labels: ``labels`` when given, else 1 where the class has visible pixels."""
+        if self.labels is not None:
+            return self.labels
         out = np.zeros((len(self.masks), self.num_classes), np.float32)
         for i, m in enumerate(self.masks):
             present = np.unique(m)
@@ -45,13 +49,13 @@ def _gen(args: tuple[int, int, int]) -> Sample:
     return generate(seed, index, size, size)
 
 
-def synthetic_set(seed: int, count: int, size: int = 256, num_classes: int = 4, workers: int = 2) -> SyntheticSet:
+def synthetic_set(seed: int, count: int, size: int = 256, num_classes: int = 4, workers: int = 2) -> TrainingSet:
     """Generate ``count`` samples of stream ``seed`` using ``workers`` processes."""
     start = time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:
         samples = list(pool.map(_gen, [(seed, i, size) for i in range(count)], chunksize=16))
     log.info("generated %d samples (seed %d) in %.1f s", count, seed, time.perf_counter() - start)
-    return SyntheticSet(
+    return TrainingSet(
         images=np.stack([s.image for s in samples]),
         masks=np.stack([s.mask for s in samples]),
         instances=np.stack([s.instances for s in samples]),

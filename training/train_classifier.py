@@ -9,11 +9,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.common import SyntheticSet, batches, log, lr_at, to_tensor
+from training.common import TrainingSet, batches, log, lr_at, to_tensor
 from training.nets import CamNet
 
 
-def train_classifier(data: SyntheticSet, out: Path, steps: int = 700, batch_size: int = 16, lr: float = 2e-3, seed: int = 0) -> CamNet:
+def train_classifier(data: TrainingSet, out: Path | None = None, steps: int = 700, batch_size: int = 16, lr: float = 2e-3, seed: int = 0) -> CamNet:
     """Train ``CamNet`` on ``data`` and save its state dict to ``out``.
 
     Augmentation: flips, 90-degree rotations and a random scale (0.5-1.0) per batch, so CAMs
@@ -48,6 +48,7 @@ def train_classifier(data: SyntheticSet, out: Path, steps: int = 700, batch_size
             acc = ((logits > 0).float() == targets[idx]).float().mean().item()
             log.info("classifier step %d/%d loss %.4f acc %.3f (%.0f s)", step, steps, loss.item(), acc, time.perf_counter() - start)
     net.eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), out)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(net.state_dict(), out)
     return net

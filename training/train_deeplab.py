@@ -20,7 +20,7 @@ def train_deeplab(
     images: npt.NDArray[np.uint8],
     masks: npt.NDArray[np.uint8],
     num_classes: int,
-    out: Path,
+    out: Path | None = None,
     steps: int = 600,
     batch_size: int = 16,
     lr: float = 2e-3,
@@ -29,7 +29,7 @@ def train_deeplab(
 ) -> DeepLab:
     """Train on ``images`` uint8 [N,H,W,3] and label maps ``masks`` uint8 [N,H,W] (0..C, 255 ignore).
 
-    Random ``CROP`` crops and flips; the backbone starts from the classifier's (``init_from``),
+    Random ``CROP`` crops (the whole image when smaller) and flips; the backbone starts from the classifier's (``init_from``),
     the way DeepLab starts from an ImageNet backbone.
     """
     rng = np.random.default_rng(seed)
@@ -38,15 +38,16 @@ def train_deeplab(
         net.backbone.load_state_dict(init_from.backbone.state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     n, h, w = masks.shape
+    crop = min(CROP, h, w)
     net.train()
     start = time.perf_counter()
     for step, idx in enumerate(batches(n, batch_size, rng)):
         if step >= steps:
             break
-        ys = rng.integers(0, h - CROP + 1, len(idx))
-        xs = rng.integers(0, w - CROP + 1, len(idx))
-        img = np.stack([images[i, y : y + CROP, x : x + CROP] for i, y, x in zip(idx, ys, xs)])
-        lab = np.stack([masks[i, y : y + CROP, x : x + CROP] for i, y, x in zip(idx, ys, xs)])
+        ys = rng.integers(0, h - crop + 1, len(idx))
+        xs = rng.integers(0, w - crop + 1, len(idx))
+        img = np.stack([images[i, y : y + crop, x : x + crop] for i, y, x in zip(idx, ys, xs)])
+        lab = np.stack([masks[i, y : y + crop, x : x + crop] for i, y, x in zip(idx, ys, xs)])
         x_t, y_t = to_tensor(img), torch.from_numpy(lab.astype(np.int64))
         if rng.random() < 0.5:
             x_t, y_t = x_t.flip(3), y_t.flip(2)
@@ -62,6 +63,7 @@ def train_deeplab(
         if step % 50 == 0 or step == steps - 1:
             log.info("deeplab step %d/%d loss %.4f (%.0f s)", step, steps, loss.item(), time.perf_counter() - start)
     net.eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), out)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(net.state_dict(), out)
     return net

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
-from training.common import SyntheticSet, batches, log, lr_at, to_tensor
+from training.common import TrainingSet, batches, log, lr_at, to_tensor
 from training.nets import NUM_MASKS, PromptDecoderNet, PromptEncoderBody
 
 MAX_POINTS = 6
@@ -123,7 +123,7 @@ def _mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def train_promptable(
-    data: SyntheticSet, out: Path, steps: int = 900, batch_size: int = 12, lr: float = 2e-3, seed: int = 0
+    data: TrainingSet, out: Path | None = None, steps: int = 900, batch_size: int = 12, lr: float = 2e-3, seed: int = 0
 ) -> tuple[PromptEncoderBody, PromptDecoderNet]:
     """Train encoder body and decoder on ``data``'s instance masks (class-agnostic); save both to ``out``."""
     rng = np.random.default_rng(seed)
@@ -171,6 +171,7 @@ def train_promptable(
             )
     enc.eval()
     dec.eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"encoder": enc.state_dict(), "decoder": dec.state_dict()}, out)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"encoder": enc.state_dict(), "decoder": dec.state_dict()}, out)
     return enc, dec

@@ -1,0 +1,187 @@
+"""Smoke tests of the data set toolkit commands on a few generated images (a few steps each)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from service.pipeline.types import IGNORE  # noqa: E402
+from training import checkpoints  # noqa: E402
+from training.__main__ import main as training_main  # noqa: E402
+from training.datasets import DatasetError, DatasetFolder, letterbox, training_set  # noqa: E402
+from training.pseudo_label import fill_unlabelled  # noqa: E402
+from training.synthetic import CLASSES  # noqa: E402
+
+TRAIN = "1_0000[0-7]"
+EVAL = "1_0000[89]|1_0001[0-1]"
+
+
+def _folder(root: Path) -> Path:
+    """12 generated images in two sizes (160x224 and 200x120) and one image labelled as holding no class."""
+    labels: dict[str, object] = {}
+    for start, count, h, w in ((0, 8, 160, 224), (8, 4, 200, 120)):
+        training_main(["generate", "--out", str(root), "--count", str(count), "--start", str(start), "--height", str(h), "--width", str(w)])
+        labels.update(json.loads((root / "labels.json").read_text()))
+    Image.fromarray(np.zeros((160, 224), np.uint8)).save(root / "masks" / "1_00003.png")
+    labels["1_00003"] = {"image_labels": []}
+    (root / "labels.json").write_text(json.dumps(labels))
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The whole chain with 3 steps of each training: repo (classifier, promptable, pseudo DeepLab), repo_gt."""
+    tmp = tmp_path_factory.mktemp("toolkit")
+    data = _folder(tmp / "data")
+    other = tmp / "other"
+    training_main(["generate", "--out", str(other), "--count", "6", "--seed", "7", "--height", "128", "--width", "128"])
+    repo, repo_gt = tmp / "repo", tmp / "repo_gt"
+    common = ["--data", str(data), "--ids", TRAIN, "--steps", "3", "--size", "128", "--threads", "2"]
+    assert training_main(["train-classifier", *common, "--out", str(tmp / "cls.pt"), "--repo", str(repo)]) == 0
+    assert training_main(["train-promptable", "--data", str(other), "--synthetic", "4", "--steps", "3", "--out", str(tmp / "prm.pt"), "--repo", str(repo)]) == 0
+    assert training_main(["pseudo-label", "--data", str(data), "--ids", TRAIN, "--model-repo", str(repo), "--out", str(tmp / "pseudo")]) == 0
+    assert training_main(["train-deeplab", *common, "--labels", str(tmp / "pseudo" / "masks"), "--init-classifier", str(tmp / "cls.pt"),
+                          "--out", str(tmp / "dl.pt"), "--repo", str(repo)]) == 0
+    assert training_main(["train-deeplab", *common, "--out", str(tmp / "dl_gt.pt")]) == 0
+    assert training_main(["export", "--checkpoint", str(tmp / "dl_gt.pt"), "--repo", str(repo_gt)]) == 0
+    return {"tmp": tmp, "data": data, "other": other, "repo": repo, "repo_gt": repo_gt}
+
+
+def test_split_by_pattern_and_by_file(tmp_path: Path, trained: dict[str, Path]) -> None:
+    folder = DatasetFolder(trained["data"])
+    assert folder.select(TRAIN) == [f"1_0000{i}" for i in range(8)]
+    (tmp_path / "ids.txt").write_text("1_00002\n1_00009\n")
+    assert folder.select(None, tmp_path / "ids.txt") == ["1_00002", "1_00009"]
+    assert folder.select(TRAIN, tmp_path / "ids.txt") == ["1_00002"]
+    with pytest.raises(DatasetError, match="no image id matches"):
+        folder.select("nothing_.*")
+    (tmp_path / "bad.txt").write_text("1_00002\nmissing_id\n")
+    with pytest.raises(DatasetError, match="1 id\\(s\\) have no image"):
+        folder.select(None, tmp_path / "bad.txt")
+
+
+def test_weak_labels_json_in_the_api_form(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(root / "images" / "a.png")
+    (root / "labels.txt").write_text("crack\nspot\n")
+    entry = {
+        "image_labels": ["crack"],
+        "boxes": [{"label": "spot", "x0": 1, "y0": 2, "x1": 10, "y1": 12}],
+        "points": [{"label": "crack", "x": 3.5, "y": 4, "negative": True}],
+        "scribbles": [{"label": "spot", "points": [{"x": 1, "y": 1}, {"x": 5, "y": 6}]}],
+    }
+    (root / "labels.json").write_text(json.dumps({"a": entry, "b": {"image_labels": ["dent"]}, "c": {"polygons": []}}))
+    labels = DatasetFolder(root).weak_labels("a")
+    assert labels.image_labels == ("crack",)
+    assert (labels.boxes[0].label, labels.boxes[0].x1) == ("spot", 10.0)
+    assert labels.points[0].negative and labels.points[0].x == 3.5
+    assert labels.scribbles[0].points == ((1.0, 1.0), (5.0, 6.0)) and labels.scribbles[0].width == 3.0
+    assert DatasetFolder(root).weak_labels("zzz").empty
+    with pytest.raises(DatasetError, match=r"class\(es\) \['dent'\] are not in labels.txt"):
+        DatasetFolder(root).weak_labels("b")
+    with pytest.raises(DatasetError, match="unknown weak-label field"):
+        DatasetFolder(root).weak_labels("c")
+    with pytest.raises(DatasetError, match="no labels.txt"):
+        (root / "labels.txt").unlink()
+        DatasetFolder(root)
+
+
+def test_letterbox_keeps_aspect_and_pads_with_ignore() -> None:
+    image = np.full((100, 50, 3), 200, np.uint8)
+    mask = np.ones((100, 50), np.uint8)
+    img, lab = letterbox(image, mask, 64)
+    assert img.shape == (64, 64, 3) and lab.shape == (64, 64)
+    assert (lab[:, :32] == 1).all() and (lab[:, 32:] == IGNORE).all()
+    assert (img[:, :32] == 200).all() and (img[:, 40:] != 200).all()
+
+
+def test_training_set_takes_image_labels_from_labels_json(trained: dict[str, Path]) -> None:
+    folder = DatasetFolder(trained["data"])
+    data = training_set(folder, folder.ids, 96)
+    assert data.images.shape == (12, 96, 96, 3)
+    k = folder.ids.index("1_00003")
+    assert data.multi_hot()[k].sum() == 0 and data.instances[k].max() == 0 and data.instance_classes[k] == ()
+    for n, image_id in enumerate(folder.ids):
+        names = {CLASSES[c] for c in np.flatnonzero(data.multi_hot()[n])}
+        assert names == set(folder.weak_labels(image_id).image_labels)
+
+
+def test_chain_writes_validated_repositories(trained: dict[str, Path]) -> None:
+    for name in ("cam_classifier", "sam_encoder", "sam_decoder", "deeplab"):
+        assert (trained["repo"] / name / "1" / "model.onnx").is_file()
+    assert checkpoints.provenance(trained["repo"], "sam_encoder")["datasets"] == ["other", "synthetic:4"]  # type: ignore[index]
+    assert checkpoints.provenance(trained["repo"], "deeplab")["labels"].endswith("masks")  # type: ignore[index]
+    assert checkpoints.provenance(trained["repo_gt"], "deeplab")["labels"] == "ground truth"  # type: ignore[index]
+    assert checkpoints.load(trained["tmp"] / "cls.pt")["classes"] == list(CLASSES)
+
+
+def test_pseudo_labels_cover_the_split(trained: dict[str, Path]) -> None:
+    out = trained["tmp"] / "pseudo"
+    summary = json.loads((out / "pseudo_labels.json").read_text())
+    assert summary["images"] == 8 and set(summary["per_image"]) == {f"1_0000{i}" for i in range(8)}
+    for image_id, info in summary["per_image"].items():
+        label_map = np.asarray(Image.open(out / "masks" / f"{image_id}.png"))
+        assert label_map.shape == (160, 224)
+        assert set(np.unique(label_map).tolist()) <= set(range(len(CLASSES) + 1)) | {IGNORE}
+        assert (out / "overlays" / f"{image_id}.png").is_file()
+        assert 0.0 <= info["miou_vs_ground_truth"] <= 1.0
+    empty = np.asarray(Image.open(out / "masks" / "1_00003.png"))
+    assert (empty == 0).all() and "classes" not in summary["per_image"]["1_00003"]
+
+
+def test_evaluate_report_has_every_method(tmp_path: Path, trained: dict[str, Path]) -> None:
+    out = tmp_path / "report.json"
+    rc = training_main(["evaluate", "--data", str(trained["data"]), "--ids", EVAL, "--model-repo", str(trained["repo"]),
+                        "--deeplab", f"deeplab_gt={trained['repo_gt']}", "--out", str(out), "--overlays", "2"])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert report["dataset"] == "data"
+    assert set(report["methods"]) == {"cam_threshold", "cam_crf", "s2c", "s2c_crf", "s2c_no_labels", "boxes", "points", "scribbles",
+                                      "deeplab", "deeplab_gt"}
+    for m in report["methods"].values():
+        assert set(m) >= {"miou", "per_class", "pixel_acc", "images"}
+        assert m["images"] == 4 and 0.0 <= m["miou"] <= 1.0 and 0.0 <= m["pixel_acc"] <= 1.0
+        assert set(m["per_class"]) <= {"background", *CLASSES}
+    md = out.with_suffix(".md").read_text()
+    assert "| s2c_crf |" in md and "| deeplab_gt |" in md
+    shown = sorted(p.name for p in (tmp_path / "report_overlays").iterdir())
+    assert shown == ["1_00008", "1_00009"]
+    assert (tmp_path / "report_overlays" / "1_00008" / "ground_truth.png").is_file()
+    assert (tmp_path / "report_overlays" / "1_00008" / "scribbles.png").is_file()
+
+
+def test_evaluate_refuses_a_promptable_model_trained_on_the_evaluated_masks(tmp_path: Path, trained: dict[str, Path],
+                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    rc = training_main(["evaluate", "--data", str(trained["other"]), "--model-repo", str(trained["repo"]), "--out", str(tmp_path / "r.json")])
+    assert rc == 2
+    assert "was trained on the masks of 'other'" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_commands_refuse_bad_input_with_one_line(tmp_path: Path, trained: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    other_classes = tmp_path / "ds"
+    (other_classes / "images").mkdir(parents=True)
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(other_classes / "images" / "a.png")
+    (other_classes / "labels.txt").write_text("cow\n")
+    rc = training_main(["pseudo-label", "--data", str(other_classes), "--model-repo", str(trained["repo"]), "--out", str(tmp_path / "p")])
+    assert rc == 2 and "labels.txt lists ['cow']" in capsys.readouterr().err
+    rc = training_main(["evaluate", "--data", str(other_classes), "--model-repo", str(trained["repo"]), "--out", str(tmp_path / "r.json")])
+    assert rc == 2 and "has no masks/" in capsys.readouterr().err
+    rc = training_main(["train-classifier", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "c.pt")])
+    assert rc == 2 and "no images/ folder" in capsys.readouterr().err
+    rc = training_main(["evaluate", "--data", str(trained["data"]), "--model-repo", str(trained["repo"]), "--out", str(tmp_path / "r.json"),
+                        "--methods", "s2c,magic"])
+    assert rc == 2 and "unknown method(s) ['magic']" in capsys.readouterr().err
+
+
+def test_fill_unlabelled_takes_the_nearest_class() -> None:
+    m = np.array([[1, 0, 0, 2], [255, 0, 0, 2]], np.uint8)
+    np.testing.assert_array_equal(fill_unlabelled(m, 9), [[1, 1, 2, 2], [1, 1, 2, 2]])
+    np.testing.assert_array_equal(fill_unlabelled(np.zeros((2, 2), np.uint8), 3), np.full((2, 2), 3))

@@ -1,0 +1,70 @@
+"""Training checkpoints (a network's weights + what it needs to be exported) and their export.
+
+A checkpoint is a ``torch.save`` dict: ``kind`` (``cam_classifier``, ``promptable`` or ``deeplab``),
+``classes`` (foreground names; empty for the class-agnostic promptable model), ``state`` (the state
+dicts), ``provenance`` (the data sets and ids it was trained on, step count, seconds). Export writes
+the provenance next to the model as ``<model>/training.json``, so an evaluation can refuse a
+promptable model trained on the masks of the data set it is asked to evaluate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.export import check_repo, export_classifier, export_deeplab, export_sam_decoder, export_sam_encoder
+from training.nets import CamNet, DeepLab, PromptDecoderNet, PromptEncoderBody
+
+KINDS = ("cam_classifier", "promptable", "deeplab")
+MODELS_OF = {"cam_classifier": ("cam_classifier",), "promptable": ("sam_encoder", "sam_decoder"), "deeplab": ("deeplab",)}
+
+
+def save(path: Path, kind: str, classes: Sequence[str], state: dict[str, Any], provenance: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"kind": kind, "classes": list(classes), "state": state, "provenance": provenance}, path)
+
+
+def load(path: Path) -> dict[str, Any]:
+    ckpt: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("kind") not in KINDS:
+        raise ValueError(f"{path} is not a WeakSeg training checkpoint (kind must be one of {KINDS})")
+    return ckpt
+
+
+def classifier_from(ckpt: dict[str, Any]) -> CamNet:
+    net = CamNet(len(ckpt["classes"]))
+    net.load_state_dict(ckpt["state"]["net"])
+    return net.eval()
+
+
+def export(path: Path, repo: Path) -> list[str]:
+    """Export the checkpoint at ``path`` into ``repo``, validate it with the service's loader; returns the model names."""
+    ckpt = load(path)
+    kind, classes = ckpt["kind"], ckpt["classes"]
+    if kind == "cam_classifier":
+        export_classifier(classifier_from(ckpt), classes, repo)
+    elif kind == "deeplab":
+        net = DeepLab(len(classes))
+        net.load_state_dict(ckpt["state"]["net"])
+        export_deeplab(net.eval(), classes, repo)
+    else:
+        enc, dec = PromptEncoderBody(), PromptDecoderNet()
+        enc.load_state_dict(ckpt["state"]["encoder"])
+        dec.load_state_dict(ckpt["state"]["decoder"])
+        export_sam_encoder(enc.eval(), repo)
+        export_sam_decoder(dec.eval(), repo)
+    names = list(MODELS_OF[kind])
+    for name in names:
+        (repo / name / "training.json").write_text(json.dumps(ckpt["provenance"], indent=1) + "\n")
+    check_repo(repo, names)
+    return names
+
+
+def provenance(repo: Path, model: str) -> dict[str, Any] | None:
+    """``<repo>/<model>/training.json`` when the model was exported by this toolkit."""
+    path = repo / model / "training.json"
+    return json.loads(path.read_text()) if path.is_file() else None

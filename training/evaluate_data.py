@@ -1,0 +1,180 @@
+"""``evaluate``: every method's mIoU on a data set folder with ground-truth masks.
+
+Methods (each a function of one sample to a label map, scored over the whole split):
+- ``cam_threshold``: labelled class of highest normalised multi-scale CAM, background below 0.35;
+- ``cam_crf``: the same CAMs as a dense CRF's unary (background score (1 - max CAM)^2.44, equal to
+  the CAM at 0.35);
+- ``s2c``: the service pipeline with the image-level labels (CAM peaks -> SAM-contract masks);
+- ``s2c_crf``: the same with the pipeline's CRF refinement;
+- ``s2c_no_labels``: the pipeline with no labels (classes from the classifier), as served;
+- ``boxes``, ``points``, ``scribbles``: the pipeline with labels derived from the masks
+  (``training/derive_labels.py``) when labels.json has none of that kind;
+- ``deeplab`` and any extra DeepLab (e.g. trained on ground truth): Predict.
+
+An image whose labels.json entry is empty is known to hold none of the classes, so label-driven
+methods return all background for it. On data sets without a background class every 0 / 255
+prediction takes the nearest labelled pixel's class (``pseudo_label.fill_unlabelled``).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+from tqdm import tqdm
+
+from service.client import overlay
+from service.pipeline.cam import CamResult, multiscale_cams
+from service.pipeline.predict import Predictor
+from service.pipeline.refinement import dense_crf
+from service.pipeline.segment import Segmenter
+from service.pipeline.types import Refinement, WeakLabels
+from training.datasets import DatasetFolder
+from training.derive_labels import derive
+from training.evaluate import MethodScore
+from training.pseudo_label import fill_unlabelled, segment_labels
+
+CAM_THRESHOLD = 0.35
+CRF_BACKGROUND_POWER = float(np.log(CAM_THRESHOLD) / np.log(1 - CAM_THRESHOLD))
+DERIVED_KINDS = ("boxes", "points", "scribbles")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One evaluation image: pixels uint8 [H, W, 3], ground truth uint8 [H, W], its labels.json weak labels."""
+
+    id: str
+    image: npt.NDArray[np.uint8]
+    gt: npt.NDArray[np.uint8]
+    labels: WeakLabels
+    known_empty: bool
+
+
+SampleMethod = Callable[[Sample], npt.NDArray[np.uint8]]
+
+
+class CamMethods:
+    """CAM baselines sharing one multi-scale CAM computation per image."""
+
+    def __init__(self, segmenter: Segmenter, background: bool) -> None:
+        self.segmenter = segmenter
+        self.background = background
+        self._last: tuple[str, CamResult] | None = None
+
+    def _cams(self, s: Sample) -> CamResult:
+        if self._last is None or self._last[0] != s.id:
+            cfg = self.segmenter.config
+            self._last = (s.id, multiscale_cams(self.segmenter.classifier, s.image, cfg.cam_scales, cfg.cam_flip))
+        return self._last[1]
+
+    def _ids(self, s: Sample) -> list[int]:
+        return [self.segmenter.classes.index(n) + 1 for n in s.labels.image_labels]
+
+    def threshold(self, s: Sample) -> npt.NDArray[np.uint8]:
+        ids = self._ids(s)
+        if not ids:
+            return np.zeros(s.gt.shape, np.uint8)
+        sel = self._cams(s).cams[[k - 1 for k in ids]]
+        best = np.array(ids, np.uint8)[sel.argmax(axis=0)]
+        return np.where((sel.max(axis=0) > CAM_THRESHOLD) | (not self.background), best, 0).astype(np.uint8)
+
+    def crf(self, s: Sample) -> npt.NDArray[np.uint8]:
+        ids = self._ids(s)
+        if not ids:
+            return np.zeros(s.gt.shape, np.uint8)
+        sel = self._cams(s).cams[[k - 1 for k in ids]]
+        bg = (1.0 - sel.max(axis=0)) ** CRF_BACKGROUND_POWER if self.background else np.zeros(sel.shape[1:], np.float32)
+        probs = np.clip(np.concatenate([bg[None], sel]), 1e-5, 1.0).astype(np.float32)
+        labels = dense_crf(s.image, probs / probs.sum(axis=0, keepdims=True))
+        return np.array([0] + ids, np.uint8)[labels]
+
+
+def pipeline_method(segmenter: Segmenter, background: bool, kind: str, classes: Sequence[str]) -> SampleMethod:
+    """The Segment pipeline with the sample's image-level labels (``tags``, ``tags_crf``), none, or labels derived from its mask."""
+
+    def run(s: Sample) -> npt.NDArray[np.uint8]:
+        if kind in ("tags", "tags_crf"):
+            labels = WeakLabels(image_labels=s.labels.image_labels)
+        elif kind == "none":
+            labels = WeakLabels()
+        else:
+            given = {"boxes": s.labels.boxes, "points": s.labels.points, "scribbles": s.labels.scribbles}[kind]
+            labels = WeakLabels(**{kind: given}) if given else derive(kind, s.gt, classes)  # type: ignore[arg-type]
+        refinement = Refinement.CRF if kind == "tags_crf" else Refinement.NONE
+        known_empty = kind in DERIVED_KINDS or (kind != "none" and s.known_empty)
+        return segment_labels(segmenter, s.image, labels, known_empty, not background, refinement)[0]
+
+    return run
+
+
+def deeplab_method(predictor: Predictor) -> SampleMethod:
+    return lambda s: predictor.predict(s.image).label_map
+
+
+def methods_for(segmenter: Segmenter, deeplabs: dict[str, Predictor], background: bool, classes: Sequence[str]) -> dict[str, SampleMethod]:
+    cams = CamMethods(segmenter, background)
+    methods: dict[str, SampleMethod] = {"cam_threshold": cams.threshold, "cam_crf": cams.crf}
+    for name, kind in (("s2c", "tags"), ("s2c_crf", "tags_crf"), ("s2c_no_labels", "none")) + tuple((k, k) for k in DERIVED_KINDS):
+        methods[name] = pipeline_method(segmenter, background, kind, classes)
+    for name, predictor in deeplabs.items():
+        methods[name] = deeplab_method(predictor)
+    return methods
+
+
+def evaluate_folder(
+    folder: DatasetFolder, ids: Sequence[str], methods: dict[str, SampleMethod], out: Path, overlays: int = 6
+) -> dict[str, object]:
+    """Score every method on ``ids``; writes ``out`` (JSON), ``out`` with .md (table) and overlay PNGs beside it."""
+    classes = folder.classes
+    background = folder.has_background
+    scores = {name: MethodScore(len(classes)) for name in methods}
+    overlay_dir = out.parent / (out.stem + "_overlays")
+    for n, image_id in enumerate(tqdm(ids, desc=f"evaluate {folder.name}", unit="img")):
+        s = Sample(image_id, folder.image(image_id), folder.mask(image_id), folder.weak_labels(image_id), folder.labelled(image_id))
+        shown = n < overlays
+        if shown:
+            (overlay_dir / image_id).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(overlay(s.image, s.gt)).save(overlay_dir / image_id / "ground_truth.png")
+        for name, method in methods.items():
+            start = time.perf_counter()
+            pred = method(s)
+            if not background:
+                pred = fill_unlabelled(pred, 0)
+            scores[name].add(pred, s.gt, time.perf_counter() - start)
+            if shown:
+                Image.fromarray(overlay(s.image, pred)).save(overlay_dir / image_id / f"{name}.png")
+    report: dict[str, object] = {
+        "dataset": folder.name,
+        "split": {"images": len(ids), "first": ids[0], "last": ids[-1]},
+        "background_class": background,
+        "machine": f"{platform.machine()} x{__import__('os').cpu_count()} cores",
+        "methods": {name: s.report(classes) for name, s in scores.items()},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(report))
+    return report
+
+
+def markdown(report: dict[str, object]) -> str:
+    """The report as a Markdown table: one row per method, mIoU, pixel accuracy, seconds per image, per-class IoU."""
+    methods: dict[str, dict[str, object]] = report["methods"]  # type: ignore[assignment]
+    names = list(dict.fromkeys(c for m in methods.values() for c in m["per_class"]))  # type: ignore[attr-defined]
+    lines = [
+        f"# {report['dataset']}: {report['split']['images']} images",  # type: ignore[index]
+        "",
+        "| method | mIoU | pixel acc | s/image | " + " | ".join(names) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(names),
+    ]
+    for name, m in methods.items():
+        per: dict[str, float] = m["per_class"]  # type: ignore[assignment]
+        cells = " | ".join(f"{per[c]:.3f}" if c in per else "–" for c in names)
+        lines.append(f"| {name} | {m['miou']:.3f} | {m['pixel_acc']:.3f} | {m['seconds_per_image']:.3f} | {cells} |")
+    return "\n".join(lines) + "\n"

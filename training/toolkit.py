@@ -1,0 +1,227 @@
+"""The toolkit's commands on data set folders: train-classifier, train-promptable, pseudo-label,
+train-deeplab, export, evaluate (``python -m training <command> --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from training import checkpoints
+from training.common import setup
+from training.datasets import DatasetError, DatasetFolder, concatenate, training_set
+
+
+def add_split(p: argparse.ArgumentParser, required_data: bool = True) -> None:
+    p.add_argument("--data", required=required_data, help="data set folder (images/, masks/, labels.txt, labels.json)")
+    p.add_argument("--ids", default=None, help="regular expression the image ids must match in full, e.g. '.*_exp[0-3]_.*'")
+    p.add_argument("--ids-file", default=None, help="file of image ids, one per line")
+
+
+def _split(args: argparse.Namespace) -> tuple[DatasetFolder, list[str]]:
+    folder = DatasetFolder(Path(args.data))
+    return folder, folder.select(args.ids, Path(args.ids_file) if args.ids_file else None)
+
+
+def _provenance(folder: DatasetFolder, ids: list[str], args: argparse.Namespace, seconds: float, **extra: Any) -> dict[str, Any]:
+    return {"datasets": [folder.name], "split": {"ids": args.ids, "ids_file": args.ids_file, "images": len(ids)},
+            "steps": args.steps, "size": args.size, "seconds": round(seconds, 1), **extra}
+
+
+def _finish(out: Path, repo: str | None) -> None:
+    if repo:
+        names = checkpoints.export(out, Path(repo))
+        print(f"exported {', '.join(names)} into {repo}")
+    print(f"wrote {out}")
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> None:
+    from training.train_classifier import train_classifier
+
+    setup(args.seed, args.threads)
+    folder, ids = _split(args)
+    data = training_set(folder, ids, args.size, need_masks=False)
+    start = time.perf_counter()
+    net = train_classifier(data, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    prov = _provenance(folder, ids, args, time.perf_counter() - start, masks_used=False)
+    checkpoints.save(Path(args.out), "cam_classifier", folder.classes, {"net": net.state_dict()}, prov)
+    _finish(Path(args.out), args.repo)
+
+
+def cmd_train_promptable(args: argparse.Namespace) -> None:
+    from training.common import synthetic_set
+    from training.synthetic import TRAIN_SEED
+    from training.train_promptable import train_promptable
+
+    setup(args.seed, args.threads)
+    sets, names = [], []
+    for d in args.data:
+        folder = DatasetFolder(Path(d))
+        sets.append(training_set(folder, folder.ids, 256))
+        names.append(folder.name)
+    if args.synthetic:
+        sets.append(synthetic_set(TRAIN_SEED, args.synthetic))
+        names.append(f"synthetic:{args.synthetic}")
+    if not sets:
+        raise DatasetError("give at least one --data folder or --synthetic N")
+    start = time.perf_counter()
+    enc, dec = train_promptable(concatenate(sets), steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    prov = {"datasets": names, "images": sum(len(s.images) for s in sets), "steps": args.steps, "size": 256,
+            "seconds": round(time.perf_counter() - start, 1), "masks_used": True}
+    checkpoints.save(Path(args.out), "promptable", [], {"encoder": enc.state_dict(), "decoder": dec.state_dict()}, prov)
+    _finish(Path(args.out), args.repo)
+
+
+def cmd_train_deeplab(args: argparse.Namespace) -> None:
+    from training.train_deeplab import train_deeplab
+
+    setup(args.seed, args.threads)
+    folder, ids = _split(args)
+    data = training_set(folder, ids, args.size, masks_dir=Path(args.labels) if args.labels else None)
+    init = checkpoints.classifier_from(checkpoints.load(Path(args.init_classifier))) if args.init_classifier else None
+    start = time.perf_counter()
+    net = train_deeplab(data.images, data.masks, len(folder.classes), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                        seed=args.seed, init_from=init)
+    prov = _provenance(folder, ids, args, time.perf_counter() - start, labels=args.labels or "ground truth", masks_used=not args.labels)
+    checkpoints.save(Path(args.out), "deeplab", folder.classes, {"net": net.state_dict()}, prov)
+    _finish(Path(args.out), args.repo)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    names = checkpoints.export(Path(args.checkpoint), Path(args.repo))
+    print(f"exported {', '.join(names)} into {args.repo} (validated by the service's loader)")
+
+
+def _load_pipeline(repo: Path, folder: DatasetFolder) -> Any:
+    from training.defaults import load_segmenter
+
+    prov = checkpoints.provenance(repo, "sam_encoder")
+    if prov is not None and folder.name in prov.get("datasets", []):
+        raise DatasetError(
+            f"{repo}/sam_encoder was trained on the masks of {folder.name!r} ({repo}/sam_encoder/training.json); "
+            "a promptable model must never be trained on masks of the data set it labels or is evaluated on"
+        )
+    segmenter, backend = load_segmenter(repo)
+    if tuple(segmenter.classes) != folder.classes:
+        raise DatasetError(f"{repo}/cam_classifier knows {list(segmenter.classes)} but {folder.root}/labels.txt lists {list(folder.classes)}")
+    return segmenter, backend
+
+
+def _background(folder: DatasetFolder, choice: str) -> bool:
+    return folder.has_background if choice == "auto" else choice == "yes"
+
+
+def cmd_pseudo_label(args: argparse.Namespace) -> None:
+    from service.pipeline.types import Refinement
+    from training.pseudo_label import pseudo_label
+
+    folder, ids = _split(args)
+    segmenter, _ = _load_pipeline(Path(args.model_repo), folder)
+    refinement = Refinement[args.refinement.upper()]
+    summary = pseudo_label(segmenter, folder, ids, Path(args.out), refinement, not _background(folder, args.background), not args.no_overlays)
+    print(f"pseudo-labelled {summary['images']} images in {summary['seconds']} s into {args.out}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from service.models.deeplab import DeepLab
+    from service.pipeline.predict import Predictor
+    from service.runtime import ModelRepository
+    from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from training.evaluate_data import evaluate_folder, methods_for
+
+    folder, ids = _split(args)
+    if not folder.has_masks:
+        raise DatasetError(f"{folder.root} has no masks/: nothing to evaluate against")
+    repo = Path(args.model_repo)
+    segmenter, backend = _load_pipeline(repo, folder)
+    deeplabs = {}
+    extra = [("deeplab", str(repo))] if (repo / "deeplab").is_dir() else []
+    for spec in args.deeplab:
+        name, _, path = spec.partition("=")
+        if not path:
+            raise DatasetError(f"--deeplab takes NAME=REPO, not {spec!r}")
+        extra.append((name, path))
+    for name, path in extra:
+        b = backend if Path(path) == repo else OnnxRuntimeBackend(ModelRepository(Path(path)), "CPUExecutionProvider")
+        b.load(["deeplab"])
+        deeplabs[name] = Predictor(DeepLab(b))
+    methods = methods_for(segmenter, deeplabs, folder.has_background, folder.classes)
+    if args.methods:
+        unknown = sorted(set(args.methods.split(",")) - set(methods))
+        if unknown:
+            raise DatasetError(f"unknown method(s) {unknown}; known: {sorted(methods)}")
+        methods = {k: v for k, v in methods.items() if k in args.methods.split(",")}
+    report = evaluate_folder(folder, ids, methods, Path(args.out), args.overlays)
+    for name, m in report["methods"].items():  # type: ignore[attr-defined]
+        print(f"{name:16s} mIoU {m['miou']:.3f}  pixel acc {m['pixel_acc']:.3f}  {m['seconds_per_image']:.3f} s/image")
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
+
+
+def _common(p: argparse.ArgumentParser, steps: int, batch_size: int, size: bool = True) -> None:
+    p.add_argument("--out", required=True, help="checkpoint (.pt) to write")
+    p.add_argument("--repo", default=None, help="also export into this model repository")
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=2e-3)
+    if size:
+        p.add_argument("--size", type=int, default=256, help="letterbox images to this many pixels (long side)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+
+
+def register(sub: Any) -> None:
+    """Add the data set commands to ``python -m training``'s subparsers."""
+    p = sub.add_parser("train-classifier", help="train the CAM classifier on a folder's image-level labels")
+    add_split(p)
+    _common(p, 1200, 16)
+    p.set_defaults(func=cmd_train_classifier)
+
+    p = sub.add_parser("train-promptable", help="train the class-agnostic SAM-contract model on the masks of other data sets")
+    p.add_argument("--data", action="append", default=[], help="data set folder whose masks to learn from (repeatable; all its images)")
+    p.add_argument("--synthetic", type=int, default=0, help="also this many procedural samples")
+    _common(p, 1500, 12, size=False)
+    p.set_defaults(func=cmd_train_promptable)
+
+    p = sub.add_parser("pseudo-label", help="run the Segment pipeline in process over a folder's weak labels")
+    add_split(p)
+    p.add_argument("--model-repo", required=True)
+    p.add_argument("--out", required=True, help="folder for masks/, overlays/, pseudo_labels.json")
+    p.add_argument("--refinement", choices=["none", "crf", "superpixel"], default="none")
+    p.add_argument("--background", choices=["auto", "yes", "no"], default="auto",
+                   help="whether the data set has a background class (auto: from its masks; 'no' fills 0/255 pixels)")
+    p.add_argument("--no-overlays", action="store_true")
+    p.set_defaults(func=cmd_pseudo_label)
+
+    p = sub.add_parser("train-deeplab", help="train DeepLabv3+ on pseudo-labels (--labels DIR) or on the folder's ground truth")
+    add_split(p)
+    p.add_argument("--labels", default=None, help="folder of label-map PNGs (pseudo-label's masks/); default: the ground truth")
+    p.add_argument("--init-classifier", default=None, help="start the backbone from this classifier checkpoint")
+    _common(p, 1000, 16)
+    p.set_defaults(func=cmd_train_deeplab)
+
+    p = sub.add_parser("export", help="export a checkpoint into a model repository (validated by the service's loader)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--repo", required=True)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("evaluate", help="mIoU of every method on a folder with masks; JSON + Markdown + overlays")
+    add_split(p)
+    p.add_argument("--model-repo", required=True)
+    p.add_argument("--out", required=True, help="report .json (the .md and <stem>_overlays/ go beside it)")
+    p.add_argument("--deeplab", action="append", default=[], help="NAME=REPO: also evaluate that repository's deeplab (repeatable)")
+    p.add_argument("--methods", default="", help="comma-separated subset of the methods")
+    p.add_argument("--overlays", type=int, default=6, help="overlay PNGs for this many images")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a command; a data set problem is one line on stderr and exit status 2."""
+    try:
+        args.func(args)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
