@@ -86,6 +86,7 @@ class Server:
             await asyncio.sleep(drain)
         await self.grpc_server.stop(1.0)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.state.close()
 
 
 def create_server(settings: Settings, registry: CollectorRegistry | None = None) -> Server:

@@ -62,6 +62,7 @@ class ServiceState:
 
         On failure ``error`` says why (naming the model) and the state stays not ready.
         """
+        backend: InferenceBackend | None = None
         try:
             repo = ModelRepository(self.settings.model_repo)
             names = [n for n in SEGMENT_MODELS + PREDICT_MODELS if n in repo]
@@ -107,9 +108,25 @@ class ServiceState:
             self.error = str(exc)
             self.retryable = isinstance(exc, ModelNotReady)
             log.error("model loading failed: %s", exc)
+            if backend is not None:  # a retry builds a new one; release this one's sessions, channel and threads
+                self.backend = None
+                self._close(backend)
             return
         self._ready.set()
         log.info("models loaded and warmed up: %s", ", ".join(sorted(self.backend.models())))
+
+    def close(self) -> None:
+        """Release the backend (sessions, Triton channel and client loop)."""
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            self._close(backend)
+
+    @staticmethod
+    def _close(backend: InferenceBackend) -> None:
+        try:
+            backend.close()
+        except Exception:  # closing is best effort at shutdown
+            log.exception("closing the inference backend failed")
 
     def require_segmenter(self) -> Segmenter:
         if not self.ready:

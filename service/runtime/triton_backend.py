@@ -1,21 +1,29 @@
-"""NVIDIA Triton (or any Open Inference Protocol server) over gRPC, with ``tritonclient.grpc``.
+"""NVIDIA Triton (or any Open Inference Protocol server) over gRPC, with ``tritonclient.grpc.aio``.
 
 The server serves the same ``model_repo/``; this side reads the repository's configs and labels
 for the contracts and checks them against the server's model metadata at load. A server that
 cannot be reached is ``ModelNotReady`` (UNAVAILABLE to callers) with the address in the message;
 the channel reconnects by itself, so calls succeed again once the server is back.
+
+Calls go through the asyncio client on one event loop owned by the backend (its own thread): the
+pipeline is synchronous numpy code running in worker threads, and each of its model calls waits
+on a future while every in-flight request shares one HTTP/2 channel and one loop, rather than
+holding a blocking gRPC call per thread. ``infer_async`` is the coroutine itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as aioclient
 from tritonclient.utils import InferenceServerException
 
 from service.errors import ModelNotFound, ModelNotReady, ModelRepositoryError
@@ -26,6 +34,7 @@ log = logging.getLogger(__name__)
 
 OIP_DATATYPES = {"TYPE_FP32": "FP32", "TYPE_FP16": "FP16", "TYPE_FP64": "FP64", "TYPE_INT64": "INT64", "TYPE_INT32": "INT32",
                  "TYPE_INT8": "INT8", "TYPE_UINT8": "UINT8", "TYPE_BOOL": "BOOL"}
+T = TypeVar("T")
 UNREACHABLE = ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "failed to connect", "Connection refused")
 
 
@@ -48,10 +57,20 @@ class TritonBackend:
         self.url = url
         self.timeout = timeout
         self.observer = observer
-        options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
-        self.client = grpcclient.InferenceServerClient(url, channel_args=options)
         self._loaded: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="triton-client", daemon=True)
+        self._thread.start()
+        options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
+        self.client: aioclient.InferenceServerClient = self._run(self._connect(options))
+
+    async def _connect(self, options: list[tuple[str, int]]) -> aioclient.InferenceServerClient:
+        return aioclient.InferenceServerClient(self.url, channel_args=options)
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the client's loop and wait for it (from any thread but the loop's)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.timeout + 5.0)
 
     def _unavailable(self, what: str, exc: Exception) -> ModelNotReady:
         return ModelNotReady(f"Triton server at {self.url} is unreachable ({what}): {exc}")
@@ -60,13 +79,13 @@ class TritonBackend:
         for name in names:
             config = self.repo.get(name)
             try:
-                ready = self.client.is_model_ready(name, client_timeout=self.timeout)
+                ready = self._run(self.client.is_model_ready(name, client_timeout=self.timeout))
             except InferenceServerException as exc:
                 raise self._unavailable(f"model {name!r} readiness", exc) from exc
             if not ready:
                 raise ModelNotReady(f"Triton server at {self.url} has model {name!r} but it is not ready")
             try:
-                meta = self.client.get_model_metadata(name, client_timeout=self.timeout)
+                meta = self._run(self.client.get_model_metadata(name, client_timeout=self.timeout))
             except InferenceServerException as exc:
                 raise self._unavailable(f"model {name!r} metadata", exc) from exc
             remote_in = {t.name: t for t in meta.inputs}
@@ -86,6 +105,11 @@ class TritonBackend:
             return dict(self._loaded)
 
     def infer(self, model: str, inputs: Mapping[str, npt.NDArray[np.generic]]) -> dict[str, npt.NDArray[np.generic]]:
+        """Run ``model`` on the server (blocking the calling thread, not the client's loop)."""
+        return self._run(self.infer_async(model, inputs))
+
+    async def infer_async(self, model: str, inputs: Mapping[str, npt.NDArray[np.generic]]) -> dict[str, npt.NDArray[np.generic]]:
+        """The inference as a coroutine of the client's loop."""
         loaded = self._loaded.get(model)
         if loaded is None:
             raise ModelNotFound(f"model {model!r} is not loaded")
@@ -97,7 +121,7 @@ class TritonBackend:
         outputs = [grpcclient.InferRequestedOutput(o.name) for o in loaded.outputs]
         start = time.perf_counter()
         try:
-            result = self.client.infer(model, request, outputs=outputs, client_timeout=self.timeout)
+            result = await self.client.infer(model, request, outputs=outputs, client_timeout=self.timeout)
         except InferenceServerException as exc:
             if any(marker in str(exc) for marker in UNREACHABLE) or "UNAVAILABLE" in str(exc.status()):
                 raise self._unavailable(f"inference of {model!r}", exc) from exc
@@ -107,4 +131,11 @@ class TritonBackend:
         return {o.name: result.as_numpy(o.name) for o in loaded.outputs}
 
     def close(self) -> None:
-        self.client.close()
+        if self._loop.is_closed():
+            return
+        try:
+            self._run(self.client.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5.0)
+            self._loop.close()

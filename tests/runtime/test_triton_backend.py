@@ -159,3 +159,31 @@ def test_unreachable_then_recovers() -> None:
     finally:
         oip.stop()
         running.stop()
+
+
+def _client_threads() -> int:
+    import threading
+
+    return sum(1 for t in threading.enumerate() if t.name == "triton-client" and t.is_alive())
+
+
+def test_failed_loads_release_their_client_loop() -> None:
+    """Every retry against an unreachable server builds a backend; the failed ones are closed (no thread per retry)."""
+    from prometheus_client import CollectorRegistry
+
+    from service.api.state import ServiceState
+    from service.metrics import Metrics
+
+    before = _client_threads()
+    state = ServiceState(make_settings(backend="triton", triton_url=f"127.0.0.1:{free_port()}", triton_timeout_seconds=0.5), Metrics(CollectorRegistry()))
+    for _ in range(3):
+        state.load()
+        assert not state.ready and state.retryable and "is unreachable" in state.error
+    assert _client_threads() == before
+    backend = TritonBackend(ModelRepository(DEFAULT_REPO), f"127.0.0.1:{free_port()}", timeout=0.5)
+    assert _client_threads() == before + 1
+    with pytest.raises(ModelNotReady, match="is unreachable"):
+        backend.load(["deeplab"])
+    backend.close()
+    backend.close()
+    assert _client_threads() == before
