@@ -3,8 +3,10 @@
     python bench/real_data.py magnetic_tile   # or msrc_v2; --quick for a few steps of each
 
 Steps (each one ``python -m training <command>`` process, so its wall time is what a user sees):
-train-promptable on the *other* data sets' masks (+ procedural samples) -> train-classifier on the
-training split's image-level labels -> pseudo-label the training split -> train-deeplab on the
+pretrain a classifier on procedural samples (generate + train-classifier; shared by the data sets,
+like an ImageNet backbone) -> train-promptable on the *other* data sets' masks (+ procedural
+samples) -> train-classifier on the training split's image-level labels, from the pretrained
+backbone -> pseudo-label the training split -> train-deeplab on the
 pseudo-labels -> train-deeplab on the ground truth (the upper bound) -> evaluate every method on
 the evaluation split. Writes work/real/<name>/ (checkpoints, repositories, pseudo-labels, overlay
 PNGs: nothing of it is committed, the images stay in ../shared/data) and
@@ -34,11 +36,19 @@ CONFIGS = {
         "promptable_from": ["magnetic_tile", "deepcrack"],
     },
 }
-STEPS = {"promptable": 1500, "classifier": 1200, "deeplab": 1000, "synthetic": 600}
-QUICK = {"promptable": 20, "classifier": 20, "deeplab": 20, "synthetic": 16}
+STEPS = {"pretrain": 1200, "pretrain_images": 1500, "promptable": 1500, "classifier": 2000, "deeplab": 1000, "synthetic": 600}
+QUICK = {"pretrain": 20, "pretrain_images": 32, "promptable": 20, "classifier": 20, "deeplab": 20, "synthetic": 16}
 
 
-def run_step(name: str, args: list[str], times: dict[str, float]) -> None:
+def run_step(name: str, args: list[str], times: dict[str, float], reuse: Path | None = None) -> None:
+    """Run one toolkit command and time it; with ``reuse`` (a checkpoint of an earlier run) take that
+    run's recorded training seconds instead of training again."""
+    if reuse is not None and reuse.is_file():
+        import torch
+
+        times[name] = float(torch.load(reuse, weights_only=True)["provenance"]["seconds"])
+        print(f"== {name}: reusing {reuse} (trained in {times[name]} s)", flush=True)
+        return
     cmd = [sys.executable, "-m", "training", *args]
     print(f"== {name}: {' '.join(cmd)}", flush=True)
     start = time.perf_counter()
@@ -53,6 +63,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a few steps of each training (checks the plumbing only)")
     parser.add_argument("--work", default=None, help="default: work/real/<dataset>")
     parser.add_argument("--results", default=str(ROOT / "docs" / "results"))
+    parser.add_argument("--reuse", action="store_true", help="reuse the pretrained and promptable checkpoints of an earlier run")
     args = parser.parse_args()
     cfg = CONFIGS[args.dataset]
     data = DATA / args.dataset
@@ -64,10 +75,19 @@ def main() -> int:
     repo, repo_gt = work / "model_repo", work / "model_repo_gt"
     split = ["--data", str(data), "--ids", cfg["train"], "--size", str(cfg["size"])]
     times: dict[str, float] = {}
+    pretrain = work.parent / ("pretrain_quick" if args.quick else "pretrain")
+    synthetic = pretrain / "synthetic"
+    if not (args.reuse and (pretrain / "classifier.pt").is_file()):
+        run_step("generate_pretrain_images", ["generate", "--out", str(synthetic), "--count", str(steps["pretrain_images"]), "--seed", "0"], times)
+    run_step("pretrain_classifier", ["train-classifier", "--data", str(synthetic), "--steps", str(steps["pretrain"]),
+                                     "--out", str(pretrain / "classifier.pt")], times, pretrain / "classifier.pt" if args.reuse else None)
     sources = [a for d in cfg["promptable_from"] if (DATA / d).is_dir() for a in ("--data", str(DATA / d))]  # type: ignore[attr-defined]
     run_step("train_promptable", ["train-promptable", *sources, "--synthetic", str(steps["synthetic"]), "--steps", str(steps["promptable"]),
-                                  "--out", str(work / "promptable.pt"), "--repo", str(repo)], times)
-    run_step("train_classifier", ["train-classifier", *split, "--steps", str(steps["classifier"]),
+                                  "--out", str(work / "promptable.pt"), "--repo", str(repo)], times,
+             work / "promptable.pt" if args.reuse else None)
+    if args.reuse:
+        run_step("export_promptable", ["export", "--checkpoint", str(work / "promptable.pt"), "--repo", str(repo)], times)
+    run_step("train_classifier", ["train-classifier", *split, "--steps", str(steps["classifier"]), "--init", str(pretrain / "classifier.pt"),
                                   "--out", str(work / "classifier.pt"), "--repo", str(repo)], times)
     run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg["train"], "--model-repo", str(repo),
                               "--out", str(work / "pseudo"), "--no-overlays"], times)

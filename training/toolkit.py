@@ -44,8 +44,12 @@ def cmd_train_classifier(args: argparse.Namespace) -> None:
     folder, ids = _split(args)
     data = training_set(folder, ids, args.size, need_masks=False)
     start = time.perf_counter()
-    net = train_classifier(data, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    prov = _provenance(folder, ids, args, time.perf_counter() - start, masks_used=False)
+    scales = tuple(float(x) for x in args.scales.split(","))
+    init = checkpoints.classifier_from(checkpoints.load(Path(args.init))) if args.init else None
+    net = train_classifier(data, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, balanced=not args.no_balance,
+                           scales=scales, init_from=init)
+    prov = _provenance(folder, ids, args, time.perf_counter() - start, masks_used=False, balanced=not args.no_balance, scales=scales,
+                       init=args.init)
     checkpoints.save(Path(args.out), "cam_classifier", folder.classes, {"net": net.state_dict()}, prov)
     _finish(Path(args.out), args.repo)
 
@@ -175,6 +179,9 @@ def register(sub: Any) -> None:
     """Add the data set commands to ``python -m training``'s subparsers."""
     p = sub.add_parser("train-classifier", help="train the CAM classifier on a folder's image-level labels")
     add_split(p)
+    p.add_argument("--no-balance", action="store_true", help="draw images uniformly (default: every class, and 'no class', equally often)")
+    p.add_argument("--scales", default="0.5,0.625,0.75,1.0", help="training scales of the letterboxed image, one per batch")
+    p.add_argument("--init", default=None, help="start the backbone from this classifier checkpoint (e.g. one pretrained on another folder)")
     _common(p, 1200, 16)
     p.set_defaults(func=cmd_train_classifier)
 

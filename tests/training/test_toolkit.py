@@ -185,3 +185,27 @@ def test_fill_unlabelled_takes_the_nearest_class() -> None:
     m = np.array([[1, 0, 0, 2], [255, 0, 0, 2]], np.uint8)
     np.testing.assert_array_equal(fill_unlabelled(m, 9), [[1, 1, 2, 2], [1, 1, 2, 2]])
     np.testing.assert_array_equal(fill_unlabelled(np.zeros((2, 2), np.uint8), 3), np.full((2, 2), 3))
+
+
+def test_balanced_weights_draw_every_class_and_no_class_equally() -> None:
+    from training.train_classifier import balanced_weights
+
+    targets = np.zeros((10, 2), np.float32)
+    targets[:2, 0] = 1  # 2 images of class 0, 1 of class 1 (also class 0), 7 of neither
+    targets[1, 1] = 1
+    w = balanced_weights(targets)
+    assert w.sum() == pytest.approx(1.0)
+    assert w[1] > w[0] > w[2]  # the only class-1 image is drawn most; the 7 empty ones share one group's share
+    assert w[2:].sum() == pytest.approx(w[1])
+
+
+def test_train_classifier_starts_from_a_pretrained_backbone(trained: dict[str, Path], tmp_path: Path) -> None:
+    rc = training_main(["train-classifier", "--data", str(trained["data"]), "--ids", TRAIN, "--steps", "0", "--size", "64",
+                        "--init", str(trained["tmp"] / "cls.pt"), "--out", str(tmp_path / "c.pt")])
+    assert rc == 0
+    before = checkpoints.load(trained["tmp"] / "cls.pt")["state"]["net"]
+    after = checkpoints.load(tmp_path / "c.pt")
+    assert after["provenance"]["init"] == str(trained["tmp"] / "cls.pt") and after["provenance"]["balanced"]
+    for k, v in before.items():
+        if k.startswith("backbone."):
+            assert torch.equal(v, after["state"]["net"][k]), k
