@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,13 @@ class Recording(OnnxRuntimeBackend):
         super().__init__(repo, "CPUExecutionProvider")
         self.batches: list[int] = []
         self.fail = False
+        self.delay = 0.0
 
     def infer(self, model, inputs):  # type: ignore[no-untyped-def]
         self.batches.append(len(next(iter(inputs.values()))))
         if self.fail:
             raise RuntimeError("backend failed")
+        time.sleep(self.delay)
         return super().infer(model, inputs)
 
 
@@ -67,6 +70,7 @@ def _concurrent(batcher: BatchingBackend, shapes: list[tuple[int, ...]]) -> list
 
 def test_concurrent_calls_are_batched_and_split_back(recording: Recording) -> None:
     sizes: list[tuple[str, int]] = []
+    recording.delay = 0.1  # a model slow enough that the calls arriving meanwhile queue up (not a race against microseconds)
     batcher = BatchingBackend(recording, {"m"}, max_batch=8, max_delay=0.05, observer=lambda m, n: sizes.append((m, n)))
     results = _concurrent(batcher, [(1, 3, 8, 8)] * 6 + [(2, 3, 8, 8)] * 2)
     for x, out in results:
