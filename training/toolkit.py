@@ -87,8 +87,9 @@ def cmd_train_deeplab(args: argparse.Namespace) -> None:
     init = checkpoints.classifier_from(checkpoints.load(Path(args.init_classifier))) if args.init_classifier else None
     start = time.perf_counter()
     net = train_deeplab(data.images, data.masks, len(folder.classes), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                        seed=args.seed, init_from=init)
-    prov = _provenance(folder, ids, args, time.perf_counter() - start, labels=args.labels or "ground truth", masks_used=not args.labels)
+                        seed=args.seed, init_from=init, balanced=args.balance)
+    prov = _provenance(folder, ids, args, time.perf_counter() - start, labels=args.labels or "ground truth", masks_used=not args.labels,
+                       balanced=args.balance)
     checkpoints.save(Path(args.out), "deeplab", folder.classes, {"net": net.state_dict()}, prov)
     _finish(Path(args.out), args.repo)
 
@@ -205,6 +206,7 @@ def register(sub: Any) -> None:
     add_split(p)
     p.add_argument("--labels", default=None, help="folder of label-map PNGs (pseudo-label's masks/); default: the ground truth")
     p.add_argument("--init-classifier", default=None, help="start the backbone from this classifier checkpoint")
+    p.add_argument("--balance", action="store_true", help="defect-centred crops and class-weighted loss (rare, small classes)")
     _common(p, 1000, 16)
     p.set_defaults(func=cmd_train_deeplab)
 

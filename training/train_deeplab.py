@@ -26,11 +26,14 @@ def train_deeplab(
     lr: float = 2e-3,
     seed: int = 0,
     init_from: CamNet | None = None,
+    balanced: bool = False,
 ) -> DeepLab:
     """Train on ``images`` uint8 [N,H,W,3] and label maps ``masks`` uint8 [N,H,W] (0..C, 255 ignore).
 
     Random ``CROP`` crops (the whole image when smaller) and flips; the backbone starts from the classifier's (``init_from``),
-    the way DeepLab starts from an ImageNet backbone.
+    the way DeepLab starts from an ImageNet backbone. ``balanced`` (for rare, small classes such as
+    defects): half the crops are centred on a random labelled foreground pixel, and the loss weighs
+    each class by sqrt(background pixels / its pixels), capped at 10.
     """
     rng = np.random.default_rng(seed)
     net = DeepLab(num_classes)
@@ -39,6 +42,13 @@ def train_deeplab(
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     n, h, w = masks.shape
     crop = min(CROP, h, w)
+    weight = None
+    fg = [np.argwhere((m > 0) & (m != 255)) for m in masks] if balanced else []
+    if balanced:
+        counts = np.bincount(masks[masks != 255].ravel(), minlength=num_classes + 1)[: num_classes + 1].astype(np.float64)
+        ref = counts[0] if counts[0] > 0 else counts.max()
+        weight = torch.from_numpy(np.clip(np.sqrt(ref / np.maximum(counts, 1)), 1.0, 10.0).astype(np.float32))
+        log.info("deeplab class weights %s", np.round(weight.numpy(), 2).tolist())
     net.train()
     start = time.perf_counter()
     for step, idx in enumerate(batches(n, batch_size, rng)):
@@ -46,6 +56,11 @@ def train_deeplab(
             break
         ys = rng.integers(0, h - crop + 1, len(idx))
         xs = rng.integers(0, w - crop + 1, len(idx))
+        for j, i in enumerate(idx):
+            if balanced and len(fg[i]) and rng.random() < 0.5:
+                cy, cx = fg[i][rng.integers(len(fg[i]))]
+                ys[j] = np.clip(cy - crop // 2, 0, h - crop)
+                xs[j] = np.clip(cx - crop // 2, 0, w - crop)
         img = np.stack([images[i, y : y + crop, x : x + crop] for i, y, x in zip(idx, ys, xs)])
         lab = np.stack([masks[i, y : y + crop, x : x + crop] for i, y, x in zip(idx, ys, xs)])
         x_t, y_t = to_tensor(img), torch.from_numpy(lab.astype(np.int64))
@@ -56,7 +71,7 @@ def train_deeplab(
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr)
         logits = net(x_t)
-        loss = F.cross_entropy(logits, y_t, ignore_index=255)
+        loss = F.cross_entropy(logits, y_t, weight=weight, ignore_index=255)
         opt.zero_grad()
         loss.backward()
         opt.step()

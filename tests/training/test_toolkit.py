@@ -209,3 +209,10 @@ def test_train_classifier_starts_from_a_pretrained_backbone(trained: dict[str, P
     for k, v in before.items():
         if k.startswith("backbone."):
             assert torch.equal(v, after["state"]["net"][k]), k
+
+
+def test_train_deeplab_balanced_runs_and_records_it(trained: dict[str, Path], tmp_path: Path) -> None:
+    rc = training_main(["train-deeplab", "--data", str(trained["data"]), "--ids", TRAIN, "--steps", "2", "--size", "96", "--balance",
+                        "--out", str(tmp_path / "d.pt")])
+    assert rc == 0
+    assert checkpoints.load(tmp_path / "d.pt")["provenance"]["balanced"] is True
