@@ -44,9 +44,9 @@ def run_step(name: str, args: list[str], times: dict[str, float], reuse: Path | 
     """Run one toolkit command and time it; with ``reuse`` (a checkpoint of an earlier run) take that
     run's recorded training seconds instead of training again."""
     if reuse is not None and reuse.is_file():
-        import torch
+        from training.checkpoints import load
 
-        times[name] = float(torch.load(reuse, weights_only=True)["provenance"]["seconds"])
+        times[name] = float(load(reuse)["provenance"]["seconds"])
         print(f"== {name}: reusing {reuse} (trained in {times[name]} s)", flush=True)
         return
     cmd = [sys.executable, "-m", "training", *args]

@@ -12,10 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from service.models.imageops import IMAGENET_MEAN, IMAGENET_STD
 from training.synthetic import Sample, generate
-
-IMAGENET_MEAN = np.array([123.675, 116.28, 103.53], np.float32)
-IMAGENET_STD = np.array([58.395, 57.12, 57.375], np.float32)
 
 log = logging.getLogger("training")
 

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
-from scipy import ndimage as ndi
 
+from service.models.imageops import IMAGENET_MEAN
 from service.pipeline.types import IGNORE, Box, Click, Scribble, WeakLabels
-from training.common import IMAGENET_MEAN, TrainingSet, log
+from training.common import TrainingSet, log
+from training.derive_labels import components
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -153,15 +154,10 @@ def letterbox(
 def instances_of(mask: npt.NDArray[np.uint8], min_pixels: int = 4) -> tuple[npt.NDArray[np.int32], tuple[int, ...]]:
     """8-connected components of every class as instances: (instance map int32 [H, W] 0 = none, class id of each)."""
     out = np.zeros(mask.shape, np.int32)
-    classes: list[int] = []
-    for k in sorted(set(np.unique(mask).tolist()) - {0, IGNORE}):
-        labelled, n = ndi.label(mask == k, structure=np.ones((3, 3)))
-        for i in range(1, n + 1):
-            region = labelled == i
-            if region.sum() >= min_pixels:
-                classes.append(int(k))
-                out[region] = len(classes)
-    return out, tuple(classes)
+    found = components(mask, min_pixels)
+    for n, (_, region) in enumerate(found, start=1):
+        out[region] = n
+    return out, tuple(k for k, _ in found)
 
 
 def training_set(folder: DatasetFolder, ids: Sequence[str], size: int, masks_dir: Path | None = None, need_masks: bool = True) -> TrainingSet:
@@ -178,8 +174,9 @@ def training_set(folder: DatasetFolder, ids: Sequence[str], size: int, masks_dir
         if mask is not None and mask.shape != image.shape[:2]:
             raise DatasetError(f"{image_id}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}")
         images[n], masks[n] = letterbox(image, mask, size)
-        inst, cls = instances_of(masks[n]) if need_masks else (instances[n], ())
-        instances[n] = inst
+        cls: tuple[int, ...] = ()
+        if need_masks:
+            instances[n], cls = instances_of(masks[n])
         instance_classes.append(cls)
         for name in folder.weak_labels(image_id).image_labels:
             labels[n, folder.classes.index(name)] = 1.0

@@ -50,19 +50,24 @@ class MethodScore:
         }
 
 
+def cam_threshold_map(cams: npt.NDArray[np.float32], ids: Sequence[int], threshold: float = 0.35, background: bool = True) -> npt.NDArray[np.uint8]:
+    """Each pixel takes the class among ``ids`` (1-based) of highest normalised CAM (``cams`` [C, H, W]);
+    background below ``threshold`` (never, when the data set has no background class)."""
+    out = np.zeros(cams.shape[1:], np.uint8)
+    if ids:
+        sel = cams[[k - 1 for k in ids]]
+        best = np.array(ids, np.uint8)[sel.argmax(axis=0)]
+        out = np.where((sel.max(axis=0) > threshold) | (not background), best, 0).astype(np.uint8)
+    return out
+
+
 def cam_threshold_method(segmenter: Segmenter, threshold: float = 0.35) -> Method:
-    """Baseline: each pixel takes the labelled class of highest normalised CAM; background below ``threshold``."""
+    """Baseline: ``cam_threshold_map`` over the multi-scale CAMs of the labelled classes."""
     cfg = segmenter.config
 
     def run(image: npt.NDArray[np.uint8], labels: tuple[str, ...]) -> npt.NDArray[np.uint8]:
         cams = multiscale_cams(segmenter.classifier, image, cfg.cam_scales, cfg.cam_flip).cams
-        ids = [segmenter.classes.index(n) + 1 for n in labels]
-        out = np.zeros(image.shape[:2], np.uint8)
-        if ids:
-            sel = cams[[k - 1 for k in ids]]
-            best = sel.argmax(axis=0)
-            out = np.where(sel.max(axis=0) > threshold, np.array(ids, np.uint8)[best], 0).astype(np.uint8)
-        return out
+        return cam_threshold_map(cams, [segmenter.classes.index(n) + 1 for n in labels], threshold)
 
     return run
 

@@ -38,7 +38,7 @@ from service.pipeline.segment import Segmenter
 from service.pipeline.types import Refinement, WeakLabels
 from training.datasets import DatasetFolder
 from training.derive_labels import derive
-from training.evaluate import MethodScore
+from training.evaluate import MethodScore, cam_threshold_map
 from training.pseudo_label import fill_unlabelled, segment_labels
 
 CAM_THRESHOLD = 0.35
@@ -81,9 +81,7 @@ class CamMethods:
         ids = self._ids(s)
         if not ids:
             return np.zeros(s.gt.shape, np.uint8)
-        sel = self._cams(s).cams[[k - 1 for k in ids]]
-        best = np.array(ids, np.uint8)[sel.argmax(axis=0)]
-        return np.where((sel.max(axis=0) > CAM_THRESHOLD) | (not self.background), best, 0).astype(np.uint8)
+        return cam_threshold_map(self._cams(s).cams, ids, CAM_THRESHOLD, self.background)
 
     def crf(self, s: Sample) -> npt.NDArray[np.uint8]:
         ids = self._ids(s)

@@ -60,9 +60,10 @@ def pseudo_label(
     segmenter: Segmenter, folder: DatasetFolder, ids: Sequence[str], out: Path, refinement: Refinement = Refinement.NONE,
     fill_background: bool = False, overlays: bool = True,
 ) -> dict[str, object]:
-    """Pseudo-label ``ids`` of ``folder`` into ``out``; returns the summary written to pseudo_labels.json."""
-    if tuple(segmenter.classes) != folder.classes:
-        raise ValueError(f"the classifier's classes {list(segmenter.classes)} differ from {folder.root}/labels.txt {list(folder.classes)}")
+    """Pseudo-label ``ids`` of ``folder`` into ``out``; returns the summary written to pseudo_labels.json.
+
+    The segmenter's classes must be the folder's (``toolkit`` checks it when it loads the repository).
+    """
     (out / "masks").mkdir(parents=True, exist_ok=True)
     if overlays:
         (out / "overlays").mkdir(parents=True, exist_ok=True)

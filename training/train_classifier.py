@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +56,7 @@ def train_classifier(
         pos = hot.sum(axis=0)
         pos_weight = torch.from_numpy(np.clip((len(hot) - pos) / np.maximum(pos, 1), 1.0, 10.0).astype(np.float32))
         batch_size = min(batch_size, len(hot))
-        sampler: Iterator[npt.NDArray[np.int64]] = (rng.choice(len(hot), batch_size, replace=False, p=weights) for _ in iter(int, 1))
+        sampler: Iterator[npt.NDArray[np.int64]] = (rng.choice(len(hot), batch_size, replace=False, p=weights) for _ in itertools.count())
     else:
         sampler = batches(len(data.images), batch_size, rng)
     net.train()
