@@ -58,6 +58,10 @@ class CamClassifier:
         batch = np.empty((len(images), 3) + images.shape[1:3], np.float32)
         for i, im in enumerate(images):
             normalise(im, out=batch[i])
+        return self.run_normalised(batch)
+
+    def run_normalised(self, batch: npt.NDArray[np.float32]) -> ClassifierOutput:
+        """Classify a batch already normalised: float32 [N, 3, H, W] (``imageops.normalise``)."""
         out = self.backend.infer(self.name, {"image": batch})
         logits = np.asarray(out["logits"], np.float32)
         cams = np.asarray(out["cams"], np.float32)

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.errors import ModelRepositoryError
-from service.models.imageops import normalise, resize_image, resize_maps
+from service.models.imageops import normalised_resize, resize_maps
 from service.runtime.backend import InferenceBackend
 
 SAM_IMG_SIZE = 1024
@@ -113,7 +113,7 @@ class SamEncoder:
         geometry = ResizeLongestSide(image.shape[0], image.shape[1])
         rh, rw = geometry.resized
         x = np.zeros((1, 3, SAM_IMG_SIZE, SAM_IMG_SIZE), np.float32)
-        normalise(resize_image(image, rh, rw), out=x[0, :, :rh, :rw])
+        normalised_resize(image, rh, rw, out=x[0, :, :rh, :rw])
         return x, geometry
 
     def embed(self, image: npt.NDArray[np.uint8]) -> ImageEmbedding:

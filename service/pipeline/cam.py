@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.models.cam_classifier import CamClassifier
-from service.models.imageops import resize_image, resize_maps
+from service.models.imageops import normalise, normalised_resize, resize_maps
 
 
 @dataclass(frozen=True)
@@ -30,22 +30,25 @@ def multiscale_cams(classifier: CamClassifier, image: npt.NDArray[np.uint8], sca
     """CAMs of every class for ``image`` uint8 [H, W, 3].
 
     Each scale runs once on the image and its horizontal flip in one batch; CAMs are ReLU'd,
-    upsampled to H x W, summed over runs, then normalised per class by their maximum.
+    upsampled to H x W, summed over runs, then normalised per class by their maximum. The image
+    is normalised once; a flipped run's CAM is flipped back and added to its twin before the
+    (linear, mirror-symmetric) upsampling, so each scale is resized once.
     """
     h, w = image.shape[:2]
     total = np.zeros((len(classifier.classes), h, w), np.float32)
     logits = []
     features = None
+    base = normalise(image)
     for scale in scales:
         sh, sw = max(8, round(h * scale)), max(8, round(w * scale))
-        scaled = resize_image(image, sh, sw)
-        batch = np.stack([scaled, scaled[:, ::-1]]) if flip else scaled[None]
-        out = classifier.run(batch)
-        cams = np.maximum(out.cams, 0.0)
-        logits.append(out.logits)
-        total += resize_maps(cams[0], h, w)
+        scaled = normalised_resize(image, sh, sw, normalised=base)
+        batch = np.stack([scaled, scaled[:, :, ::-1]]) if flip else scaled[None]
+        out = classifier.run_normalised(batch)
+        cams = np.maximum(out.cams[0], 0.0)
         if flip:
-            total += resize_maps(np.ascontiguousarray(cams[1][:, :, ::-1]), h, w)
+            cams += np.maximum(out.cams[1][:, :, ::-1], 0.0)
+        logits.append(out.logits)
+        total += resize_maps(cams, h, w)
         if scale == 1.0 and out.features is not None:
             features = out.features[0]
     peak = total.reshape(total.shape[0], -1).max(axis=1)
