@@ -36,20 +36,20 @@ class Predictor:
         with timer.stage("encode"):
             label_map = out.label_map
             encoded = encode_mask(label_map, formats)
-            counts = np.bincount(label_map.ravel(), minlength=len(self.classes) + 1)
+            flat = label_map.ravel()
+            counts = np.bincount(flat, minlength=len(self.classes) + 1)
+            sums = np.bincount(flat, weights=out.confidence.ravel(), minlength=len(self.classes) + 1)
             names = ("background",) + self.classes
-            classes = []
-            for k in np.flatnonzero(counts):
-                region = label_map == k
-                classes.append(
-                    PredictedClass(
-                        class_id=int(k),
-                        class_name=names[k],
-                        area=int(counts[k]),
-                        mean_confidence=float(out.probabilities[k][region].mean()),
-                        rle=coco_rle(region) if MaskFormat.COCO_RLE in formats else None,
-                    )
+            classes = [
+                PredictedClass(
+                    class_id=int(k),
+                    class_name=names[k],
+                    area=int(counts[k]),
+                    mean_confidence=float(sums[k] / counts[k]),
+                    rle=coco_rle(label_map == k) if MaskFormat.COCO_RLE in formats else None,
                 )
+                for k in np.flatnonzero(counts)
+            ]
         return PredictResult(label_map, encoded, tuple(classes), tuple(timer.timings), self.deeplab.version)
 
     def warmup(self) -> None:
