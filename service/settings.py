@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     """ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime decide."""
     inter_op_threads: int = Field(default=0, ge=0)
     """ONNX Runtime inter-op threads per session; 0 lets ONNX Runtime decide."""
+    ort_allow_spinning: bool = False
+    """Let idle ONNX Runtime threads busy-wait for the next inference (ONNX Runtime's own default).
+    Off: spinning threads take the CPU the request's pre/post-processing needs right after each
+    inference (measured in bench/concurrency.py); turn on for a dedicated inference box."""
     batch_max_size: int = Field(default=1, ge=1)
     """Micro-batching of the classifier and DeepLab across concurrent requests: most items in one
     inference (1 = off, the default: on the 2-core CPU it was measured on it does not pay; set

@@ -79,6 +79,7 @@ class ServiceState:
                 self.settings.triton_url,
                 self.settings.triton_timeout_seconds,
                 self.settings.max_message_bytes,
+                self.settings.ort_allow_spinning,
             )
             if self.settings.batch_max_size > 1:
                 backend = BatchingBackend(

@@ -9,12 +9,12 @@ from service.runtime.model_repo import ModelRepository
 
 def create_backend(kind: str, repo: ModelRepository, providers: str = "auto", intra_op_threads: int = 0,
                    inter_op_threads: int = 0, observer: InferenceObserver | None = None, triton_url: str = "",
-                   timeout: float = 30.0, max_message_bytes: int = 64 << 20) -> InferenceBackend:
+                   timeout: float = 30.0, max_message_bytes: int = 64 << 20, allow_spinning: bool = False) -> InferenceBackend:
     """The backend named ``kind`` (``onnxruntime`` in process, or ``triton`` at ``triton_url``) over ``repo``."""
     if kind == "onnxruntime":
         from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(repo, providers, intra_op_threads, inter_op_threads, observer)
+        return OnnxRuntimeBackend(repo, providers, intra_op_threads, inter_op_threads, observer, allow_spinning)
     if kind == "triton":
         if not triton_url:
             raise ModelRepositoryError("the triton backend needs WSSS_TRITON_URL (host:port of the server's gRPC endpoint)")

@@ -91,6 +91,25 @@ def validate_session(config: ModelConfig, session: ort.InferenceSession) -> None
         raise ModelRepositoryError(f"model {config.name!r} version {config.version} does not match its config: " + "; ".join(problems))
 
 
+def session_options(intra_op_threads: int = 0, inter_op_threads: int = 0, allow_spinning: bool = False) -> ort.SessionOptions:
+    """The options every session of this backend gets (the benchmarks' raw sessions use them too).
+
+    Args:
+        intra_op_threads / inter_op_threads: thread pool sizes (0 = ONNX Runtime decides).
+        allow_spinning: let idle intra-op threads busy-wait for the next inference. ONNX Runtime
+            spins by default; it costs the request's own pre/post-processing CPU time right after
+            each inference, so the service turns it off unless asked (``WSSS_ORT_ALLOW_SPINNING``).
+    """
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = inter_op_threads
+    options.log_severity_level = 3
+    flag = "1" if allow_spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", flag)
+    options.add_session_config_entry("session.inter_op.allow_spinning", flag)
+    return options
+
+
 class OnnxRuntimeBackend:
     """Runs the repository's ONNX models in this process.
 
@@ -98,6 +117,7 @@ class OnnxRuntimeBackend:
         repo: the model repository.
         providers: ``auto`` or a comma-separated provider list (see ``choose_providers``).
         intra_op_threads / inter_op_threads: ONNX Runtime thread pools per session (0 = default).
+        allow_spinning: idle ONNX Runtime threads busy-wait (see ``session_options``).
         observer: called with (model, provider, seconds) after each inference (metrics).
     """
 
@@ -110,11 +130,13 @@ class OnnxRuntimeBackend:
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
         observer: InferenceObserver | None = None,
+        allow_spinning: bool = False,
     ) -> None:
         self.repo = repo
         self.providers = choose_providers(providers)
         self.intra_op_threads = intra_op_threads
         self.inter_op_threads = inter_op_threads
+        self.allow_spinning = allow_spinning
         self.observer = observer
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._loaded: dict[str, LoadedModel] = {}
@@ -123,10 +145,7 @@ class OnnxRuntimeBackend:
     def load(self, names: list[str]) -> None:
         for name in names:
             config = self.repo.get(name)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.intra_op_threads
-            options.inter_op_num_threads = self.inter_op_threads
-            options.log_severity_level = 3
+            options = session_options(self.intra_op_threads, self.inter_op_threads, self.allow_spinning)
             try:
                 session = ort.InferenceSession(str(config.model_path), options, providers=self.providers)
             except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
