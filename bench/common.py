@@ -43,7 +43,8 @@ def start_server(**env_overrides: str) -> tuple[subprocess.Popen[bytes], int]:
     from service.healthcheck import main as healthcheck
 
     port = free_port()
-    env = dict(os.environ, WSSS_PORT=str(port), WSSS_HOST="127.0.0.1", WSSS_METRICS_ENABLED="false", WSSS_LOG_LEVEL="WARNING", **env_overrides)
+    env = dict(os.environ, WSSS_PORT=str(port), WSSS_HOST="127.0.0.1", WSSS_METRICS_ENABLED="false", WSSS_LOG_LEVEL="WARNING")
+    env.update(env_overrides)
     proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
     deadline = time.monotonic() + 120
     while healthcheck([f"127.0.0.1:{port}"]) != 0:
