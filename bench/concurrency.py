@@ -37,7 +37,7 @@ from service.models.sam import SamDecoder, SamEncoder  # noqa: E402
 from service.pipeline.segment import PipelineConfig, Segmenter  # noqa: E402
 from service.pipeline.types import SegmentInput, WeakLabels  # noqa: E402
 from service.runtime import ModelRepository  # noqa: E402
-from service.runtime.backend import LoadedModel, checked_inputs  # noqa: E402
+from service.runtime.backend import LoadedModel, Tensor, checked_inputs, host_arrays  # noqa: E402
 from service.runtime.onnxruntime_backend import OnnxRuntimeBackend, session_options  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from training.synthetic import HELD_OUT_SEED, generate  # noqa: E402
@@ -62,9 +62,12 @@ class RecordingBackend:
     def models(self) -> dict[str, LoadedModel]:
         return self.inner.models()
 
-    def infer(self, model: str, inputs: Mapping[str, npt.NDArray[np.generic]]) -> dict[str, npt.NDArray[np.generic]]:
-        self.calls.append((model, checked_inputs(model, self.inner.models()[model].inputs, inputs)))
+    def infer(self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset()) -> dict[str, Tensor]:
+        self.calls.append((model, host_arrays(checked_inputs(model, self.inner.models()[model].inputs, inputs))))
         return self.inner.infer(model, inputs)
+
+    def close(self) -> None:
+        self.inner.close()
 
     def take(self) -> Calls:
         calls, self.calls = self.calls, []
@@ -111,31 +114,38 @@ def measure(call: Callable[[int], None], n: int, concurrency: int) -> dict[str, 
     }
 
 
-def raw_figures(settings: Settings, calls: list[Calls], concurrency: int) -> dict[str, float]:
-    """Replay the recorded calls on plain sessions (the service's session options)."""
-    repo = ModelRepository(settings.model_repo)
-    providers = OnnxRuntimeBackend(repo, settings.providers).providers
-    options = session_options(settings.intra_op_threads, settings.inter_op_threads, settings.ort_allow_spinning)
-    sessions = {name: ort.InferenceSession(str(repo.get(name).model_path), options, providers=providers)
-                for name in {m for request in calls for m, _ in request}}
+class RawModels:
+    """The recorded calls replayed on plain ONNX Runtime sessions (the service's session options)."""
 
-    def replay(i: int) -> None:
-        for model, feeds in calls[i]:
-            sessions[model].run(None, feeds)
+    def __init__(self, settings: Settings, calls: dict[str, list[Calls]]) -> None:
+        repo = ModelRepository(settings.model_repo)
+        providers = OnnxRuntimeBackend(repo, settings.providers).providers
+        options = session_options(settings.intra_op_threads, settings.inter_op_threads, settings.ort_allow_spinning)
+        names = {m for requests in calls.values() for request in requests for m, _ in request}
+        self.sessions = {name: ort.InferenceSession(str(repo.get(name).model_path), options, providers=providers) for name in names}
+        self.calls = calls
+        for rpc in calls:
+            for i in range(min(3, len(calls[rpc]))):
+                self.replay(rpc, i)
 
-    for i in range(min(3, len(calls))):
-        replay(i)
-    return measure(replay, len(calls), concurrency)
+    def replay(self, rpc: str, i: int) -> None:
+        for model, feeds in self.calls[rpc][i]:
+            self.sessions[model].run(None, feeds)
+
+    def figures(self, rpc: str, concurrency: int) -> dict[str, float]:
+        return measure(lambda i: self.replay(rpc, i), len(self.calls[rpc]), concurrency)
 
 
-def service_figures(port: int, requests: list[object], rpc: str, concurrency: int) -> dict[str, float]:
-    opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
-    with grpc.insecure_channel(f"127.0.0.1:{port}", options=opts) as channel:
-        stub = pb_grpc.SegmentationServiceStub(channel)
-        method = stub.Predict if rpc == "Predict" else stub.Segment
-        for r in requests[:3]:
-            method(r, timeout=120)
-        return measure(lambda i: method(requests[i], timeout=120), len(requests), concurrency)
+def service_figures(stub: pb_grpc.SegmentationServiceStub, requests: list[object], rpc: str, concurrency: int) -> dict[str, float]:
+    method = stub.Predict if rpc == "Predict" else stub.Segment
+    for r in requests[:3]:
+        method(r, timeout=120)
+    return measure(lambda i: method(requests[i], timeout=120), len(requests), concurrency)
+
+
+def merge(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Median of each figure over rounds."""
+    return {k: round(float(np.median([r[k] for r in runs])), 2) for k in runs[0]}
 
 
 def image_message(image: np.ndarray, kind: str) -> pb.Image:
@@ -150,6 +160,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=48, help="requests per measurement")
     parser.add_argument("--input", choices=("png", "raw"), default="png", help="how requests carry the image")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="WSSS_BATCH_MAX_SIZE values to run the service with")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating raw/service rounds per concurrency")
     parser.add_argument("--out", default="bench/results/concurrency.json")
     args = parser.parse_args()
     settings = Settings()
@@ -161,28 +172,33 @@ def main() -> None:
         "Segment": [pb.SegmentRequest(image=image_message(s.image, args.input), labels=pb.WeakLabels(image_labels=s.labels))
                     for s in samples if s.labels],
     }
-    calls = {"Predict": predict_calls, "Segment": segment_calls}
     report: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, onnxruntime {ort.__version__}",
         "date": time.strftime("%Y-%m-%d"),
         "requests": {rpc: f"{len(r)} held-out generator images, 256x256, image sent as {args.input}" for rpc, r in requests.items()},
-        "raw": {rpc: {f"c{c}": raw_figures(settings, calls[rpc], c) for c in CONCURRENCY} for rpc in calls},
+        "method": f"per concurrency: raw then service, {args.rounds} rounds alternating; each figure the median over rounds",
     }
-    print("raw", report["raw"], flush=True)
+    raw = RawModels(settings, {"Predict": predict_calls, "Segment": segment_calls})
+    opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
     for batch in args.batch:
         proc, port = start_server(WSSS_BATCH_MAX_SIZE=str(batch))
         try:
-            figures: dict[str, dict[str, dict[str, float]]] = {}
-            for rpc, reqs in requests.items():
-                figures[rpc] = {}
-                for c in CONCURRENCY:
-                    got = service_figures(port, reqs, rpc, c)
-                    raw = report["raw"][rpc][f"c{c}"]  # type: ignore[index]
-                    got["p50_vs_raw"] = round(got["p50_ms"] / raw["p50_ms"], 3)
-                    got["throughput_vs_raw"] = round(got["requests_per_second"] / raw["requests_per_second"], 3)
-                    figures[rpc][f"c{c}"] = got
-                    print(f"batch {batch} {rpc} c{c}", got, flush=True)
-            report[f"service_batch{batch}"] = figures
+            with grpc.insecure_channel(f"127.0.0.1:{port}", options=opts) as channel:
+                stub = pb_grpc.SegmentationServiceStub(channel)
+                block: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+                for rpc, reqs in requests.items():
+                    block[rpc] = {}
+                    for c in CONCURRENCY:
+                        raw_runs, service_runs = [], []
+                        for _ in range(args.rounds):  # alternate, so drifts in machine speed hit both alike
+                            raw_runs.append(raw.figures(rpc, c))
+                            service_runs.append(service_figures(stub, reqs, rpc, c))
+                        got = {"raw": merge(raw_runs), "service": merge(service_runs)}
+                        got["service"]["p50_vs_raw"] = round(got["service"]["p50_ms"] / got["raw"]["p50_ms"], 3)
+                        got["service"]["throughput_vs_raw"] = round(got["service"]["requests_per_second"] / got["raw"]["requests_per_second"], 3)
+                        block[rpc][f"c{c}"] = got
+                        print(f"batch {batch} {rpc} c{c}", got, flush=True)
+            report[f"batch{batch}"] = block
         finally:
             proc.terminate()
             proc.wait(30)

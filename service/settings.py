@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,10 @@ class Settings(BaseSettings):
     """Let idle ONNX Runtime threads busy-wait for the next inference (ONNX Runtime's own default).
     Off: spinning threads take the CPU the request's pre/post-processing needs right after each
     inference (measured in bench/concurrency.py); turn on for a dedicated inference box."""
+    ort_io_binding: Literal["auto", "on", "off"] = "auto"
+    """ONNX Runtime I/O binding: SAM's image embedding stays in GPU memory between the encoder,
+    the embedding cache and the decoder (4 MiB per image not copied out and back in per decoder
+    call). ``auto``: on for sessions on a GPU; ``on`` forces it on a CPU too (same numbers)."""
     batch_max_size: int = Field(default=1, ge=1)
     """Micro-batching of the classifier and DeepLab across concurrent requests: most items in one
     inference (1 = off, the default: on the 2-core CPU it was measured on it does not pay; set

@@ -80,6 +80,7 @@ class ServiceState:
                 self.settings.triton_timeout_seconds,
                 self.settings.max_message_bytes,
                 self.settings.ort_allow_spinning,
+                self.settings.ort_io_binding,
             )
             if self.settings.batch_max_size > 1:
                 backend = BatchingBackend(

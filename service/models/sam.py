@@ -17,12 +17,14 @@ import numpy.typing as npt
 
 from service.errors import ModelRepositoryError
 from service.models.imageops import normalised_resize, resize_maps
-from service.runtime.backend import InferenceBackend
+from service.runtime.backend import DeviceTensor, InferenceBackend
 
 SAM_IMG_SIZE = 1024
 LOW_RES = 256
 DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size")
 DECODER_OUTPUTS = ("masks", "iou_predictions", "low_res_masks")
+EMBEDDING_SHAPE = (1, 256, 64, 64)
+KEEP_EMBEDDING = frozenset({"image_embeddings"})
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,13 @@ class ImageEmbedding:
     """The encoder's output for one image.
 
     Attributes:
-        embeddings: float32 [1, 256, 64, 64].
+        embeddings: float32 [1, 256, 64, 64]; a ``DeviceTensor`` in GPU memory when the backend
+            keeps it there (I/O binding), ``np.asarray`` brings it to the host.
         geometry: the image's size and SAM resize.
         encoder_version: version of the encoder that made it.
     """
 
-    embeddings: npt.NDArray[np.float32]
+    embeddings: npt.NDArray[np.float32] | DeviceTensor
     geometry: ResizeLongestSide
     encoder_version: str
 
@@ -119,9 +122,11 @@ class SamEncoder:
     def embed(self, image: npt.NDArray[np.uint8]) -> ImageEmbedding:
         """Encode one uint8 [H, W, 3] RGB image."""
         x, geometry = self.preprocess(image)
-        out = self.backend.infer(self.name, {"image": x})
-        emb = np.asarray(out["image_embeddings"], np.float32)
-        return ImageEmbedding(emb, geometry, self.version)
+        out = self.backend.infer(self.name, {"image": x}, keep_on_device=KEEP_EMBEDDING)
+        emb = out["image_embeddings"]
+        if emb.shape != EMBEDDING_SHAPE:
+            raise ModelRepositoryError(f"model {self.name!r} returned image_embeddings of shape {list(emb.shape)}, expected {list(EMBEDDING_SHAPE)}")
+        return ImageEmbedding(emb if isinstance(emb, DeviceTensor) else np.asarray(emb, np.float32), geometry, self.version)
 
     def warmup(self) -> None:
         self.embed(np.zeros((32, 32, 3), np.uint8))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -43,21 +43,72 @@ class LoadedModel:
         return next((t for t in self.outputs if t.name == name), None)
 
 
-def checked_inputs(model: str, specs: tuple[TensorSpec, ...], inputs: Mapping[str, npt.NDArray[np.generic]]) -> dict[str, npt.NDArray[np.generic]]:
-    """Every input ``specs`` declares, as a contiguous array of its dtype, rank checked.
+@dataclass(frozen=True, eq=False)
+class DeviceTensor:
+    """A model output left in the backend's device memory (ONNX Runtime I/O binding on a GPU), to
+    be fed to another model of the same backend without a round trip through host memory.
+
+    ``np.asarray(t)`` copies it to the host, so code that needs the numbers still gets them.
+
+    Attributes:
+        value: the backend's handle (an ``onnxruntime.OrtValue``).
+        shape: tensor shape.
+        dtype: numpy dtype of the elements.
+        device: where it lives, e.g. ``cuda:0`` (``cpu`` when I/O binding is forced on a CPU).
+        to_host: copies it into a new numpy array.
+    """
+
+    value: Any
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    device: str
+    to_host: Callable[[], npt.NDArray[Any]]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> npt.NDArray[Any]:
+        host = self.to_host()
+        return host if dtype is None else host.astype(dtype, copy=False)
+
+
+Tensor = npt.NDArray[Any] | DeviceTensor
+"""What backends take and give: numpy arrays, or tensors they left on their device."""
+
+
+def checked_inputs(model: str, specs: tuple[TensorSpec, ...], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Every input ``specs`` declares, as a contiguous array of its dtype (device tensors as they
+    are, dtype checked), rank checked.
 
     Raises:
-        InvalidInput: an input missing or of the wrong rank.
+        InvalidInput: an input missing or of the wrong rank or dtype.
     """
-    out: dict[str, npt.NDArray[np.generic]] = {}
+    out: dict[str, Tensor] = {}
     for spec in specs:
         if spec.name not in inputs:
             raise InvalidInput(f"model {model!r} needs input {spec.name!r}")
-        arr = np.ascontiguousarray(inputs[spec.name], dtype=TRITON_TO_NUMPY[spec.dtype])
+        value = inputs[spec.name]
+        dtype = np.dtype(TRITON_TO_NUMPY[spec.dtype])
+        if isinstance(value, DeviceTensor):
+            if value.dtype != dtype:
+                raise InvalidInput(f"model {model!r} input {spec.name!r} must be {dtype}, got a device tensor of {value.dtype}")
+            arr: Tensor = value
+        else:
+            arr = np.ascontiguousarray(value, dtype=dtype)
         if arr.ndim != spec.rank:
             raise InvalidInput(f"model {model!r} input {spec.name!r} must have rank {spec.rank}, got shape {arr.shape}")
         out[spec.name] = arr
     return out
+
+
+def host_arrays(inputs: Mapping[str, Tensor]) -> dict[str, npt.NDArray[Any]]:
+    """``inputs`` with every device tensor copied to the host (for backends that cannot take them)."""
+    return {k: np.asarray(v) for k, v in inputs.items()}
 
 
 class InferenceBackend(Protocol):
@@ -69,8 +120,13 @@ class InferenceBackend(Protocol):
     def models(self) -> dict[str, LoadedModel]:
         """The loaded models by name."""
 
-    def infer(self, model: str, inputs: Mapping[str, npt.NDArray[np.generic]]) -> dict[str, npt.NDArray[np.generic]]:
+    def infer(self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset()) -> dict[str, Tensor]:
         """Run ``model`` on named input arrays; returns all its outputs by name.
+
+        Outputs named in ``keep_on_device`` may come back as ``DeviceTensor`` where the backend can
+        keep them in device memory (ONNX Runtime with I/O binding); every other output, and every
+        output of a backend that cannot, is a numpy array. Inputs may be device tensors this
+        backend returned.
 
         Raises:
             ModelNotFound: the model is not loaded.

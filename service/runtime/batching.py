@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from service.runtime.backend import InferenceBackend, LoadedModel
+from service.runtime.backend import InferenceBackend, LoadedModel, Tensor, host_arrays
 
 Arrays = dict[str, npt.NDArray[np.generic]]
 
@@ -65,14 +65,15 @@ class BatchingBackend:
     def close(self) -> None:
         self.backend.close()
 
-    def infer(self, model: str, inputs: Mapping[str, npt.NDArray[np.generic]]) -> Arrays:
-        if model not in self.batched or self.max_batch <= 1:
-            return self.backend.infer(model, inputs)
-        sizes = {v.shape[0] for v in inputs.values() if v.ndim > 0}
+    def infer(self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset()) -> dict[str, Tensor]:
+        if model not in self.batched or self.max_batch <= 1 or keep_on_device:
+            return self.backend.infer(model, inputs, keep_on_device)
+        arrays = host_arrays(inputs)
+        sizes = {v.shape[0] for v in arrays.values() if v.ndim > 0}
         if len(sizes) != 1:
-            return self.backend.infer(model, inputs)
-        item = _Pending(inputs, sizes.pop())
-        key = _key(model, inputs)
+            return self.backend.infer(model, arrays)
+        item = _Pending(arrays, sizes.pop())
+        key = _key(model, arrays)
         with self._lock:
             queue = self._queues.setdefault(key, [])
             queue.append(item)
@@ -85,7 +86,7 @@ class BatchingBackend:
             with self._lock:
                 self._active[model] -= 1
 
-    def _infer_batched(self, model: str, key: tuple[object, ...], item: _Pending, leader: bool, alone: bool) -> Arrays:
+    def _infer_batched(self, model: str, key: tuple[object, ...], item: _Pending, leader: bool, alone: bool) -> dict[str, Tensor]:
         if leader:
             deadline = time.monotonic() + (0.0 if alone else self.max_delay)
             while time.monotonic() < deadline:
@@ -113,18 +114,18 @@ class BatchingBackend:
         if item.error is not None:
             raise item.error
         assert item.result is not None
-        return item.result
+        return dict(item.result)
 
     def _run(self, model: str, batch: list[_Pending]) -> None:
         if not batch:
             return
         try:
             if len(batch) == 1:
-                outputs = [self.backend.infer(model, batch[0].inputs)]
+                outputs = [host_arrays(self.backend.infer(model, batch[0].inputs))]
             else:
                 names = list(batch[0].inputs)
                 merged = {n: np.concatenate([p.inputs[n] for p in batch], axis=0) for n in names}
-                out = self.backend.infer(model, merged)
+                out = host_arrays(self.backend.infer(model, merged))
                 outputs, start = [], 0
                 for p in batch:
                     outputs.append({k: v[start : start + p.size] for k, v in out.items()})

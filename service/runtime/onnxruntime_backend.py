@@ -8,12 +8,11 @@ import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import numpy.typing as npt
 import onnxruntime as ort
 
 from service.errors import ModelNotFound, ModelRepositoryError
-from service.runtime.backend import InferenceObserver, LoadedModel, checked_inputs
-from service.runtime.model_repo import ONNX_TO_TRITON, ModelConfig, ModelRepository, TensorSpec
+from service.runtime.backend import DeviceTensor, InferenceObserver, LoadedModel, Tensor, checked_inputs, host_arrays
+from service.runtime.model_repo import ONNX_TO_TRITON, TRITON_TO_NUMPY, ModelConfig, ModelRepository, TensorSpec
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +117,10 @@ class OnnxRuntimeBackend:
         providers: ``auto`` or a comma-separated provider list (see ``choose_providers``).
         intra_op_threads / inter_op_threads: ONNX Runtime thread pools per session (0 = default).
         allow_spinning: idle ONNX Runtime threads busy-wait (see ``session_options``).
+        io_binding: ``auto`` (on where the session runs on a GPU), ``on`` or ``off``. With it,
+            outputs a caller asks to keep on the device (SAM's image embedding) stay in device
+            memory as ``DeviceTensor`` and go back in as inputs without a host round trip;
+            ``on`` with a CPU session exercises the same path in host memory.
         observer: called with (model, provider, seconds) after each inference (metrics).
     """
 
@@ -131,14 +134,20 @@ class OnnxRuntimeBackend:
         inter_op_threads: int = 0,
         observer: InferenceObserver | None = None,
         allow_spinning: bool = False,
+        io_binding: str = "auto",
     ) -> None:
+        if io_binding not in ("auto", "on", "off"):
+            raise ModelRepositoryError(f"io_binding must be auto, on or off, got {io_binding!r}")
         self.repo = repo
         self.providers = choose_providers(providers)
         self.intra_op_threads = intra_op_threads
         self.inter_op_threads = inter_op_threads
         self.allow_spinning = allow_spinning
+        self.io_binding = io_binding
         self.observer = observer
         self._sessions: dict[str, ort.InferenceSession] = {}
+        self._bound: dict[str, str] = {}
+        """model -> device its kept outputs live on ("cuda" / "cpu"), for models with I/O binding."""
         self._loaded: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
 
@@ -162,29 +171,67 @@ class OnnxRuntimeBackend:
                 outputs=config.outputs,
                 labels=config.labels,
             )
+            bind = self.io_binding == "on" or (self.io_binding == "auto" and loaded.device == "GPU")
             with self._lock:
                 self._sessions[name] = session
                 self._loaded[name] = loaded
-            log.info("loaded model %s version %s on %s (%s)", name, config.version, loaded.device, provider)
+                if bind:
+                    self._bound[name] = "cuda" if loaded.device == "GPU" else "cpu"
+                else:
+                    self._bound.pop(name, None)
+            log.info("loaded model %s version %s on %s (%s)%s", name, config.version, loaded.device, provider, ", I/O binding" if bind else "")
 
     def models(self) -> dict[str, LoadedModel]:
         with self._lock:
             return dict(self._loaded)
 
-    def infer(self, model: str, inputs: Mapping[str, npt.NDArray[np.generic]]) -> dict[str, npt.NDArray[np.generic]]:
+    def infer(self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset()) -> dict[str, Tensor]:
         session = self._sessions.get(model)
         if session is None:
             raise ModelNotFound(f"model {model!r} is not loaded")
         loaded = self._loaded[model]
         feeds = checked_inputs(model, loaded.inputs, inputs)
+        device = self._bound.get(model)
+        on_device = any(isinstance(v, DeviceTensor) for v in feeds.values())
         start = time.perf_counter()
-        values = session.run(None, feeds)
+        if device is not None and (on_device or keep_on_device):
+            out = self._run_bound(session, loaded, feeds, keep_on_device, device)
+        else:
+            values = session.run(None, host_arrays(feeds))
+            out = {o.name: v for o, v in zip(session.get_outputs(), values)}
         elapsed = time.perf_counter() - start
         if self.observer is not None:
             self.observer(model, loaded.provider, elapsed)
-        return {o.name: v for o, v in zip(session.get_outputs(), values)}
+        return out
+
+    @staticmethod
+    def _run_bound(
+        session: ort.InferenceSession, loaded: LoadedModel, feeds: Mapping[str, Tensor], keep: frozenset[str], device: str
+    ) -> dict[str, Tensor]:
+        """One inference through I/O binding: host inputs are copied in by ONNX Runtime, device
+        tensors bound as they are; outputs in ``keep`` stay on ``device``, the rest come to the host."""
+        binding = session.io_binding()
+        for name, value in feeds.items():
+            if isinstance(value, DeviceTensor):
+                binding.bind_ortvalue_input(name, value.value)
+            else:
+                binding.bind_cpu_input(name, value)
+        names = [o.name for o in session.get_outputs()]
+        for name in names:
+            binding.bind_output(name, device if name in keep else "cpu")
+        session.run_with_iobinding(binding)
+        out: dict[str, Tensor] = {}
+        for name, value in zip(names, binding.get_outputs()):
+            if name in keep:
+                spec = loaded.output(name)
+                dtype = np.dtype(TRITON_TO_NUMPY[spec.dtype]) if spec is not None else np.dtype(np.float32)
+                out[name] = DeviceTensor(value, tuple(value.shape()), dtype, value.device_name(), value.numpy)
+            else:
+                out[name] = value.numpy()
+        return out
 
     def close(self) -> None:
         with self._lock:
             self._sessions.clear()
             self._loaded.clear()
+            self._bound.clear()

@@ -27,7 +27,7 @@ import tritonclient.grpc.aio as aioclient
 from tritonclient.utils import InferenceServerException
 
 from service.errors import ModelNotFound, ModelNotReady, ModelRepositoryError
-from service.runtime.backend import InferenceObserver, LoadedModel, checked_inputs
+from service.runtime.backend import InferenceObserver, LoadedModel, Tensor, checked_inputs, host_arrays
 from service.runtime.model_repo import ModelRepository
 
 log = logging.getLogger(__name__)
@@ -104,17 +104,18 @@ class TritonBackend:
         with self._lock:
             return dict(self._loaded)
 
-    def infer(self, model: str, inputs: Mapping[str, npt.NDArray[np.generic]]) -> dict[str, npt.NDArray[np.generic]]:
-        """Run ``model`` on the server (blocking the calling thread, not the client's loop)."""
-        return self._run(self.infer_async(model, inputs))
+    def infer(self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset()) -> dict[str, Tensor]:
+        """Run ``model`` on the server (blocking the calling thread, not the client's loop).
+        Outputs always come back to this host (``keep_on_device`` has nothing to keep here)."""
+        return dict(self._run(self.infer_async(model, inputs)))
 
-    async def infer_async(self, model: str, inputs: Mapping[str, npt.NDArray[np.generic]]) -> dict[str, npt.NDArray[np.generic]]:
+    async def infer_async(self, model: str, inputs: Mapping[str, Tensor]) -> dict[str, npt.NDArray[np.generic]]:
         """The inference as a coroutine of the client's loop."""
         loaded = self._loaded.get(model)
         if loaded is None:
             raise ModelNotFound(f"model {model!r} is not loaded")
         request = []
-        for spec, arr in zip(loaded.inputs, checked_inputs(model, loaded.inputs, inputs).values()):
+        for spec, arr in zip(loaded.inputs, host_arrays(checked_inputs(model, loaded.inputs, inputs)).values()):
             tensor = grpcclient.InferInput(spec.name, list(arr.shape), OIP_DATATYPES[spec.dtype])
             tensor.set_data_from_numpy(arr)
             request.append(tensor)
