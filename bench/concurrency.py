@@ -6,7 +6,9 @@ recording backend), then replayed on plain ONNX Runtime sessions (same providers
 options as the service; no pipeline, no gRPC) by the same number of client threads. A request's
 raw latency is the time of its own ``session.run`` calls in order; Segment makes 6 of them
 (classifier at 4 scales, encoder, decoder), Predict one. The service runs as its own process
-(``python -m service``, default models and settings), so the clients do not share its GIL.
+(``python -m service``, default models and settings, embedding cache off), so the clients do not share its GIL; one
+pass over the requests warms it before anything is measured (a fresh process serves its first few
+dozen Segment requests about 30 % slower).
 
     .venv/bin/python bench/concurrency.py --n 48 --out bench/results/concurrency.json
     .venv/bin/python bench/concurrency.py --input raw   # pixels sent raw: no PNG decode on the server
@@ -133,14 +135,31 @@ class RawModels:
             self.sessions[model].run(None, feeds)
 
     def figures(self, rpc: str, concurrency: int) -> dict[str, float]:
-        return measure(lambda i: self.replay(rpc, i), len(self.calls[rpc]), concurrency)
+        n = len(self.calls[rpc])
+        cpu = time.process_time()
+        got = measure(lambda i: self.replay(rpc, i), n, concurrency)
+        got["cpu_ms_per_request"] = round((time.process_time() - cpu) / n * 1000, 2)
+        return got
 
 
-def service_figures(stub: pb_grpc.SegmentationServiceStub, requests: list[object], rpc: str, concurrency: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (Linux /proc), all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def service_figures(stub: pb_grpc.SegmentationServiceStub, server_pid: int, requests: list[object], rpc: str, concurrency: int) -> dict[str, float]:
+    """Client-side latency and throughput, and the CPU time each side spent per request (both
+    share this machine's cores: the clients' CPU is CPU the server did not get)."""
     method = stub.Predict if rpc == "Predict" else stub.Segment
     for r in requests[:3]:
         method(r, timeout=120)
-    return measure(lambda i: method(requests[i], timeout=120), len(requests), concurrency)
+    n = len(requests)
+    server_cpu, client_cpu = cpu_seconds(server_pid), time.process_time()
+    got = measure(lambda i: method(requests[i], timeout=120), n, concurrency)
+    got["server_cpu_ms_per_request"] = round((cpu_seconds(server_pid) - server_cpu) / n * 1000, 2)
+    got["client_cpu_ms_per_request"] = round((time.process_time() - client_cpu) / n * 1000, 2)
+    return got
 
 
 def merge(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -160,6 +179,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=48, help="requests per measurement")
     parser.add_argument("--input", choices=("png", "raw"), default="png", help="how requests carry the image")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="WSSS_BATCH_MAX_SIZE values to run the service with")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY), help="client threads to measure at")
+    parser.add_argument("--rpc", nargs="+", choices=("Predict", "Segment"), default=["Predict", "Segment"])
     parser.add_argument("--rounds", type=int, default=3, help="alternating raw/service rounds per concurrency")
     parser.add_argument("--out", default="bench/results/concurrency.json")
     args = parser.parse_args()
@@ -181,18 +202,22 @@ def main() -> None:
     raw = RawModels(settings, {"Predict": predict_calls, "Segment": segment_calls})
     opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
     for batch in args.batch:
-        proc, port = start_server(WSSS_BATCH_MAX_SIZE=str(batch))
+        # embedding cache off: the rounds send the same images again, and a cache hit would skip
+        # the encoder the raw replay runs (its effect is measured by bench/cache_and_memory.py)
+        proc, port = start_server(WSSS_BATCH_MAX_SIZE=str(batch), WSSS_EMBEDDING_CACHE_BYTES="0")
         try:
             with grpc.insecure_channel(f"127.0.0.1:{port}", options=opts) as channel:
                 stub = pb_grpc.SegmentationServiceStub(channel)
                 block: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-                for rpc, reqs in requests.items():
+                for rpc in args.rpc:
+                    reqs = requests[rpc]
                     block[rpc] = {}
-                    for c in CONCURRENCY:
+                    service_figures(stub, proc.pid, reqs, rpc, 4)  # one discarded pass: a fresh process is slower for its first requests
+                    for c in args.concurrency:
                         raw_runs, service_runs = [], []
                         for _ in range(args.rounds):  # alternate, so drifts in machine speed hit both alike
                             raw_runs.append(raw.figures(rpc, c))
-                            service_runs.append(service_figures(stub, reqs, rpc, c))
+                            service_runs.append(service_figures(stub, proc.pid, reqs, rpc, c))
                         got = {"raw": merge(raw_runs), "service": merge(service_runs)}
                         got["service"]["p50_vs_raw"] = round(got["service"]["p50_ms"] / got["raw"]["p50_ms"], 3)
                         got["service"]["throughput_vs_raw"] = round(got["service"]["requests_per_second"] / got["raw"]["requests_per_second"], 3)

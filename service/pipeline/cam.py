@@ -41,8 +41,10 @@ def multiscale_cams(classifier: CamClassifier, image: npt.NDArray[np.uint8], sca
     base = normalise(image)
     for scale in scales:
         sh, sw = max(8, round(h * scale)), max(8, round(w * scale))
-        scaled = normalised_resize(image, sh, sw, normalised=base)
-        batch = np.stack([scaled, scaled[:, :, ::-1]]) if flip else scaled[None]
+        batch = np.empty((2 if flip else 1, 3, sh, sw), np.float32)
+        normalised_resize(image, sh, sw, out=batch[0], normalised=base)
+        if flip:
+            np.copyto(batch[1], batch[0][:, :, ::-1])
         out = classifier.run_normalised(batch)
         cams = np.maximum(out.cams[0], 0.0)
         if flip:
@@ -52,6 +54,6 @@ def multiscale_cams(classifier: CamClassifier, image: npt.NDArray[np.uint8], sca
         if scale == 1.0 and out.features is not None:
             features = out.features[0]
     peak = total.reshape(total.shape[0], -1).max(axis=1)
-    cams_norm = total / (peak[:, None, None] + 1e-5)
+    total /= peak[:, None, None] + np.float32(1e-5)
     probs = 1.0 / (1.0 + np.exp(-np.concatenate(logits).mean(axis=0)))
-    return CamResult(probs.astype(np.float32), cams_norm.astype(np.float32), features)
+    return CamResult(probs.astype(np.float32), total, features)

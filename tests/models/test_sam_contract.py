@@ -114,3 +114,25 @@ def test_batched_and_looped_decoding_agree(tmp_path: Path) -> None:
     for a, b in zip(looped.predict_many(emb, sets), batched.predict_many(emb, sets)):
         np.testing.assert_allclose(a.low_res_logits, b.low_res_logits, atol=1e-5)
         np.testing.assert_allclose(a.iou_predictions, b.iou_predictions, atol=1e-6)
+
+
+def test_encoder_input_buffer_is_reused_and_repadded() -> None:
+    """The per-thread input buffer: each image's padding is zero whatever the image before it was."""
+    from service.models.imageops import normalised_resize
+    from service.models.sam import SAM_IMG_SIZE, SamEncoder
+    from tests.conftest import DEFAULT_REPO
+
+    backend = OnnxRuntimeBackend(ModelRepository(DEFAULT_REPO), "CPUExecutionProvider")
+    backend.load(["sam_encoder"])
+    encoder = SamEncoder(backend)
+    rng = np.random.default_rng(0)
+    first = None
+    for shape in [(200, 300), (300, 200), (97, 411), (256, 256), (50, 40)]:
+        image = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+        x, geometry = encoder.preprocess(image)
+        first = x if first is None else first
+        assert x is first  # same buffer
+        rh, rw = geometry.resized
+        want = np.zeros((1, 3, SAM_IMG_SIZE, SAM_IMG_SIZE), np.float32)
+        normalised_resize(image, rh, rw, out=want[0, :, :rh, :rw])
+        np.testing.assert_array_equal(x, want)
