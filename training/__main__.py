@@ -44,6 +44,18 @@ def cmd_build_defaults(args: argparse.Namespace) -> None:
         )
 
 
+def cmd_evaluate_defaults(args: argparse.Namespace) -> None:
+    """The held-out methods table of ``build-defaults`` for models already in a repository."""
+    from training.defaults import evaluate_defaults
+
+    results = evaluate_defaults(Path(args.repo), args.n)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+
+
 def cmd_evaluate_kinds(args: argparse.Namespace) -> None:
     """mIoU of the Segment pipeline per weak-label kind on held-out generator samples."""
     import platform
@@ -103,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--promptable-steps", type=int, default=1500)
     b.add_argument("--deeplab-steps", type=int, default=1000)
     b.set_defaults(func=cmd_build_defaults)
+    v = sub.add_parser("evaluate-defaults", help="re-evaluate a repository's models as build-defaults does, without training")
+    v.add_argument("--repo", default="model_repo")
+    v.add_argument("--n", type=int, default=100)
+    v.add_argument("--out", default=None, help="also write the JSON here")
+    v.set_defaults(func=cmd_evaluate_defaults)
     k = sub.add_parser("evaluate-kinds", help="mIoU per weak-label kind (tags, boxes, points, scribbles, mixed) on held-out samples")
     k.add_argument("--repo", default="model_repo")
     k.add_argument("--n", type=int, default=100)

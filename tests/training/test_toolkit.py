@@ -216,3 +216,14 @@ def test_train_deeplab_balanced_runs_and_records_it(trained: dict[str, Path], tm
                         "--out", str(tmp_path / "d.pt")])
     assert rc == 0
     assert checkpoints.load(tmp_path / "d.pt")["provenance"]["balanced"] is True
+
+
+def test_evaluate_defaults_scores_the_served_models(tmp_path: Path) -> None:
+    from tests.conftest import DEFAULT_REPO
+
+    out = tmp_path / "recheck.json"
+    assert training_main(["evaluate-defaults", "--repo", str(DEFAULT_REPO), "--n", "3", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report) == {"cam_threshold", "s2c_image_labels", "s2c_no_labels", "deeplab"}
+    for scores in report.values():
+        assert scores["images"] == 3 and 0.0 <= scores["miou"] <= 1.0 and scores["seconds_per_image"] > 0
