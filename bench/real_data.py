@@ -21,20 +21,26 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
+
+@dataclass(frozen=True)
+class Config:
+    """One data set's run: train/eval id regexes, letterbox size, data sets the promptable model learns from."""
+
+    train: str
+    eval: str
+    size: int
+    promptable_from: list[str]
+
+
 CONFIGS = {
-    "magnetic_tile": {
-        "train": ".*_exp[0-3]_.*", "eval": ".*_exp4_.*", "size": 320,
-        "promptable_from": ["msrc_v2", "deepcrack"],
-    },
-    "msrc_v2": {
-        "train": r"\d+_([1-9]|1[0-5])_s", "eval": r"\d+_(1[6-9]|20)_s", "size": 256,
-        "promptable_from": ["magnetic_tile", "deepcrack"],
-    },
+    "magnetic_tile": Config(".*_exp[0-3]_.*", ".*_exp4_.*", 320, ["msrc_v2", "deepcrack"]),
+    "msrc_v2": Config(r"\d+_([1-9]|1[0-5])_s", r"\d+_(1[6-9]|20)_s", 256, ["magnetic_tile", "deepcrack"]),
 }
 STEPS = {"pretrain": 1200, "pretrain_images": 1500, "promptable": 1500, "classifier": 2000, "deeplab": 1000, "synthetic": 600}
 QUICK = {"pretrain": 20, "pretrain_images": 32, "promptable": 20, "classifier": 20, "deeplab": 20, "synthetic": 16}
@@ -73,7 +79,7 @@ def main() -> int:
     steps = QUICK if args.quick else STEPS
     work = Path(args.work or ROOT / "work" / "real" / args.dataset)
     repo, repo_gt = work / "model_repo", work / "model_repo_gt"
-    split = ["--data", str(data), "--ids", cfg["train"], "--size", str(cfg["size"])]
+    split = ["--data", str(data), "--ids", cfg.train, "--size", str(cfg.size)]
     times: dict[str, float] = {}
     pretrain = work.parent / ("pretrain_quick" if args.quick else "pretrain")
     synthetic = pretrain / "synthetic"
@@ -81,7 +87,7 @@ def main() -> int:
         run_step("generate_pretrain_images", ["generate", "--out", str(synthetic), "--count", str(steps["pretrain_images"]), "--seed", "0"], times)
     run_step("pretrain_classifier", ["train-classifier", "--data", str(synthetic), "--steps", str(steps["pretrain"]),
                                      "--out", str(pretrain / "classifier.pt")], times, pretrain / "classifier.pt" if args.reuse else None)
-    sources = [a for d in cfg["promptable_from"] if (DATA / d).is_dir() for a in ("--data", str(DATA / d))]  # type: ignore[attr-defined]
+    sources = [a for d in cfg.promptable_from if (DATA / d).is_dir() for a in ("--data", str(DATA / d))]
     run_step("train_promptable", ["train-promptable", *sources, "--synthetic", str(steps["synthetic"]), "--steps", str(steps["promptable"]),
                                   "--out", str(work / "promptable.pt"), "--repo", str(repo)], times,
              work / "promptable.pt" if args.reuse else None)
@@ -89,7 +95,7 @@ def main() -> int:
         run_step("export_promptable", ["export", "--checkpoint", str(work / "promptable.pt"), "--repo", str(repo)], times)
     run_step("train_classifier", ["train-classifier", *split, "--steps", str(steps["classifier"]), "--init", str(pretrain / "classifier.pt"),
                                   "--out", str(work / "classifier.pt"), "--repo", str(repo)], times)
-    run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg["train"], "--model-repo", str(repo),
+    run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg.train, "--model-repo", str(repo),
                               "--out", str(work / "pseudo"), "--no-overlays"], times)
     run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(work / "pseudo" / "masks"), "--init-classifier",
                                       str(work / "classifier.pt"), "--steps", str(steps["deeplab"]),
@@ -97,14 +103,14 @@ def main() -> int:
     run_step("train_deeplab_gt", ["train-deeplab", *split, "--init-classifier", str(work / "classifier.pt"), "--steps",
                                   str(steps["deeplab"]), "--out", str(work / "deeplab_gt.pt"), "--repo", str(repo_gt)], times)
     report_path = work / "report.json"
-    run_step("evaluate", ["evaluate", "--data", str(data), "--ids", cfg["eval"], "--model-repo", str(repo),
+    run_step("evaluate", ["evaluate", "--data", str(data), "--ids", cfg.eval, "--model-repo", str(repo),
                           "--deeplab", f"deeplab_gt={repo_gt}", "--out", str(report_path)], times)
     report = json.loads(report_path.read_text())
     pseudo = json.loads((work / "pseudo" / "pseudo_labels.json").read_text())
     methods = report["methods"]
     report.update({
-        "train_split": cfg["train"], "eval_split": cfg["eval"], "letterbox_size": cfg["size"],
-        "promptable_trained_on": cfg["promptable_from"] + [f"synthetic:{steps['synthetic']}"],
+        "train_split": cfg.train, "eval_split": cfg.eval, "letterbox_size": cfg.size,
+        "promptable_trained_on": cfg.promptable_from + [f"synthetic:{steps['synthetic']}"],
         "steps": steps, "seconds": times, "total_seconds": round(sum(times.values()), 1),
         "machine": f"{platform.machine()} x{__import__('os').cpu_count()} cores, CPU only",
         "pseudo_labels_on_training_split_mean_image_miou": round(
