@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     """ONNX Runtime I/O binding: SAM's image embedding stays in GPU memory between the encoder,
     the embedding cache and the decoder (4 MiB per image not copied out and back in per decoder
     call). ``auto``: on for sessions on a GPU; ``on`` forces it on a CPU too (same numbers)."""
+    keep_freed_memory: bool = True
+    """Keep freed memory in the process for the next request (glibc mmap/trim thresholds, see
+    ``service/malloc.py``) instead of faulting fresh pages in for every request's large arrays;
+    the resident size stays at its peak. Applied by ``python -m service`` at start."""
     batch_max_size: int = Field(default=1, ge=1)
     """Micro-batching of the classifier and DeepLab across concurrent requests: most items in one
     inference (1 = off, the default: on the 2-core CPU it was measured on it does not pay; set
