@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     """With the STABILITY_X_CAM score: pixels whose winning confidence is below this become 255."""
     embedding_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     """Bytes of SAM image embeddings kept (LRU, keyed by decoded pixels + encoder version); 0 = off.
-    One 256x64x64 float32 embedding is 4 MiB."""
+    One 256x64x64 float32 embedding is 4 MiB. With I/O binding on a GPU they are kept in GPU
+    memory, so this is also the GPU memory the cache may take."""
     sam_mask_index: int = Field(default=3, ge=0)
     """Which decoder mask to use from a 4-mask export (S2C reference: third multimask = 3)."""
     log_level: str = "INFO"
