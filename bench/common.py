@@ -38,6 +38,12 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` in seconds, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(**env_overrides: str) -> tuple[subprocess.Popen[bytes], int]:
     """``python -m service`` on a free loopback port with the default models; returns once SERVING."""
     from service.healthcheck import main as healthcheck

@@ -6,9 +6,8 @@ recording backend), then replayed on plain ONNX Runtime sessions (same providers
 options as the service; no pipeline, no gRPC) by the same number of client threads. A request's
 raw latency is the time of its own ``session.run`` calls in order; Segment makes 6 of them
 (classifier at 4 scales, encoder, decoder), Predict one. The service runs as its own process
-(``python -m service``, default models and settings, embedding cache off), so the clients do not share its GIL; one
-pass over the requests warms it before anything is measured (a fresh process serves its first few
-dozen Segment requests about 30 % slower).
+(``python -m service``, default models and settings, embedding cache off), so the clients do not
+share its GIL; one discarded pass over the requests warms it before anything is measured.
 
     .venv/bin/python bench/concurrency.py --n 48 --out bench/results/concurrency.json
     .venv/bin/python bench/concurrency.py --input raw   # pixels sent raw: no PNG decode on the server
@@ -32,7 +31,7 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import png_bytes, start_server, write_report  # noqa: E402
+from bench.common import cpu_seconds, png_bytes, start_server, write_report  # noqa: E402
 from service.malloc import keep_freed_memory  # noqa: E402
 from service.models.cam_classifier import CamClassifier  # noqa: E402
 from service.models.deeplab import DeepLab  # noqa: E402
@@ -143,18 +142,10 @@ class RawModels:
         return got
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (Linux /proc), all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def service_figures(stub: pb_grpc.SegmentationServiceStub, server_pid: int, requests: list[object], rpc: str, concurrency: int) -> dict[str, float]:
     """Client-side latency and throughput, and the CPU time each side spent per request (both
     share this machine's cores: the clients' CPU is CPU the server did not get)."""
     method = stub.Predict if rpc == "Predict" else stub.Segment
-    for r in requests[:3]:
-        method(r, timeout=120)
     n = len(requests)
     server_cpu, client_cpu = cpu_seconds(server_pid), time.process_time()
     got = measure(lambda i: method(requests[i], timeout=120), n, concurrency)
@@ -215,7 +206,7 @@ def main() -> None:
                 for rpc in args.rpc:
                     reqs = requests[rpc]
                     block[rpc] = {}
-                    service_figures(stub, proc.pid, reqs, rpc, 4)  # one discarded pass: a fresh process is slower for its first requests
+                    service_figures(stub, proc.pid, reqs, rpc, 4)  # one discarded warm-up pass
                     for c in args.concurrency:
                         raw_runs, service_runs = [], []
                         for _ in range(args.rounds):  # alternate, so drifts in machine speed hit both alike

@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     """ONNX Runtime inter-op threads per session; 0 lets ONNX Runtime decide."""
     ort_allow_spinning: bool = False
     """Let idle ONNX Runtime threads busy-wait for the next inference (ONNX Runtime's own default).
-    Off: spinning threads take the CPU the request's pre/post-processing needs right after each
-    inference (measured in bench/concurrency.py); turn on for a dedicated inference box."""
+    Off: a Segment request runs three sessions in turn and each one's spinning pool took the cores
+    from the next (raw Segment model time 141 ms spinning, 61-66 ms not; README, Scaling)."""
     ort_io_binding: Literal["auto", "on", "off"] = "auto"
     """ONNX Runtime I/O binding: SAM's image embedding stays in GPU memory between the encoder,
     the embedding cache and the decoder (4 MiB per image not copied out and back in per decoder

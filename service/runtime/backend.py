@@ -54,7 +54,8 @@ class DeviceTensor:
         value: the backend's handle (an ``onnxruntime.OrtValue``).
         shape: tensor shape.
         dtype: numpy dtype of the elements.
-        device: where it lives, e.g. ``cuda:0`` (``cpu`` when I/O binding is forced on a CPU).
+        device: where it lives, as ONNX Runtime names it: ``cuda``, or ``cpu`` when I/O binding is
+            forced on a CPU session.
         to_host: copies it into a new numpy array.
     """
 

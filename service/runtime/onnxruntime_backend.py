@@ -96,8 +96,9 @@ def session_options(intra_op_threads: int = 0, inter_op_threads: int = 0, allow_
     Args:
         intra_op_threads / inter_op_threads: thread pool sizes (0 = ONNX Runtime decides).
         allow_spinning: let idle intra-op threads busy-wait for the next inference. ONNX Runtime
-            spins by default; it costs the request's own pre/post-processing CPU time right after
-            each inference, so the service turns it off unless asked (``WSSS_ORT_ALLOW_SPINNING``).
+            spins by default; with several sessions per request (Segment runs three in turn) each
+            session's spinning pool takes the cores from the next one, so the service turns it
+            off unless asked (``WSSS_ORT_ALLOW_SPINNING``).
     """
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
@@ -146,8 +147,8 @@ class OnnxRuntimeBackend:
         self.io_binding = io_binding
         self.observer = observer
         self._sessions: dict[str, ort.InferenceSession] = {}
-        self._bound: dict[str, str] = {}
-        """model -> device its kept outputs live on ("cuda" / "cpu"), for models with I/O binding."""
+        self._bound: set[str] = set()
+        """Models whose calls go through I/O binding."""
         self._loaded: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
 
@@ -176,9 +177,9 @@ class OnnxRuntimeBackend:
                 self._sessions[name] = session
                 self._loaded[name] = loaded
                 if bind:
-                    self._bound[name] = "cuda" if loaded.device == "GPU" else "cpu"
+                    self._bound.add(name)
                 else:
-                    self._bound.pop(name, None)
+                    self._bound.discard(name)
             log.info("loaded model %s version %s on %s (%s)%s", name, config.version, loaded.device, provider, ", I/O binding" if bind else "")
 
     def models(self) -> dict[str, LoadedModel]:
@@ -191,11 +192,10 @@ class OnnxRuntimeBackend:
             raise ModelNotFound(f"model {model!r} is not loaded")
         loaded = self._loaded[model]
         feeds = checked_inputs(model, loaded.inputs, inputs)
-        device = self._bound.get(model)
         on_device = any(isinstance(v, DeviceTensor) for v in feeds.values())
         start = time.perf_counter()
-        if device is not None and (on_device or keep_on_device):
-            out = self._run_bound(session, loaded, feeds, keep_on_device, device)
+        if model in self._bound and (on_device or keep_on_device):
+            out = self._run_bound(session, feeds, keep_on_device, "cuda" if loaded.device == "GPU" else "cpu")
         else:
             values = session.run(None, host_arrays(feeds))
             out = {o.name: v for o, v in zip(session.get_outputs(), values)}
@@ -206,7 +206,7 @@ class OnnxRuntimeBackend:
 
     @staticmethod
     def _run_bound(
-        session: ort.InferenceSession, loaded: LoadedModel, feeds: Mapping[str, Tensor], keep: frozenset[str], device: str
+        session: ort.InferenceSession, feeds: Mapping[str, Tensor], keep: frozenset[str], device: str
     ) -> dict[str, Tensor]:
         """One inference through I/O binding: host inputs are copied in by ONNX Runtime, device
         tensors bound as they are; outputs in ``keep`` stay on ``device``, the rest come to the host."""
@@ -223,8 +223,7 @@ class OnnxRuntimeBackend:
         out: dict[str, Tensor] = {}
         for name, value in zip(names, binding.get_outputs()):
             if name in keep:
-                spec = loaded.output(name)
-                dtype = np.dtype(TRITON_TO_NUMPY[spec.dtype]) if spec is not None else np.dtype(np.float32)
+                dtype = np.dtype(TRITON_TO_NUMPY[ONNX_TO_TRITON[value.data_type()]])
                 out[name] = DeviceTensor(value, tuple(value.shape()), dtype, value.device_name(), value.numpy)
             else:
                 out[name] = value.numpy()

@@ -10,7 +10,7 @@ import pytest
 from service.errors import InvalidInput, ModelRepositoryError
 from service.models.cam_classifier import CamClassifier
 from service.models.embedding_cache import CachedEncoder
-from service.models.sam import ImageEmbedding, SamDecoder, SamEncoder
+from service.models.sam import ImageEmbedding, ResizeLongestSide, SamDecoder, SamEncoder
 from service.pipeline.segment import PipelineConfig, Segmenter
 from service.pipeline.types import SegmentInput, WeakLabels
 from service.runtime import DeviceTensor, ModelRepository
@@ -81,7 +81,7 @@ def test_device_tensor_of_the_wrong_dtype_is_invalid_input() -> None:
     wrong = DeviceTensor(emb.value, emb.shape, np.dtype(np.float16), emb.device, emb.to_host)
     with pytest.raises(InvalidInput, match="float32"):
         SamDecoder(backend).predict(
-            ImageEmbedding(wrong, SamEncoder(backend).embed(np.zeros((8, 8, 3), np.uint8)).geometry, "1"),
+            ImageEmbedding(wrong, ResizeLongestSide(8, 8), "1"),
             np.array([[1.0, 1.0]], np.float32),
             np.array([1.0], np.float32),
         )
