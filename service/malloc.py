@@ -42,3 +42,21 @@ def keep_freed_memory(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 <
     else:
         log.warning("malloc tuning refused by the C library (mmap %d, trim %d bytes)", mmap_threshold, trim_threshold)
     return applied
+
+
+def trim() -> bool:
+    """Give free heap memory back to the kernel (glibc ``malloc_trim(0)``, every arena).
+
+    Called after a large request so the resident size returns near its warm level, while small
+    requests keep reusing the memory ``keep_freed_memory`` holds. Returns False where the C
+    library has no malloc_trim.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        malloc_trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    malloc_trim.restype = ctypes.c_int
+    malloc_trim(0)
+    return True

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     """gRPC port; 0 picks a free one (tests)."""
     metrics_port: int = Field(default=9090, ge=0, le=65535)
     """Prometheus ``/metrics`` HTTP port; 0 picks a free one."""
+    metrics_host: str = "0.0.0.0"
+    """Address the Prometheus ``/metrics`` HTTP server binds (``127.0.0.1`` keeps it local)."""
     metrics_enabled: bool = True
     """Serve Prometheus metrics over HTTP."""
     model_repo: Path = REPO_ROOT / "model_repo"
@@ -75,6 +77,16 @@ class Settings(BaseSettings):
     """Largest accepted image width or height."""
     max_prompts: int = Field(default=1000, ge=1)
     """Most weak labels (tags + boxes + points + scribble vertices) in one request."""
+    max_work_side: int = Field(default=1024, ge=16)
+    """Longest side every stage of Segment and Predict works at: a larger image is downscaled on
+    entry (coordinates with it) and its label map brought back to the original size (nearest
+    neighbour), so a request's work is bounded whatever its size."""
+    max_request_bytes: int = Field(default=1536 * 1024 * 1024, ge=16 * 1024 * 1024)
+    """Largest estimated working memory of one request, in bytes; a request over it is refused
+    with RESOURCE_EXHAUSTED before its pixels are decoded (README, Limits)."""
+    unhealthy_after_errors: int = Field(default=5, ge=1)
+    """Health turns NOT_SERVING (so the orchestrator restarts the process) after this many
+    internal errors in a row with no success between them; at once on MemoryError."""
     cam_scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
     """CAM inference scales (multi-scale CAM)."""
     cam_flip: bool = True

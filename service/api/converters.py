@@ -50,15 +50,17 @@ def mask_formats(values: Iterable[int]) -> frozenset[t.MaskFormat]:
     return formats or frozenset({t.MaskFormat.PNG})
 
 
-def decode_image(msg: pb.Image, max_pixels: int, max_side: int, field: str = "image") -> npt.NDArray[np.uint8]:
-    """``Image`` message -> uint8 [H, W, 3] RGB."""
+def decode_image(
+    msg: pb.Image, max_pixels: int, max_side: int, field: str = "image", check: image_stage.SizeCheck | None = None
+) -> npt.NDArray[np.uint8]:
+    """``Image`` message -> uint8 [H, W, 3] RGB; ``check`` sees the size before any pixel is decoded."""
     kind = msg.WhichOneof("source")
     try:
         if kind == "encoded":
-            return image_stage.decode_image(msg.encoded, max_pixels, max_side)
+            return image_stage.decode_image(msg.encoded, max_pixels, max_side, check)
         if kind == "raw":
             r = msg.raw
-            return image_stage.raw_image(r.data, r.height, r.width, r.channels, max_pixels, max_side)
+            return image_stage.raw_image(r.data, r.height, r.width, r.channels, max_pixels, max_side, check)
     except InvalidInput as exc:
         raise InvalidInput(f"{field}: {exc}") from None
     raise InvalidInput(f"{field} is required: set {field}.encoded (PNG/JPEG/TIFF/BMP bytes) or {field}.raw")
@@ -106,9 +108,11 @@ def weak_labels(msg: pb.WeakLabels) -> t.WeakLabels:
     )
 
 
-def segment_input(req: pb.SegmentRequest, num_classes: int, max_pixels: int, max_side: int) -> t.SegmentInput:
+def segment_input(
+    req: pb.SegmentRequest, num_classes: int, max_pixels: int, max_side: int, check: image_stage.SizeCheck | None = None
+) -> t.SegmentInput:
     """``SegmentRequest`` -> decoded pipeline input (image decoded, ground truth checked)."""
-    image = decode_image(req.image, max_pixels, max_side)
+    image = decode_image(req.image, max_pixels, max_side, check=check)
     gt = None
     if req.HasField("ground_truth"):
         g = req.ground_truth

@@ -11,6 +11,8 @@ from service.errors import WsssError
 log = logging.getLogger(__name__)
 
 INTERNAL_MESSAGE = "internal error; the server logged the details"
+MAX_MESSAGE_CHARS = 1000
+"""Longest status message sent (grpc-message is a header: a long one fails the call itself)."""
 
 
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
@@ -20,6 +22,9 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     message, and its traceback is logged here.
     """
     if isinstance(exc, WsssError):
-        return grpc.StatusCode[exc.code], str(exc)
+        message = str(exc)
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[: MAX_MESSAGE_CHARS - 20] + " ... (message cut)"
+        return grpc.StatusCode[exc.code], message
     log.exception("unexpected error", exc_info=exc)
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,18 +39,35 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     """UNAUTHENTICATED unless the call carries ``authorization: Bearer <one of tokens>``.
 
-    Tokens are compared in constant time and never logged; the health service stays open.
+    The scheme is case-insensitive (RFC 7235). Tokens are compared in constant time and never
+    logged; the health service stays open. Refusals are logged at most once per
+    ``log_interval`` seconds, with the count since the last line (a flood of bad calls cannot
+    flood the log).
     """
 
-    def __init__(self, tokens: frozenset[str]) -> None:
+    def __init__(self, tokens: frozenset[str], log_interval: float = 10.0) -> None:
         self._tokens = tuple(t.encode() for t in tokens)
+        self.log_interval = log_interval
+        self.refused = 0
+        """Refusals not yet logged."""
+        self._last_log = -float("inf")
 
     def _allowed(self, metadata: tuple[tuple[str, Any], ...]) -> bool:
         for key, value in metadata:
-            if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
-                given = value[len("Bearer ") :].encode()
-                return any(hmac.compare_digest(given, t) for t in self._tokens)
+            if key == "authorization" and isinstance(value, str):
+                scheme, _, given = value.strip().partition(" ")
+                if scheme.lower() != "bearer":
+                    return False
+                return any(hmac.compare_digest(given.strip().encode(), t) for t in self._tokens)
         return False
+
+    def _log_refusal(self, method: str) -> None:
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._last_log >= self.log_interval:
+            log.warning("refused %d call(s) without a valid bearer token in the last %.0f s (the latest: %s)", self.refused, self.log_interval, method[:200])
+            self.refused = 0
+            self._last_log = now
 
     async def intercept_service(
         self,
@@ -60,7 +78,7 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         if method.startswith(OPEN_SERVICES) or self._allowed(tuple(handler_call_details.invocation_metadata or ())):
             return await continuation(handler_call_details)
         handler = await continuation(handler_call_details)
-        log.warning("refused %s: missing or invalid bearer token", method)
+        self._log_refusal(method)
         return _deny(handler)
 
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -14,12 +14,11 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
 from service.api.security import BearerTokenInterceptor, server_credentials
-from service.api.servicer import SegmentationServicer
+from service.api.servicer import SegmentationServicer, add_to_server
 from service.api.state import ServiceState
 from service.metrics import Metrics
 from service.settings import Settings
 from wsss.v1 import segmentation_pb2 as pb
-from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +39,7 @@ class Server:
 
     async def start(self) -> None:
         """Start serving (health NOT_SERVING), load the models off the loop, then SERVING."""
+        self.servicer.health_watch.on_unhealthy = self._unhealthy
         await self.set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.grpc_server.start()
         log.info("gRPC server listening on port %d; loading models", self.port)
@@ -61,11 +61,18 @@ class Server:
             await self.set_health(health_pb2.HealthCheckResponse.SERVING)
             log.info("SERVING (the backend answered)")
 
+    def _unhealthy(self, reason: str) -> None:
+        """The health watch gave up on this process (called on the event loop): NOT_SERVING for good."""
+        task = asyncio.get_running_loop().create_task(self.set_health(health_pb2.HealthCheckResponse.NOT_SERVING))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         await self.health.set("", status)
         await self.health.set(SERVICE_NAME, status)
 
     _retry: asyncio.Task[None] | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def stop(self, grace: float = 5.0, drain: float = 0.0) -> None:
         """Graceful stop: NOT_SERVING, new calls refused (UNAVAILABLE) while the in-flight ones
@@ -81,7 +88,8 @@ class Server:
         while self.servicer.in_flight.count and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         if self.servicer.in_flight.count:
-            log.warning("%d request(s) still in flight after the %.0f s grace period; stopping", self.servicer.in_flight.count, grace)
+            log.warning("%d request(s) still in flight after the %.0f s grace period; stopping them", self.servicer.in_flight.count, grace)
+            self.servicer.stopping.set()  # their work stops at its next stage boundary or loop check
         if drain > 0:
             await asyncio.sleep(drain)
         await self.grpc_server.stop(1.0)
@@ -102,7 +110,7 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
     interceptors = [BearerTokenInterceptor(tokens)] if tokens else []
     server = grpc.aio.server(options=limits, interceptors=interceptors)
     servicer = SegmentationServicer(state, metrics, executor)
-    pb_grpc.add_SegmentationServiceServicer_to_server(servicer, server)
+    add_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -121,8 +129,8 @@ async def serve(settings: Settings) -> None:
     registry = CollectorRegistry()
     server = create_server(settings, registry)
     if settings.metrics_enabled:
-        http, _ = start_http_server(settings.metrics_port, registry=registry)
-        log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", http.server_port)
+        http, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+        log.info("Prometheus metrics on http://%s:%d/metrics", settings.metrics_host, http.server_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -13,10 +13,12 @@ from typing import TypeVar
 
 import grpc
 
+from service import malloc
 from service.api import converters
 from service.api.errors import status_of
+from service.api.guards import HealthWatch, InFlight, Undecodable, tolerant_deserializer
 from service.api.state import ServiceState
-from service.errors import ModelNotReady, Overloaded
+from service.errors import Cancelled
 from service.metrics import Metrics
 from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
@@ -25,54 +27,61 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class InFlight:
-    """Bounded count of requests in progress: beyond ``limit`` a new one fails at once; while
-    ``draining`` (shutting down) every new one fails with UNAVAILABLE."""
-
-    def __init__(self, limit: int, metrics: Metrics) -> None:
-        self.limit = limit
-        self.count = 0
-        self.metrics = metrics
-        self.draining = False
-
-    def __enter__(self) -> None:
-        if self.draining:
-            raise ModelNotReady("server is shutting down; retry on another replica")
-        if self.count >= self.limit:
-            raise Overloaded(f"server is at its limit of {self.limit} requests in flight; retry with backoff")
-        self.count += 1
-        self.metrics.in_flight.inc()
-
-    def __exit__(self, *exc: object) -> None:
-        self.count -= 1
-        self.metrics.in_flight.dec()
+TRIM_AFTER_PIXELS = 4_000_000
+"""After a request with an image at least this large, free heap goes back to the kernel
+(``malloc.trim``); smaller requests keep it for the next one (``WSSS_KEEP_FREED_MEMORY``)."""
 
 
 class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
-    """The API. Work runs in ``executor``; a cancelled call or a passed deadline stops it between stages."""
+    """The API. Work runs in ``executor``; a cancelled call, a passed deadline or a server that is
+    stopping stops it at the next stage boundary or inside a long loop; its admission slot is
+    held until then."""
 
     def __init__(self, state: ServiceState, metrics: Metrics, executor: Executor) -> None:
         self.state = state
         self.metrics = metrics
         self.executor = executor
         self.in_flight = InFlight(state.settings.max_in_flight, metrics)
+        self.health_watch = HealthWatch(state.settings.unhealthy_after_errors)
+        self.stopping = threading.Event()
+        """Set when the server gives up on the work still running (after the shutdown grace)."""
 
     async def _run(self, context: grpc.aio.ServicerContext, work: Callable[[Callable[[], bool]], T]) -> T:
-        """Run ``work(should_stop)`` in the executor; should_stop turns True on cancel or deadline."""
+        """Admit, then run ``work(should_stop)`` in the executor; should_stop turns True on cancel,
+        deadline or stop. The slot is released when the work has stopped, not when the call ends."""
+        self.in_flight.acquire()
         stop = threading.Event()
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
 
         def should_stop() -> bool:
-            return stop.is_set() or (deadline is not None and time.monotonic() > deadline)
+            return stop.is_set() or self.stopping.is_set() or (deadline is not None and time.monotonic() > deadline)
 
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, work, should_stop)
+        def guarded() -> T:
+            if should_stop():  # cancelled or expired while it queued for a worker
+                raise Cancelled("request cancelled or past its deadline before its work started")
+            return work(should_stop)
+
+        def finished(fut: asyncio.Future[T]) -> None:
+            self.in_flight.release()
+            if not fut.cancelled():
+                fut.exception()  # retrieved: an abandoned call's error is not logged as "never retrieved"
+
+        future = asyncio.get_running_loop().run_in_executor(self.executor, guarded)
+        future.add_done_callback(finished)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             stop.set()
             raise
+
+    def _outcome(self, exc: BaseException | None) -> tuple[grpc.StatusCode, str]:
+        """The status of a finished request, told to the health watch."""
+        if exc is None:
+            self.health_watch.success()
+            return grpc.StatusCode.OK, ""
+        self.health_watch.failure(exc)
+        return status_of(exc)
 
     async def _unary(self, rpc: str, context: grpc.aio.ServicerContext, work: Callable[[Callable[[], bool]], T]) -> T:
         start = time.perf_counter()
@@ -82,65 +91,111 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
             self.metrics.latency.labels(rpc).observe(time.perf_counter() - start)
 
         try:
-            with self.in_flight:
-                result = await self._run(context, work)
+            result = await self._run(context, work)
         except asyncio.CancelledError:
             record(grpc.StatusCode.CANCELLED)
             raise
         except Exception as exc:
-            code, message = status_of(exc)
+            code, message = self._outcome(exc)
             record(code)  # before abort, so the metric is there when the caller sees the status
             await context.abort(code, message)
             raise  # abort raises; keeps type checkers content
+        self._outcome(None)
         record(grpc.StatusCode.OK)
         return result
 
-    def _segment(self, request: pb.SegmentRequest, should_stop: Callable[[], bool]) -> pb.SegmentResponse:
+    def _segment(self, request: pb.SegmentRequest | Undecodable, should_stop: Callable[[], bool]) -> pb.SegmentResponse:
         """Decode, run the pipeline, encode (in a worker thread)."""
+        if isinstance(request, Undecodable):
+            raise request.error()
         segmenter = self.state.require_segmenter()
         settings = self.state.settings
-        data = converters.segment_input(request, len(segmenter.classes), settings.max_image_pixels, settings.max_image_side)
-        result = segmenter.segment(data, should_stop)
-        self.metrics.observe_stages(result.timings)
-        return converters.segment_response(request.id, result, segmenter.classes)
+        data = converters.segment_input(
+            request, len(segmenter.classes), settings.max_image_pixels, settings.max_image_side, check=segmenter.check_budget
+        )
+        try:
+            result = segmenter.segment(data, should_stop)
+            self.metrics.observe_stages(result.timings)
+            return converters.segment_response(request.id, result, segmenter.classes)
+        finally:
+            _trim_after(data.image.shape[0] * data.image.shape[1])
 
-    def _predict(self, request: pb.PredictRequest, should_stop: Callable[[], bool]) -> pb.PredictResponse:
+    def _predict(self, request: pb.PredictRequest | Undecodable, should_stop: Callable[[], bool]) -> pb.PredictResponse:
+        if isinstance(request, Undecodable):
+            raise request.error()
         predictor = self.state.require_predictor()
         settings = self.state.settings
-        image = converters.decode_image(request.image, settings.max_image_pixels, settings.max_image_side)
-        result = predictor.predict(image, converters.mask_formats(request.mask_formats), should_stop)
-        self.metrics.observe_stages(result.timings)
-        return converters.predict_response(request.id, result)
+        image = converters.decode_image(request.image, settings.max_image_pixels, settings.max_image_side, check=predictor.check_budget)
+        try:
+            result = predictor.predict(image, converters.mask_formats(request.mask_formats), should_stop)
+            self.metrics.observe_stages(result.timings)
+            return converters.predict_response(request.id, result)
+        finally:
+            _trim_after(image.shape[0] * image.shape[1])
 
-    async def Segment(self, request: pb.SegmentRequest, context: grpc.aio.ServicerContext) -> pb.SegmentResponse:
+    async def Segment(self, request: pb.SegmentRequest | Undecodable, context: grpc.aio.ServicerContext) -> pb.SegmentResponse:
         return await self._unary("Segment", context, lambda stop: self._segment(request, stop))
 
-    async def Predict(self, request: pb.PredictRequest, context: grpc.aio.ServicerContext) -> pb.PredictResponse:
+    async def Predict(self, request: pb.PredictRequest | Undecodable, context: grpc.aio.ServicerContext) -> pb.PredictResponse:
         return await self._unary("Predict", context, lambda stop: self._predict(request, stop))
 
-    async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
+    async def ListModels(self, request: pb.ListModelsRequest | Undecodable, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
         def work(_: Callable[[], bool]) -> pb.ListModelsResponse:
+            if isinstance(request, Undecodable):
+                raise request.error()
             models = self.state.require_backend().models()
             return pb.ListModelsResponse(models=[converters.model_info(m) for _, m in sorted(models.items())])
 
         return await self._unary("ListModels", context, work)
 
     async def SegmentStream(
-        self, request_iterator: AsyncIterator[pb.SegmentRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[pb.SegmentRequest | Undecodable], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.SegmentResponse]:
-        """One response per request, in order; a failed item carries ``error`` and the stream goes on."""
+        """One response per request, in order; a failed item (an undecodable one too) carries
+        ``error`` and the stream goes on."""
         async for request in request_iterator:
             start = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                with self.in_flight:
-                    response = await self._run(context, functools.partial(self._segment, request))
+                response = await self._run(context, functools.partial(self._segment, request))
+                self._outcome(None)
             except asyncio.CancelledError:
                 self.metrics.requests.labels("SegmentStream", "CANCELLED").inc()
                 raise
             except Exception as exc:
-                code, message = status_of(exc)
-                response = pb.SegmentResponse(id=request.id, error=pb.ItemError(code=code.value[0], code_name=code.name, message=message))
+                code, message = self._outcome(exc)
+                item_id = "" if isinstance(request, Undecodable) else request.id
+                response = pb.SegmentResponse(id=item_id, error=pb.ItemError(code=code.value[0], code_name=code.name, message=message))
             self.metrics.requests.labels("SegmentStream", code.name).inc()
             self.metrics.latency.labels("SegmentStream").observe(time.perf_counter() - start)
             yield response
+
+
+def _trim_after(pixels: int) -> None:
+    if pixels >= TRIM_AFTER_PIXELS:
+        malloc.trim()
+
+
+def add_to_server(servicer: SegmentationServicer, server: grpc.aio.Server) -> None:
+    """Register ``servicer`` like the generated ``add_SegmentationServiceServicer_to_server``, but
+    with request deserializers that hand undecodable bytes to the servicer as ``Undecodable``."""
+    handlers = {
+        "Segment": grpc.unary_unary_rpc_method_handler(
+            servicer.Segment, tolerant_deserializer(pb.SegmentRequest), pb.SegmentResponse.SerializeToString
+        ),
+        "SegmentStream": grpc.stream_stream_rpc_method_handler(
+            servicer.SegmentStream, tolerant_deserializer(pb.SegmentRequest), pb.SegmentResponse.SerializeToString
+        ),
+        "Predict": grpc.unary_unary_rpc_method_handler(
+            servicer.Predict, tolerant_deserializer(pb.PredictRequest), pb.PredictResponse.SerializeToString
+        ),
+        "ListModels": grpc.unary_unary_rpc_method_handler(
+            servicer.ListModels, tolerant_deserializer(pb.ListModelsRequest), pb.ListModelsResponse.SerializeToString
+        ),
+    }
+    missing = set(pb.DESCRIPTOR.services_by_name["SegmentationService"].methods_by_name) - set(handlers)
+    if missing:
+        raise RuntimeError(f"no handler for {sorted(missing)}")
+    name = pb.DESCRIPTOR.services_by_name["SegmentationService"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+    server.add_registered_method_handlers(name, handlers)

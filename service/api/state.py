@@ -36,6 +36,8 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         stability_confidence_threshold=settings.stability_confidence_threshold,
         sam_mask_index=settings.sam_mask_index,
         max_prompts=settings.max_prompts,
+        max_work_side=settings.max_work_side,
+        max_request_bytes=settings.max_request_bytes,
     )
 
 
@@ -101,7 +103,7 @@ class ServiceState:
                 segmenter.warmup()
                 self.segmenter = segmenter
             if "deeplab" in repo:
-                predictor = Predictor(DeepLab(backend))
+                predictor = Predictor(DeepLab(backend), self.settings.max_work_side, self.settings.max_request_bytes)
                 predictor.warmup()
                 self.predictor = predictor
             else:

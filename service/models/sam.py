@@ -43,9 +43,10 @@ class ResizeLongestSide:
 
     @property
     def resized(self) -> tuple[int, int]:
-        """(height, width) after resizing, rounded as segment-anything rounds (floor(x + 0.5))."""
+        """(height, width) after resizing, rounded as segment-anything rounds (floor(x + 0.5)), each
+        at least 1 (segment-anything rounds the short side of a 4096 x 1 image to 0)."""
         scale = self.target / max(self.height, self.width)
-        return int(self.height * scale + 0.5), int(self.width * scale + 0.5)
+        return max(1, int(self.height * scale + 0.5)), max(1, int(self.width * scale + 0.5))
 
     def apply_coords(self, coords: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Original-pixel (x, y) coordinates [..., 2] -> the resized frame."""

@@ -4,36 +4,43 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
-from service.errors import InvalidInput
+from service.errors import InvalidInput, WsssError
 from service.pipeline.types import IGNORE
 
 FORMATS = ("PNG", "JPEG", "TIFF", "BMP")
 
+SizeCheck = Callable[[int, int], object]
+"""Called with (height, width) once an image's size is known, before its pixels are decoded;
+raises to refuse it (e.g. ``Segmenter.check_budget``)."""
 
-def _check_size(height: int, width: int, max_pixels: int, max_side: int) -> None:
+
+def _check_size(height: int, width: int, max_pixels: int, max_side: int, check: SizeCheck | None = None) -> None:
     if height <= 0 or width <= 0:
         raise InvalidInput(f"image has zero size ({width}x{height})")
     if height > max_side or width > max_side:
         raise InvalidInput(f"image is {width}x{height}; the largest side allowed is {max_side} pixels")
     if height * width > max_pixels:
         raise InvalidInput(f"image is {width}x{height} = {height * width} pixels; at most {max_pixels} are allowed")
+    if check is not None:
+        check(height, width)
 
 
-def _open(data: bytes, max_pixels: int, max_side: int) -> Image.Image:
+def _open(data: bytes, max_pixels: int, max_side: int, check: SizeCheck | None = None) -> Image.Image:
     if not data:
         raise InvalidInput("image bytes are empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=FORMATS)
-            _check_size(img.height, img.width, max_pixels, max_side)
+            _check_size(img.height, img.width, max_pixels, max_side, check)
             img.load()
-    except InvalidInput:
+    except WsssError:
         raise
     except UnidentifiedImageError:
         raise InvalidInput(f"image bytes are not a supported image ({', '.join(FORMATS)})") from None
@@ -58,25 +65,27 @@ def _to_rgb(img: Image.Image) -> npt.NDArray[np.uint8]:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def decode_image(data: bytes, max_pixels: int, max_side: int) -> npt.NDArray[np.uint8]:
+def decode_image(data: bytes, max_pixels: int, max_side: int, check: SizeCheck | None = None) -> npt.NDArray[np.uint8]:
     """Decode PNG/JPEG/TIFF/BMP bytes to uint8 [H, W, 3] RGB.
 
     Grayscale, palette, 16-bit, RGBA (alpha dropped) and CMYK inputs are converted to RGB. The
-    declared size is checked against the limits before any pixel is decoded.
+    declared size is checked against the limits (and ``check``) before any pixel is decoded.
 
     Raises:
-        InvalidInput: empty, truncated, corrupt, unsupported or too large input.
+        InvalidInput: empty, truncated, corrupt, unsupported or too large input; whatever ``check`` raises.
     """
-    return _to_rgb(_open(data, max_pixels, max_side))
+    return _to_rgb(_open(data, max_pixels, max_side, check))
 
 
-def raw_image(data: bytes, height: int, width: int, channels: int, max_pixels: int, max_side: int) -> npt.NDArray[np.uint8]:
+def raw_image(
+    data: bytes, height: int, width: int, channels: int, max_pixels: int, max_side: int, check: SizeCheck | None = None
+) -> npt.NDArray[np.uint8]:
     """Raw uint8 row-major [height, width, channels] bytes (channels 1, 3 or 4) -> uint8 [H, W, 3] RGB.
 
     Raises:
-        InvalidInput: bad shape, or a byte count that does not match it.
+        InvalidInput: bad shape, or a byte count that does not match it; whatever ``check`` raises.
     """
-    _check_size(height, width, max_pixels, max_side)
+    _check_size(height, width, max_pixels, max_side, check)
     if channels not in (1, 3, 4):
         raise InvalidInput(f"raw image must have 1, 3 or 4 channels, got {channels}")
     expected = height * width * channels

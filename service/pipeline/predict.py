@@ -11,13 +11,25 @@ from service.models.deeplab import DeepLab
 from service.pipeline.encoding import coco_rle
 from service.pipeline.segment import Timer, encode_mask
 from service.pipeline.types import MaskFormat, PredictedClass, PredictResult
+from service.pipeline.work_frame import FULL_SIZE_BYTES_PER_PIXEL, WorkFrame, refuse_over_budget
+
+DEEPLAB_BYTES_PER_PIXEL = 400
+"""Bytes per working pixel of a DeepLab inference and its outputs: input, activations, logits of
+every class, label map and confidence (measured peak RSS over the warm level of the default
+DeepLab at 1024 x 1024, with a margin)."""
 
 
 class Predictor:
-    """Image -> DeepLab label map with per-class areas and mean confidence."""
+    """Image -> DeepLab label map with per-class areas and mean confidence.
 
-    def __init__(self, deeplab: DeepLab) -> None:
+    DeepLab runs on the image downscaled to at most ``max_work_side`` pixels on its longest side;
+    the label map comes back at the original size (nearest neighbour).
+    """
+
+    def __init__(self, deeplab: DeepLab, max_work_side: int = 1024, max_request_bytes: int = 1536 * 1024 * 1024) -> None:
         self.deeplab = deeplab
+        self.max_work_side = max_work_side
+        self.max_request_bytes = max_request_bytes
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -29,28 +41,46 @@ class Predictor:
         formats: frozenset[MaskFormat] = frozenset({MaskFormat.PNG}),
         should_stop: Callable[[], bool] | None = None,
     ) -> PredictResult:
-        """Segment ``image`` uint8 [H, W, 3]; classes with at least one pixel are reported, background (0) included."""
+        """Segment ``image`` uint8 [H, W, 3]; classes with at least one pixel are reported, background (0) included.
+
+        Raises:
+            Overloaded: the image's estimated working memory exceeds ``max_request_bytes``.
+            Cancelled: ``should_stop`` returned True between stages.
+        """
+        frame = self.check_budget(image.shape[0], image.shape[1])
         timer = Timer(should_stop)
         with timer.stage("deeplab"):
-            out = self.deeplab.predict(image)
+            out = self.deeplab.predict(frame.image_to_work(image))
         with timer.stage("encode"):
-            label_map = out.label_map
+            label_map = frame.label_map_to_original(out.label_map)
             encoded = encode_mask(label_map, formats)
-            flat = label_map.ravel()
-            counts = np.bincount(flat, minlength=len(self.classes) + 1)
-            sums = np.bincount(flat, weights=out.confidence.ravel(), minlength=len(self.classes) + 1)
+            n = len(self.classes) + 1
+            counts = np.bincount(label_map.ravel(), minlength=n)
+            work_counts = counts if frame.identity else np.bincount(out.label_map.ravel(), minlength=n)
+            sums = np.bincount(out.label_map.ravel(), weights=out.confidence.ravel(), minlength=n)
             names = ("background",) + self.classes
             classes = [
                 PredictedClass(
                     class_id=int(k),
                     class_name=names[k],
                     area=int(counts[k]),
-                    mean_confidence=float(sums[k] / counts[k]),
+                    mean_confidence=float(sums[k] / work_counts[k]) if work_counts[k] else 0.0,
                     rle=coco_rle(label_map == k) if MaskFormat.COCO_RLE in formats else None,
                 )
                 for k in np.flatnonzero(counts)
             ]
         return PredictResult(label_map, encoded, tuple(classes), tuple(timer.timings), self.deeplab.version)
+
+    def check_budget(self, height: int, width: int) -> WorkFrame:
+        """The working frame of a ``height`` x ``width`` image, if its estimated working memory fits.
+
+        Raises:
+            Overloaded: the estimate exceeds ``max_request_bytes`` (RESOURCE_EXHAUSTED).
+        """
+        frame = WorkFrame.of(height, width, self.max_work_side)
+        need = height * width * FULL_SIZE_BYTES_PER_PIXEL + frame.work_height * frame.work_width * DEEPLAB_BYTES_PER_PIXEL
+        refuse_over_budget(frame, need, self.max_request_bytes)
+        return frame
 
     def warmup(self) -> None:
         self.deeplab.warmup()

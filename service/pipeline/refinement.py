@@ -11,10 +11,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 from skimage.segmentation import slic
 
+from service.errors import Cancelled
 from service.pipeline.types import IGNORE, Refinement
 
 
@@ -42,8 +45,12 @@ def dense_crf(
     appearance_sxy: float = 50.0,
     appearance_srgb: float = 13.0,
     appearance_compat: float = 10.0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> npt.NDArray[np.uint8]:
-    """Dense CRF over ``probs`` [L, H, W] for ``image`` uint8 [H, W, 3]; returns labels [H, W]."""
+    """Dense CRF over ``probs`` [L, H, W] for ``image`` uint8 [H, W, 3]; returns labels [H, W].
+
+    ``should_stop`` is polled between mean-field iterations (Cancelled when it returns True).
+    """
     import pydensecrf.densecrf as dcrf
     from pydensecrf.utils import unary_from_softmax
 
@@ -52,8 +59,12 @@ def dense_crf(
     crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(probs)))
     crf.addPairwiseGaussian(sxy=smooth_sxy, compat=smooth_compat)
     crf.addPairwiseBilateral(sxy=appearance_sxy, srgb=appearance_srgb, rgbim=np.require(image, np.uint8, ["C", "W"]), compat=appearance_compat)
-    q = np.array(crf.inference(iterations)).reshape(n_labels, h, w)
-    return q.argmax(axis=0).astype(np.uint8)
+    q, tmp1, tmp2 = crf.startInference()
+    for _ in range(iterations):
+        if should_stop is not None and should_stop():
+            raise Cancelled("request cancelled or past its deadline during CRF refinement")
+        crf.stepInference(q, tmp1, tmp2)
+    return np.array(q).reshape(n_labels, h, w).argmax(axis=0).astype(np.uint8)
 
 
 def superpixel_snap(image: npt.NDArray[np.uint8], label_map: npt.NDArray[np.uint8], pixels_per_segment: int = 100) -> npt.NDArray[np.uint8]:
@@ -86,11 +97,13 @@ def refine(
     image: npt.NDArray[np.uint8],
     method: Refinement,
     probs: npt.NDArray[np.float32] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Refine ``label_map`` uint8 [H, W] using ``image`` uint8 [H, W, 3], inside the region of interest.
 
     Args:
         probs: float32 [C+1, H, W] class probabilities for the CRF's unary (background at 0).
+        should_stop: polled inside the CRF's iterations.
     """
     if method is Refinement.NONE:
         return label_map
@@ -108,5 +121,5 @@ def refine(
         for k in range(n):
             probs[k][label_map == k] = 0.7
         probs /= probs.sum(axis=0, keepdims=True)
-    out[roi] = dense_crf(crop_img, probs[(slice(None),) + roi])
+    out[roi] = dense_crf(crop_img, probs[(slice(None),) + roi], should_stop=should_stop)
     return out

@@ -14,9 +14,10 @@ mix, 0.732 with this one; the graph helps thin scratches most).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 from scipy import sparse
@@ -24,33 +25,57 @@ from scipy.sparse.linalg import spsolve
 from skimage.color import rgb2lab
 from skimage.segmentation import slic
 
+from service.errors import Cancelled
 from service.models.imageops import resize_maps
 from service.pipeline.types import ClassMask
 from service.pipeline.weak_labels import ResolvedScribble
 
+_FINE = 3
+"""Scribbles are rasterised on a grid this many times finer than the image (odd: pixel centres lie on it)."""
 SAM_WEIGHT = 0.75
 """Weight of the mask model's logits in the fused scribble logits (the graph's: 1 - SAM_WEIGHT)."""
 
 
 def rasterise(stroke: ResolvedScribble, shape: tuple[int, int]) -> npt.NDArray[np.bool_]:
     """Pixels within width/2 (at least 0.75 px) of the polyline."""
+    return rasterise_many([stroke], shape)
+
+
+def rasterise_many(strokes: Sequence[ResolvedScribble], shape: tuple[int, int]) -> npt.NDArray[np.bool_]:
+    """Pixels within width/2 (at least 0.75 px) of any of the polylines.
+
+    The centrelines are drawn on a grid three times finer than the image's (its every third
+    point a pixel centre) and a Euclidean distance transform measures each pixel centre's distance
+    to them, once per distinct width: the cost is linear in the pixels of the strokes' bounding
+    box and in their vertices, never their product (a 990-vertex scribble on a 1024 x 1024 image
+    took 39 s with a distance per segment and pixel).
+    """
     h, w = shape
-    pts = np.array(stroke.points, np.float64)
-    r = max(stroke.width / 2.0, 0.75)
-    x0, y0 = np.floor(pts.min(axis=0) - r - 1).astype(int)
-    x1, y1 = np.ceil(pts.max(axis=0) + r + 1).astype(int)
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     out = np.zeros(shape, bool)
-    if x1 <= x0 or y1 <= y0:
-        return out
-    py, px = np.mgrid[y0:y1, x0:x1].astype(np.float64) + 0.5
-    best = np.full(px.shape, np.inf)
-    for (ax, ay), (bx, by) in zip(pts[:-1], pts[1:]):
-        dx, dy = bx - ax, by - ay
-        t = np.clip(((px - ax) * dx + (py - ay) * dy) / max(dx * dx + dy * dy, 1e-12), 0.0, 1.0)
-        best = np.minimum(best, np.hypot(px - (ax + t * dx), py - (ay + t * dy)))
-    out[y0:y1, x0:x1] = best <= r
+    by_radius: dict[float, list[npt.NDArray[np.float64]]] = {}
+    for stroke in strokes:
+        by_radius.setdefault(max(stroke.width / 2.0, 0.75), []).append(np.array(stroke.points, np.float64))
+    for r, polylines in by_radius.items():
+        pts = np.concatenate(polylines)
+        x0, y0 = np.floor(pts.min(axis=0) - r - 1).astype(int)
+        x1, y1 = np.ceil(pts.max(axis=0) + r + 1).astype(int)
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        pad = int(np.ceil(r)) + 1  # centrelines passing just outside the crop still count
+        canvas = np.full(((y1 - y0 + 2 * pad) * _FINE, (x1 - x0 + 2 * pad) * _FINE), 255, np.uint8)
+        for line in polylines:
+            # fine cell (a, b) has its centre at original ((b + 0.5) / 3 + x0 - pad, ...): pixel centres at b = 3j + 1
+            fine = (line - [x0 - pad, y0 - pad]) * _FINE - 0.5
+            cv2.polylines(canvas, [np.round(fine * 16).astype(np.int32).reshape(-1, 1, 2)], False, 0, 1, cv2.LINE_8, 4)
+        dist = cv2.distanceTransform(canvas, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1 :: _FINE, 1 :: _FINE]
+        out[y0:y1, x0:x1] |= dist[pad : pad + y1 - y0, pad : pad + x1 - x0] <= r * _FINE
     return out
+
+
+def _check(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise Cancelled("request cancelled or past its deadline during scribble propagation")
 
 
 def superpixels(image: npt.NDArray[np.uint8], pixels_per_segment: int = 64) -> npt.NDArray[np.int64]:
@@ -95,6 +120,7 @@ def propagate(
     features: npt.NDArray[np.float32] | None = None,
     alpha: float = 0.9,
     background_prior: float = 0.01,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[int, npt.NDArray[np.float32]]:
     """Probability of each scribbled class per pixel, from label spreading on the superpixel graph.
 
@@ -106,11 +132,13 @@ def propagate(
         features: optional classifier features [D, h, w].
         alpha: spreading strength (0..1; larger spreads further).
         background_prior: background score every node starts with.
+        should_stop: polled between the steps (superpixels, graph, solve); Cancelled when True.
 
     Returns:
         class id -> float32 [H, W] in 0..1: F_k / (sum of F over classes + background).
     """
     labels = superpixels(image)
+    _check(should_stop)
     k = int(labels.max()) + 1
     src, dst = _adjacency(labels, k)
     f = node_features(image, labels, k, features)
@@ -129,11 +157,11 @@ def propagate(
             np.bincount(labels.ravel(), minlength=k), 1
         )
         y[share > 0.9, -1] = 1.0
-    for s in strokes:
-        nodes = np.unique(labels[rasterise(s, labels.shape)])
-        col = class_ids.index(s.class_id)
+    for col, class_id in enumerate(class_ids):
+        nodes = np.unique(labels[rasterise_many([s for s in strokes if s.class_id == class_id], (labels.shape[0], labels.shape[1]))])
         y[nodes, :] = 0.0
         y[nodes, col] = 1.0
+    _check(should_stop)
     system = (sparse.identity(k) - alpha * s_mat).tocsc()
     spread = np.asarray(spsolve(system, y))
     spread = np.maximum(spread.reshape(k, -1), 0.0)
@@ -146,6 +174,7 @@ def fuse(
     masks: Sequence[ClassMask],
     strokes: Sequence[ResolvedScribble],
     features: npt.NDArray[np.float32] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[ClassMask]:
     """Replace the logits of every scribbled class by ``SAM_WEIGHT`` x its mask-model logits +
     (1 - ``SAM_WEIGHT``) x the logits of its propagated probability; other classes pass through."""
@@ -156,10 +185,8 @@ def fuse(
     for m in masks:
         if m.class_id in scribbled:
             sam_prob = np.maximum(sam_prob, 1.0 / (1.0 + np.exp(-np.clip(m.logits, -30, 30))))
-    touched = np.zeros(image.shape[:2], bool)
-    for s in strokes:
-        touched |= rasterise(s, (image.shape[0], image.shape[1]))
-    probs = propagate(image, strokes, background=(sam_prob < 0.1) & ~touched, features=features)
+    touched = rasterise_many(strokes, (image.shape[0], image.shape[1]))
+    probs = propagate(image, strokes, background=(sam_prob < 0.1) & ~touched, features=features, should_stop=should_stop)
     out = []
     for m in masks:
         if m.class_id in probs:

@@ -29,6 +29,7 @@ from service.pipeline.types import (
     SegmentInput,
     SegmentResult,
 )
+from service.pipeline.work_frame import WorkFrame, estimate_bytes, refuse_over_budget
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class PipelineConfig:
     stability_confidence_threshold: float = 0.05
     sam_mask_index: int = 3
     max_prompts: int = 1000
+    max_work_side: int = 1024
+    max_request_bytes: int = 1536 * 1024 * 1024
 
 
 class Timer:
@@ -113,13 +116,15 @@ class Segmenter:
         """
         cfg = self.config
         opts = request.options
-        image = request.image
-        h, w = image.shape[:2]
+        h, w = request.image.shape[:2]
+        frame = self.check_budget(h, w)
         timer = Timer(should_stop)
         with timer.stage("weak_labels"):
-            resolved = weak_labels.resolve(request.labels, self.classes, h, w, cfg.max_prompts)
+            resolved = frame.labels_to_work(weak_labels.resolve(request.labels, self.classes, h, w, cfg.max_prompts))
             if request.ground_truth is not None and request.ground_truth.shape != (h, w):
                 raise InvalidInput(f"ground_truth is {request.ground_truth.shape[1]}x{request.ground_truth.shape[0]} but the image is {w}x{h}")
+            image = frame.image_to_work(request.image)
+            work_shape = (frame.work_height, frame.work_width)
         with timer.stage("cam"):
             cams = cam.multiscale_cams(self.classifier, image, cfg.cam_scales, cfg.cam_flip)
         if request.labels.empty:
@@ -146,7 +151,7 @@ class Segmenter:
                 masks = sam_masks.class_masks(self.decoder, embedding, sets, cfg.sam_mask_index)
             if resolved.scribbles:
                 with timer.stage("scribbles"):
-                    masks = scribbles.fuse(image, masks, resolved.scribbles, cams.features)
+                    masks = scribbles.fuse(image, masks, resolved.scribbles, cams.features, should_stop)
         with timer.stage("aggregation"):
             if opts.confidence_threshold is not None:
                 conf_threshold = opts.confidence_threshold
@@ -154,34 +159,36 @@ class Segmenter:
                 conf_threshold = cfg.confidence_threshold
             else:
                 conf_threshold = cfg.stability_confidence_threshold
-            merged = aggregation.aggregate(masks, cams.cams, opts.confidence_score, conf_threshold, (h, w))
+            merged = aggregation.aggregate(masks, cams.cams, opts.confidence_score, conf_threshold, work_shape)
         with timer.stage("refinement"):
             probs = None
             if opts.refinement is Refinement.CRF:
-                probs = refinement.class_probabilities({m.class_id: m.logits for m in masks}, (h, w), len(self.classes))
-            label_map = refinement.refine(merged.label_map, image, opts.refinement, probs)
+                probs = refinement.class_probabilities({m.class_id: m.logits for m in masks}, work_shape, len(self.classes))
+            work_map = refinement.refine(merged.label_map, image, opts.refinement, probs, should_stop)
         with timer.stage("encode"):
+            label_map = frame.label_map_to_original(work_map)
             formats = frozenset() if opts.omit_mask else opts.mask_formats
             encoded = encode_mask(label_map, formats)
             by_class = {m.class_id: m for m in masks}
             results = []
             for k in class_ids:
                 region = label_map == k
-                area = int(region.sum())
+                area = int(np.count_nonzero(region))
+                work_region = region if frame.identity else work_map == k
                 m = by_class[k]
                 results.append(
                     ClassResult(
                         class_id=k,
                         class_name=self.classes[k - 1],
                         area=area,
-                        confidence=float(merged.confidence[region].mean()) if area else 0.0,
+                        confidence=float(merged.confidence[work_region].mean()) if work_region.any() else 0.0,
                         cam_score=merged.cam_in_mask.get(k, 0.0),
                         sam_iou=m.iou_prediction,
                         stability_score=m.stability,
                         classifier_probability=float(cams.probabilities[k - 1]),
-                        prompts=m.prompts,
+                        prompts=frame.prompts_to_original(m.prompts),
                         rle=coco_rle(region) if MaskFormat.COCO_RLE in formats else None,
-                        instances=m.instances,
+                        instances=frame.instances_to_original(m.instances),
                         low_res_logits=m.low_res_logits if opts.return_low_res_logits else None,
                     )
                 )
@@ -201,6 +208,18 @@ class Segmenter:
             uncertain_fraction=uncertain,
             review_score=review_score(uncertain, tuple(results)),
         )
+
+    def check_budget(self, height: int, width: int) -> WorkFrame:
+        """The working frame of a ``height`` x ``width`` image, if its estimated working memory fits.
+
+        Raises:
+            Overloaded: the estimate exceeds ``max_request_bytes`` (RESOURCE_EXHAUSTED).
+        """
+        cfg = self.config
+        frame = WorkFrame.of(height, width, cfg.max_work_side)
+        need = estimate_bytes(frame, len(self.classes), max(cfg.cam_scales, default=1.0))
+        refuse_over_budget(frame, need, cfg.max_request_bytes)
+        return frame
 
     def warmup(self) -> None:
         """One inference of each model."""

@@ -61,11 +61,20 @@ class ResolvedLabels:
         return tuple(sorted(ids | set(self.mask_inputs) | {s.class_id for s in self.scribbles}))
 
 
+MAX_ECHO_CHARS = 100
+"""A caller's string is echoed in an error message cut to this many characters."""
+
+
+def echo(text: str) -> str:
+    """``text`` as it goes into an error message: repr, cut to ``MAX_ECHO_CHARS`` characters."""
+    return repr(text) if len(text) <= MAX_ECHO_CHARS else f"{text[:MAX_ECHO_CHARS]!r}... ({len(text)} characters)"
+
+
 def _class_id(name: str, classes: tuple[str, ...], where: str) -> int:
     try:
         return classes.index(name) + 1
     except ValueError:
-        raise InvalidInput(f"{where}: unknown class {name!r}; known classes: {', '.join(classes)}") from None
+        raise InvalidInput(f"{where}: unknown class {echo(name)}; known classes: {', '.join(classes)}") from None
 
 
 def _check_xy(x: float, y: float, height: int, width: int, where: str) -> None:
@@ -119,7 +128,7 @@ def resolve(labels: WeakLabels, classes: tuple[str, ...], height: int, width: in
         where = f"mask_inputs[{i}]"
         mask_id = _class_id(m.label, classes, where)
         if mask_id in mask_inputs:
-            raise InvalidInput(f"{where}: class {m.label!r} has a mask input already")
+            raise InvalidInput(f"{where}: class {echo(m.label)} has a mask input already")
         if m.low_res_logits.shape != (256, 256):
             raise InvalidInput(f"{where}: low_res_logits must be 256x256 float32 (262144 bytes)")
         if not np.isfinite(m.low_res_logits).all():

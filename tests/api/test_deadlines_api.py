@@ -27,5 +27,7 @@ def test_deadline_stops_the_pipeline(server: BackgroundServer, stub: pb_grpc.Seg
     while server.metric("wsss_requests_total", {"rpc": "Segment", "code": "CANCELLED"}) == cancelled:
         assert time.monotonic() < deadline, "the server never gave up on the expired request"
         time.sleep(0.1)
+    while server.metric("wsss_in_flight_requests") != 0:  # the slot is held until the work has stopped
+        assert time.monotonic() < deadline, "the expired request's work never stopped"
+        time.sleep(0.05)
     assert server.metric("wsss_model_inference_seconds_count", encoder) == encoder_runs  # stopped before the encoder
-    assert server.metric("wsss_in_flight_requests") == 0

@@ -1,0 +1,112 @@
+"""What keeps one caller from taking the service down: admission by work in progress, requests
+that could not be decoded, and a health watch that gives up on a process that can no longer serve."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError, Message
+
+from service.errors import InvalidInput, ModelNotReady, ModelRepositoryError, Overloaded, WsssError
+from service.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class InFlight:
+    """Bounded count of requests whose work has not stopped: beyond ``limit`` a new one fails at
+    once; while ``draining`` (shutting down) every new one fails with UNAVAILABLE. A slot is
+    released when the work stops, not when the call ends (a cancelled call's worker may run on
+    until its next stage boundary)."""
+
+    def __init__(self, limit: int, metrics: Metrics) -> None:
+        self.limit = limit
+        self.count = 0
+        self.metrics = metrics
+        self.draining = False
+
+    def acquire(self) -> None:
+        """Take a slot (call on the event loop).
+
+        Raises:
+            ModelNotReady: the server is draining.
+            Overloaded: ``limit`` requests are in progress.
+        """
+        if self.draining:
+            raise ModelNotReady("server is shutting down; retry on another replica")
+        if self.count >= self.limit:
+            raise Overloaded(f"server is at its limit of {self.limit} requests in flight; retry with backoff")
+        self.count += 1
+        self.metrics.in_flight.inc()
+
+    def release(self) -> None:
+        self.count -= 1
+        self.metrics.in_flight.dec()
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """A request message whose bytes are not a valid protobuf of ``message_type``."""
+
+    message_type: str
+    reason: str
+
+    def error(self) -> InvalidInput:
+        return InvalidInput(f"request is not a valid {self.message_type} protobuf message: {self.reason}")
+
+
+def tolerant_deserializer(message_class: type[Message]) -> Callable[[bytes], Message | Undecodable]:
+    """A request deserializer that returns ``Undecodable`` instead of raising, so the servicer can
+    answer INVALID_ARGUMENT (grpc answers UNKNOWN for a deserializer's exception, and one bad item
+    would end a whole stream)."""
+    full_name = message_class.DESCRIPTOR.full_name
+
+    def deserialize(data: bytes) -> Message | Undecodable:
+        try:
+            return message_class.FromString(data)
+        except (DecodeError, RuntimeWarning, ValueError) as exc:
+            return Undecodable(full_name, str(exc)[:200] or type(exc).__name__)
+
+    return deserialize
+
+
+class HealthWatch:
+    """Counts failures that are not the caller's; calls ``on_unhealthy`` once, with the reason,
+    after ``limit`` of them in a row (no success between) or at once on MemoryError.
+
+    ``on_unhealthy`` turns health NOT_SERVING so the orchestrator restarts the process instead of
+    it answering INTERNAL forever while SERVING.
+    """
+
+    def __init__(self, limit: int, on_unhealthy: Callable[[str], None] | None = None) -> None:
+        self.limit = limit
+        self.on_unhealthy = on_unhealthy
+        self.failures = 0
+        self.unhealthy_reason: str | None = None
+
+    @staticmethod
+    def counts(exc: BaseException) -> bool:
+        """Whether ``exc`` says something about the process rather than the request."""
+        return isinstance(exc, ModelRepositoryError) or not isinstance(exc, WsssError)
+
+    def success(self) -> None:
+        self.failures = 0
+
+    def failure(self, exc: BaseException) -> None:
+        if not self.counts(exc):
+            return
+        self.failures += 1
+        if isinstance(exc, MemoryError):
+            self._give_up(f"out of memory ({type(exc).__name__})")
+        elif self.failures >= self.limit:
+            self._give_up(f"{self.failures} internal errors in a row, the last {type(exc).__name__}: {str(exc)[:200]}")
+
+    def _give_up(self, reason: str) -> None:
+        if self.unhealthy_reason is not None:
+            return
+        self.unhealthy_reason = reason
+        log.error("health NOT_SERVING: this process can no longer serve (%s); the orchestrator should restart it", reason)
+        if self.on_unhealthy is not None:
+            self.on_unhealthy(reason)
