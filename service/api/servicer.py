@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-TRIM_AFTER_PIXELS = 4_000_000
+TRIM_AFTER_PIXELS = 1_000_000
 """After a request with an image at least this large, free heap goes back to the kernel
 (``malloc.trim``); smaller requests keep it for the next one (``WSSS_KEEP_FREED_MEMORY``)."""
 

@@ -143,7 +143,7 @@ def propagate(
     src, dst = _adjacency(labels, k)
     f = node_features(image, labels, k, features)
     d2 = ((f[src] - f[dst]) ** 2).sum(axis=1)
-    sigma2 = float(np.median(d2)) + 1e-8
+    sigma2 = (float(np.median(d2)) if len(d2) else 0.0) + 1e-8  # no edges: one superpixel
     wts = np.exp(-d2 / (2 * sigma2))
     aff = sparse.coo_matrix((np.concatenate([wts, wts]), (np.concatenate([src, dst]), np.concatenate([dst, src]))), shape=(k, k)).tocsr()
     deg = np.asarray(aff.sum(axis=1)).ravel()

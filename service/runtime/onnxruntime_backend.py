@@ -99,8 +99,15 @@ def session_options(intra_op_threads: int = 0, inter_op_threads: int = 0, allow_
             spins by default; with several sessions per request (Segment runs three in turn) each
             session's spinning pool takes the cores from the next one, so the service turns it
             off unless asked (``WSSS_ORT_ALLOW_SPINNING``).
+
+    ONNX Runtime's own CPU memory arena is off: it keeps the peak of the largest request for the
+    life of the process (a 4096 x 4096 Segment left the server at 840 MiB against 310 warm). The
+    process allocator keeps freed memory for the next request instead (``service.malloc``) and
+    gives it back after a large one; measured no slower (classifier 20.1 vs 22.3 ms, DeepLab
+    7.3 vs 8.3 ms per run at the test sizes, median of 30).
     """
     options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = False
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = inter_op_threads
     options.log_severity_level = 3
