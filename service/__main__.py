@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 
 from service.api.server import serve
 from service.malloc import keep_freed_memory
@@ -18,8 +19,11 @@ def main() -> None:
     if settings.keep_freed_memory:
         keep_freed_memory()
     asyncio.run(serve(settings))
-    busy = [t.name for t in threading.enumerate() if t.name.startswith("wsss-worker") and t.is_alive()]
-    if busy:  # work still inside one long model call: exiting must not wait for it (grace + 2 s at most)
+    deadline = time.monotonic() + 0.3
+    for worker in [t for t in threading.enumerate() if t.name.startswith("wsss-worker")]:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    busy = [t for t in threading.enumerate() if t.name.startswith("wsss-worker") and t.is_alive()]
+    if busy:  # still inside one long model call: exiting must not wait for it (grace + 2 s at most)
         logging.getLogger(__name__).warning("exiting with %d worker(s) still busy", len(busy))
         logging.shutdown()
         os._exit(0)

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from service.api.background import BackgroundServer
 from training.synthetic import CLASSES
 from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
@@ -31,7 +32,11 @@ names = st.sampled_from(CLASSES) | st.text(max_size=12)
 
 @st.composite
 def images(draw: st.DrawFn) -> pb.Image:
-    kind = draw(st.sampled_from(["png", "bytes", "raw", "empty"]))
+    kind = draw(st.sampled_from(["png", "bytes", "raw", "empty", "thin"]))
+    if kind == "thin":
+        long_side, short_side = draw(st.integers(1, 6000)), draw(st.integers(1, 3))
+        h, w = (long_side, short_side) if draw(st.booleans()) else (short_side, long_side)
+        return pb.Image(raw=pb.RawImage(data=bytes(h * w * 3), height=h, width=w, channels=3))
     if kind == "png":
         h, w = draw(st.integers(1, 48)), draw(st.integers(1, 48))
         mode = draw(st.sampled_from(["RGB", "L", "RGBA", "I;16", "P", "1", "CMYK"]))
@@ -102,6 +107,21 @@ def test_predict_never_internal(stub: pb_grpc.SegmentationServiceStub, image: pb
     except grpc.RpcError as err:
         code = err.code()
     assert code in CALLER_CODES, code
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=400), method=st.sampled_from(["Segment", "Predict", "ListModels"]))
+def test_raw_bytes_never_internal(server: BackgroundServer, data: bytes, method: str) -> None:
+    """Bytes that may not be a protobuf at all: never INTERNAL or UNKNOWN."""
+    with server.channel() as channel:
+        call = channel.unary_unary(f"/wsss.v1.SegmentationService/{method}", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        try:
+            call(data, timeout=60)
+            code = grpc.StatusCode.OK
+        except grpc.RpcError as err:
+            code = err.code()
+            assert err.details(), "every refusal says why"
+    assert code in CALLER_CODES, (code, data)
 
 
 def test_server_still_serves_after_fuzzing(stub: pb_grpc.SegmentationServiceStub) -> None:

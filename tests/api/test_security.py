@@ -120,6 +120,11 @@ def test_bearer_tokens(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None
                 list(pb_grpc.SegmentationServiceStub(channel).SegmentStream(iter([pb.SegmentRequest()]), timeout=10))
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
             assert len(_list_models(channel, (("authorization", f"Bearer {TOKEN}"),)).models) == 4
+            assert len(_list_models(channel, (("authorization", f"bearer {TOKEN}"),)).models) == 4  # RFC 7235: scheme case-insensitive
+            assert len(_list_models(channel, (("authorization", f"BEARER  {TOKEN} "),)).models) == 4
+            for _ in range(50):
+                with pytest.raises(grpc.RpcError):
+                    _list_models(channel, (("authorization", "Bearer wrong"),))
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             assert health.status == health_pb2.HealthCheckResponse.SERVING
         assert client_main(["--address", running.address, "--token", TOKEN, "models"]) == 0
@@ -128,6 +133,8 @@ def test_bearer_tokens(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None
         running.stop()
     assert TOKEN not in caplog.text and "other-token" not in caplog.text
     assert TOKEN not in repr(make_settings(auth_tokens=TOKEN))
+    refusals = [r for r in caplog.records if "without a valid bearer token" in r.getMessage()]
+    assert len(refusals) == 1, "54 refusals within seconds: one log line (rate-limited), not one each"
 
 
 def test_client_over_mutual_tls(pki: dict[str, Path]) -> None:

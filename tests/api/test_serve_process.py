@@ -91,3 +91,90 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path: object) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local IPv4 addresses listening on TCP ``port`` (Linux /proc/net/tcp; state 0A = LISTEN)."""
+    found = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        addr, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(".".join(str(int(addr[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
+def _rss_mib(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status").read().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_hostile_requests_in_a_real_process(tmp_path: object) -> None:
+    """In ``python -m service``: /metrics binds WSSS_METRICS_HOST; a 4096 x 4096 image is served
+    and the resident size returns within 20 % of the warm level within 10 s; SIGTERM during a
+    long request exits within the grace period + 2 s."""
+    import threading
+
+    import grpc
+    import numpy as np
+
+    from tests.conftest import png_bytes
+    from wsss.v1 import segmentation_pb2 as pb
+    from wsss.v1 import segmentation_pb2_grpc as pb_grpc
+
+    port, metrics_port, grace = free_port(), free_port(), 1.0
+    env = dict(os.environ, WSSS_PORT=str(port), WSSS_METRICS_PORT=str(metrics_port), WSSS_METRICS_HOST="127.0.0.1", WSSS_HOST="127.0.0.1",
+               WSSS_SHUTDOWN_GRACE_SECONDS=str(grace), WSSS_LOG_LEVEL="INFO")
+    log_path = f"{tmp_path}/server.log"
+    log_file = open(log_path, "w")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while healthcheck([f"127.0.0.1:{port}"]) != 0:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        assert _listening_addresses(metrics_port) == {"127.0.0.1"}
+        opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+        rng = np.random.default_rng(0)
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=opts) as channel:
+            stub = pb_grpc.SegmentationServiceStub(channel)
+            tags = pb.WeakLabels(image_labels=["stain"])
+            for _ in range(5):
+                stub.Segment(pb.SegmentRequest(image=pb.Image(encoded=png_bytes(rng.integers(0, 255, (400, 400, 3), dtype=np.uint8))), labels=tags), timeout=60)
+            warm = _rss_mib(proc.pid)
+            huge = pb.SegmentRequest(image=pb.Image(encoded=png_bytes(np.full((4096, 4096, 3), 128, np.uint8))), labels=tags)
+            assert stub.Segment(huge, timeout=120).mask.width == 4096
+            settle = time.monotonic() + 10
+            while _rss_mib(proc.pid) > 1.2 * warm:
+                assert time.monotonic() < settle, f"RSS {_rss_mib(proc.pid):.0f} MiB 10 s after a 4096 x 4096 request; warm {warm:.0f} MiB"
+                time.sleep(0.2)
+
+            noise = rng.integers(0, 255, (1024, 1024, 3), dtype=np.uint8)
+            zigzag = [pb.Point(x=float(x), y=float(y)) for x, y in rng.uniform(0, 1024, (990, 2))]
+            slow = pb.SegmentRequest(image=pb.Image(encoded=png_bytes(noise)),
+                                     labels=pb.WeakLabels(scribbles=[pb.ScribbleLabel(label="crack", points=zigzag, width=3)]),
+                                     options=pb.SegmentOptions(refinement=pb.REFINEMENT_CRF))
+            worker = threading.Thread(target=lambda: _ignore_rpc_error(lambda: stub.Segment(slow, timeout=120)))
+            worker.start()
+            time.sleep(0.5)
+            signalled = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+            exited = time.monotonic() - signalled
+            worker.join(30)
+        log_file.close()
+        assert exited <= grace + 2.0, f"exited {exited:.1f} s after SIGTERM with a {grace:.0f} s grace"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _ignore_rpc_error(call: object) -> None:
+    import grpc
+
+    try:
+        call()  # type: ignore[operator]
+    except grpc.RpcError:
+        pass
