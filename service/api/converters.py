@@ -66,6 +66,16 @@ def decode_image(
     raise InvalidInput(f"{field} is required: set {field}.encoded (PNG/JPEG/TIFF/BMP bytes) or {field}.raw")
 
 
+def declared_size(msg: pb.Image) -> tuple[int, int] | None:
+    """(height, width) an ``Image`` message declares, read without decoding pixels; None if unknown."""
+    kind = msg.WhichOneof("source")
+    if kind == "raw":
+        return msg.raw.height, msg.raw.width
+    if kind == "encoded":
+        return image_stage.declared_size(msg.encoded)
+    return None
+
+
 def _optional(opts: pb.SegmentOptions, name: str, lo: float, hi: float) -> float | None:
     if not opts.HasField(name):  # type: ignore[arg-type]
         return None

@@ -3,7 +3,9 @@ that could not be decoded, and a health watch that gives up on a process that ca
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -110,3 +112,45 @@ class HealthWatch:
         log.error("health NOT_SERVING: this process can no longer serve (%s); the orchestrator should restart it", reason)
         if self.on_unhealthy is not None:
             self.on_unhealthy(reason)
+
+
+class MemoryBudget:
+    """The estimated working memory of the requests whose work has not stopped, bounded by
+    ``limit`` bytes: a request that does not fit waits (first come, first served, on the event
+    loop) until earlier ones stop. Small requests run side by side; large ones take turns, so
+    concurrent large images cannot add up past what the process may use."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def acquire(self, nbytes: int) -> int:
+        """Wait until ``nbytes`` (at most ``limit``) fit; returns the bytes taken, for ``release``."""
+        nbytes = min(max(nbytes, 0), self.limit)
+        if not self._waiters and self.used + nbytes <= self.limit:
+            self.used += nbytes
+            return nbytes
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((nbytes, granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self.release(nbytes)  # granted just as the caller left
+            else:
+                self._waiters = deque(w for w in self._waiters if w[1] is not granted)
+                self._grant()
+            raise
+        return nbytes
+
+    def release(self, nbytes: int) -> None:
+        self.used -= nbytes
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._waiters and self.used + self._waiters[0][0] <= self.limit:
+            nbytes, granted = self._waiters.popleft()
+            if not granted.done():
+                self.used += nbytes
+                granted.set_result(None)

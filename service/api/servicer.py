@@ -16,7 +16,7 @@ import grpc
 from service import malloc
 from service.api import converters
 from service.api.errors import status_of
-from service.api.guards import HealthWatch, InFlight, Undecodable, tolerant_deserializer
+from service.api.guards import HealthWatch, InFlight, MemoryBudget, Undecodable, tolerant_deserializer
 from service.api.state import ServiceState
 from service.errors import Cancelled
 from service.metrics import Metrics
@@ -42,14 +42,21 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         self.metrics = metrics
         self.executor = executor
         self.in_flight = InFlight(state.settings.max_in_flight, metrics)
+        self.memory = MemoryBudget(state.settings.max_working_bytes)
         self.health_watch = HealthWatch(state.settings.unhealthy_after_errors)
         self.stopping = threading.Event()
         """Set when the server gives up on the work still running (after the shutdown grace)."""
 
-    async def _run(self, context: grpc.aio.ServicerContext, work: Callable[[Callable[[], bool]], T]) -> T:
-        """Admit, then run ``work(should_stop)`` in the executor; should_stop turns True on cancel,
-        deadline or stop. The slot is released when the work has stopped, not when the call ends."""
+    async def _run(self, context: grpc.aio.ServicerContext, work: Callable[[Callable[[], bool]], T], working_bytes: int = 0) -> T:
+        """Admit, wait for ``working_bytes`` of the memory budget, then run ``work(should_stop)`` in
+        the executor; should_stop turns True on cancel, deadline or stop. The slot and the bytes
+        are released when the work has stopped, not when the call ends."""
         self.in_flight.acquire()
+        try:
+            taken = await self.memory.acquire(working_bytes)
+        except BaseException:
+            self.in_flight.release()
+            raise
         stop = threading.Event()
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
@@ -64,6 +71,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
 
         def finished(fut: asyncio.Future[T]) -> None:
             self.in_flight.release()
+            self.memory.release(taken)
             if not fut.cancelled():
                 fut.exception()  # retrieved: an abandoned call's error is not logged as "never retrieved"
 
@@ -83,7 +91,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         self.health_watch.failure(exc)
         return status_of(exc)
 
-    async def _unary(self, rpc: str, context: grpc.aio.ServicerContext, work: Callable[[Callable[[], bool]], T]) -> T:
+    async def _unary(self, rpc: str, context: grpc.aio.ServicerContext, work: Callable[[Callable[[], bool]], T], working_bytes: int = 0) -> T:
         start = time.perf_counter()
 
         def record(code: grpc.StatusCode) -> None:
@@ -91,7 +99,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
             self.metrics.latency.labels(rpc).observe(time.perf_counter() - start)
 
         try:
-            result = await self._run(context, work)
+            result = await self._run(context, work, working_bytes)
         except asyncio.CancelledError:
             record(grpc.StatusCode.CANCELLED)
             raise
@@ -133,11 +141,23 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         finally:
             _trim_after(image.shape[0] * image.shape[1])
 
+    def _working_bytes(self, request: pb.SegmentRequest | pb.PredictRequest | Undecodable) -> int:
+        """The request's estimated working memory from its image's declared size (0 when unknown:
+        such a request is refused before any real work)."""
+        if isinstance(request, Undecodable) or not self.state.ready:
+            return 0
+        size = converters.declared_size(request.image)
+        pipeline = self.state.segmenter if isinstance(request, pb.SegmentRequest) else self.state.predictor
+        settings = self.state.settings
+        if size is None or pipeline is None or min(size) <= 0 or max(size) > settings.max_image_side or size[0] * size[1] > settings.max_image_pixels:
+            return 0
+        return pipeline.working_bytes(*size)
+
     async def Segment(self, request: pb.SegmentRequest | Undecodable, context: grpc.aio.ServicerContext) -> pb.SegmentResponse:
-        return await self._unary("Segment", context, lambda stop: self._segment(request, stop))
+        return await self._unary("Segment", context, lambda stop: self._segment(request, stop), self._working_bytes(request))
 
     async def Predict(self, request: pb.PredictRequest | Undecodable, context: grpc.aio.ServicerContext) -> pb.PredictResponse:
-        return await self._unary("Predict", context, lambda stop: self._predict(request, stop))
+        return await self._unary("Predict", context, lambda stop: self._predict(request, stop), self._working_bytes(request))
 
     async def ListModels(self, request: pb.ListModelsRequest | Undecodable, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
         def work(_: Callable[[], bool]) -> pb.ListModelsResponse:
@@ -157,7 +177,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
             start = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                response = await self._run(context, functools.partial(self._segment, request))
+                response = await self._run(context, functools.partial(self._segment, request), self._working_bytes(request))
                 self._outcome(None)
             except asyncio.CancelledError:
                 self.metrics.requests.labels("SegmentStream", "CANCELLED").inc()

@@ -31,6 +31,15 @@ def _check_size(height: int, width: int, max_pixels: int, max_side: int, check: 
         check(height, width)
 
 
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from an encoded image's header, without decoding; None when unreadable."""
+    try:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as img:
+            return img.height, img.width
+    except Exception:  # noqa: BLE001 - any unreadable header: decoding will say why
+        return None
+
+
 def _open(data: bytes, max_pixels: int, max_side: int, check: SizeCheck | None = None) -> Image.Image:
     if not data:
         raise InvalidInput("image bytes are empty")

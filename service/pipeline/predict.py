@@ -71,6 +71,11 @@ class Predictor:
             ]
         return PredictResult(label_map, encoded, tuple(classes), tuple(timer.timings), self.deeplab.version)
 
+    def working_bytes(self, height: int, width: int) -> int:
+        """Estimated working memory of a request with a ``height`` x ``width`` image, in bytes."""
+        frame = WorkFrame.of(height, width, self.max_work_side)
+        return height * width * FULL_SIZE_BYTES_PER_PIXEL + frame.work_height * frame.work_width * DEEPLAB_BYTES_PER_PIXEL
+
     def check_budget(self, height: int, width: int) -> WorkFrame:
         """The working frame of a ``height`` x ``width`` image, if its estimated working memory fits.
 
@@ -78,8 +83,7 @@ class Predictor:
             Overloaded: the estimate exceeds ``max_request_bytes`` (RESOURCE_EXHAUSTED).
         """
         frame = WorkFrame.of(height, width, self.max_work_side)
-        need = height * width * FULL_SIZE_BYTES_PER_PIXEL + frame.work_height * frame.work_width * DEEPLAB_BYTES_PER_PIXEL
-        refuse_over_budget(frame, need, self.max_request_bytes)
+        refuse_over_budget(frame, self.working_bytes(height, width), self.max_request_bytes)
         return frame
 
     def warmup(self) -> None:

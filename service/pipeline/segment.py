@@ -209,16 +209,19 @@ class Segmenter:
             review_score=review_score(uncertain, tuple(results)),
         )
 
+    def working_bytes(self, height: int, width: int) -> int:
+        """Estimated working memory of a request with a ``height`` x ``width`` image, in bytes."""
+        frame = WorkFrame.of(height, width, self.config.max_work_side)
+        return estimate_bytes(frame, len(self.classes), max(self.config.cam_scales, default=1.0))
+
     def check_budget(self, height: int, width: int) -> WorkFrame:
         """The working frame of a ``height`` x ``width`` image, if its estimated working memory fits.
 
         Raises:
             Overloaded: the estimate exceeds ``max_request_bytes`` (RESOURCE_EXHAUSTED).
         """
-        cfg = self.config
-        frame = WorkFrame.of(height, width, cfg.max_work_side)
-        need = estimate_bytes(frame, len(self.classes), max(cfg.cam_scales, default=1.0))
-        refuse_over_budget(frame, need, cfg.max_request_bytes)
+        frame = WorkFrame.of(height, width, self.config.max_work_side)
+        refuse_over_budget(frame, self.working_bytes(height, width), self.config.max_request_bytes)
         return frame
 
     def warmup(self) -> None:

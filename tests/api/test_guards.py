@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from prometheus_client import CollectorRegistry
 
-from service.api.guards import HealthWatch, InFlight, Undecodable, tolerant_deserializer
+from service.api.guards import HealthWatch, InFlight, MemoryBudget, Undecodable, tolerant_deserializer
 from service.errors import InvalidInput, ModelRepositoryError, Overloaded
 from service.metrics import Metrics
 from wsss.v1 import segmentation_pb2 as pb
@@ -47,3 +49,29 @@ def test_health_watch() -> None:
     oom: list[str] = []
     HealthWatch(5, oom.append).failure(MemoryError())
     assert oom == ["out of memory (MemoryError)"]
+
+
+def test_memory_budget_lets_small_requests_share_and_large_ones_take_turns() -> None:
+    async def scenario() -> None:
+        budget = MemoryBudget(100)
+        assert await budget.acquire(30) == 30 and await budget.acquire(30) == 30
+        large = asyncio.ensure_future(budget.acquire(80))
+        behind = asyncio.ensure_future(budget.acquire(10))  # first come, first served: waits behind the large one
+        await asyncio.sleep(0.01)
+        assert not large.done() and not behind.done() and budget.used == 60
+        budget.release(30)
+        await asyncio.sleep(0.01)
+        assert not large.done()
+        budget.release(30)
+        await asyncio.sleep(0.01)
+        assert large.result() == 80 and behind.result() == 10 and budget.used == 90
+        gone = asyncio.ensure_future(budget.acquire(50))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert budget.used == 90 and not budget._waiters
+        budget.release(90)
+        assert await budget.acquire(10**9) == 100 and budget.used == 100  # clamped to the limit
+
+    asyncio.run(scenario())
