@@ -116,9 +116,11 @@ class HealthWatch:
 
 class MemoryBudget:
     """The estimated working memory of the requests whose work has not stopped, bounded by
-    ``limit`` bytes: a request that does not fit waits (first come, first served, on the event
-    loop) until earlier ones stop. Small requests run side by side; large ones take turns, so
-    concurrent large images cannot add up past what the process may use."""
+    ``limit`` bytes: a request that does not fit waits (on the event loop) until earlier ones
+    stop. Small requests run side by side and pass large ones that wait (a small request never
+    queues behind a large one); large ones take turns, in order, so concurrent large images cannot
+    add up past what the process may use. Under a steady load of small requests a large one may
+    wait until its deadline: it is the large one that is refused, never the small ones."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -128,7 +130,7 @@ class MemoryBudget:
     async def acquire(self, nbytes: int) -> int:
         """Wait until ``nbytes`` (at most ``limit``) fit; returns the bytes taken, for ``release``."""
         nbytes = min(max(nbytes, 0), self.limit)
-        if not self._waiters and self.used + nbytes <= self.limit:
+        if self.used + nbytes <= self.limit:
             self.used += nbytes
             return nbytes
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -149,8 +151,13 @@ class MemoryBudget:
         self._grant()
 
     def _grant(self) -> None:
-        while self._waiters and self.used + self._waiters[0][0] <= self.limit:
-            nbytes, granted = self._waiters.popleft()
-            if not granted.done():
+        waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+        for nbytes, granted in self._waiters:
+            if granted.done():
+                continue
+            if self.used + nbytes <= self.limit:
                 self.used += nbytes
                 granted.set_result(None)
+            else:
+                waiting.append((nbytes, granted))
+        self._waiters = waiting

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
+from service import malloc
 from service.api.security import BearerTokenInterceptor, server_credentials
 from service.api.servicer import SegmentationServicer, add_to_server
 from service.api.state import ServiceState
@@ -44,6 +46,7 @@ class Server:
         await self.grpc_server.start()
         log.info("gRPC server listening on port %d; loading models", self.port)
         await asyncio.get_running_loop().run_in_executor(self.executor, self.state.load)
+        self._keep(asyncio.get_running_loop().create_task(self._trim_when_idle()))
         if self.state.ready:
             await self.set_health(health_pb2.HealthCheckResponse.SERVING)
             log.info("SERVING")
@@ -63,9 +66,24 @@ class Server:
 
     def _unhealthy(self, reason: str) -> None:
         """The health watch gave up on this process (called on the event loop): NOT_SERVING for good."""
-        task = asyncio.get_running_loop().create_task(self.set_health(health_pb2.HealthCheckResponse.NOT_SERVING))
+        self._keep(asyncio.get_running_loop().create_task(self.set_health(health_pb2.HealthCheckResponse.NOT_SERVING)))
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _trim_when_idle(self, period: float = 2.0) -> None:
+        """Once per busy period, when no request has run for ``period`` seconds, give free heap back
+        to the kernel: the resident size returns near its warm level after large or many requests,
+        and requests in a busy period keep reusing the memory (``WSSS_KEEP_FREED_MEMORY``)."""
+        trimmed_at = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            last = self.servicer.last_finished
+            if self.servicer.in_flight.count == 0 and last > trimmed_at and time.monotonic() - last >= period:
+                trimmed_at = last
+                await loop.run_in_executor(self.executor, malloc.trim)
 
     async def set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         await self.health.set("", status)
@@ -82,6 +100,8 @@ class Server:
         how it tears connections down.)"""
         if self._retry is not None:
             self._retry.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         await self.set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self.servicer.in_flight.draining = True
         deadline = asyncio.get_running_loop().time() + grace

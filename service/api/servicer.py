@@ -44,6 +44,8 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         self.in_flight = InFlight(state.settings.max_in_flight, metrics)
         self.memory = MemoryBudget(state.settings.max_working_bytes)
         self.health_watch = HealthWatch(state.settings.unhealthy_after_errors)
+        self.last_finished = 0.0
+        """time.monotonic() when the last request's work stopped."""
         self.stopping = threading.Event()
         """Set when the server gives up on the work still running (after the shutdown grace)."""
 
@@ -72,6 +74,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         def finished(fut: asyncio.Future[T]) -> None:
             self.in_flight.release()
             self.memory.release(taken)
+            self.last_finished = time.monotonic()
             if not fut.cancelled():
                 fut.exception()  # retrieved: an abandoned call's error is not logged as "never retrieved"
 

@@ -56,15 +56,20 @@ def test_memory_budget_lets_small_requests_share_and_large_ones_take_turns() -> 
         budget = MemoryBudget(100)
         assert await budget.acquire(30) == 30 and await budget.acquire(30) == 30
         large = asyncio.ensure_future(budget.acquire(80))
-        behind = asyncio.ensure_future(budget.acquire(10))  # first come, first served: waits behind the large one
+        larger = asyncio.ensure_future(budget.acquire(90))
         await asyncio.sleep(0.01)
-        assert not large.done() and not behind.done() and budget.used == 60
+        assert not large.done() and budget.used == 60
+        assert await budget.acquire(10) == 10  # a small one passes the large ones waiting
+        budget.release(10)
         budget.release(30)
         await asyncio.sleep(0.01)
         assert not large.done()
         budget.release(30)
         await asyncio.sleep(0.01)
-        assert large.result() == 80 and behind.result() == 10 and budget.used == 90
+        assert large.result() == 80 and not larger.done() and budget.used == 80
+        budget.release(80)
+        await asyncio.sleep(0.01)
+        assert larger.result() == 90 and budget.used == 90
         gone = asyncio.ensure_future(budget.acquire(50))
         await asyncio.sleep(0.01)
         gone.cancel()
