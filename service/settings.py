@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     keep_freed_memory: bool = True
     """Keep freed memory in the process for the next request (glibc mmap/trim thresholds, see
     ``service/malloc.py``) instead of faulting fresh pages in for every request's large arrays;
-    the resident size stays at its peak. Applied by ``python -m service`` at start."""
+    applied by ``python -m service`` at start. The free heap goes back to the kernel after a
+    request of 1 M pixels or more and once per busy period after 2 s idle."""
     batch_max_size: int = Field(default=1, ge=1)
     """Micro-batching of the classifier and DeepLab across concurrent requests: most items in one
     inference (1 = off, the default: on the 2-core CPU it was measured on it does not pay; set
