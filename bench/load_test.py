@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import png_bytes, rss_mib, start_server, write_report  # noqa: E402
+from bench.common import png_bytes, reset_peak, rss_mib, start_server, write_report  # noqa: E402
 from service.healthcheck import main as healthcheck  # noqa: E402
 from training.synthetic import HELD_OUT_SEED, generate  # noqa: E402
 from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
@@ -49,18 +49,6 @@ def requests(n: int) -> list[pb.SegmentRequest]:
         s = generate(HELD_OUT_SEED, i)
         out.append(pb.SegmentRequest(id=str(i), image=pb.Image(encoded=png_bytes(s.image)), labels=pb.WeakLabels(image_labels=s.labels or ["spot"])))
     return out
-
-
-def peak_rss_mib(pid: int) -> float:
-    """Peak resident memory (VmHWM) of process ``pid`` in MiB since start or ``reset_peak``."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def reset_peak(pid: int) -> None:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def hostile_kinds() -> dict[str, tuple[str, bytes, float | None, float | None]]:
@@ -116,7 +104,7 @@ def hostile(args: argparse.Namespace) -> None:
             for name, (method, body, deadline, cancel_after) in kinds.items():
                 reset_peak(proc.pid)
                 code, seconds = _send(channel, method, body, deadline, cancel_after)
-                alone_kind[name] = {"code": code, "seconds": round(seconds, 2), "peak_rss_mib": round(peak_rss_mib(proc.pid), 0)}
+                alone_kind[name] = {"code": code, "seconds": round(seconds, 2), "peak_rss_mib": round(rss_mib(proc.pid, "VmHWM"), 0)}
                 print(name, alone_kind[name], flush=True)
             reset_peak(proc.pid)
             codes: dict[str, Counter[str]] = {k: Counter() for k in kinds}
@@ -146,7 +134,7 @@ def hostile(args: argparse.Namespace) -> None:
                 during += good_latencies(1)
             for t in attackers:
                 t.join()
-            peak = peak_rss_mib(proc.pid)
+            peak = rss_mib(proc.pid, "VmHWM")
             time.sleep(10)
             rss_settled = rss_mib(proc.pid)
             after = good_latencies(10)

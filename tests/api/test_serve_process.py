@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from typing import IO
 
+from bench.common import rss_mib
 from service.healthcheck import main as healthcheck
 from service.settings import REPO_ROOT
 from tests.conftest import free_port
@@ -37,6 +39,21 @@ def test_process_serves_metrics_and_stops_cleanly_on_sigterm() -> None:
             proc.kill()
 
 
+def _serving_process(log_file: IO[str], **env_overrides: str) -> tuple[subprocess.Popen[str], int, int]:
+    """``python -m service`` on free loopback ports, logging to ``log_file``; returns once SERVING."""
+    port, metrics_port = free_port(), free_port()
+    env = dict(os.environ, WSSS_PORT=str(port), WSSS_METRICS_PORT=str(metrics_port), WSSS_HOST="127.0.0.1", WSSS_LOG_LEVEL="INFO")
+    env.update(env_overrides)
+    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while healthcheck([f"127.0.0.1:{port}"]) != 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("service did not become SERVING in 120 s")
+        time.sleep(0.5)
+    return proc, port, metrics_port
+
+
 def test_sigterm_lets_in_flight_requests_finish(tmp_path: object) -> None:
     import threading
 
@@ -46,16 +63,10 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path: object) -> None:
     from wsss.v1 import segmentation_pb2 as pb
     from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 
-    port, metrics_port = free_port(), free_port()
-    env = dict(os.environ, WSSS_PORT=str(port), WSSS_METRICS_PORT=str(metrics_port), WSSS_HOST="127.0.0.1", WSSS_LOG_LEVEL="DEBUG")
     log_path = f"{tmp_path}/server.log"
     log_file = open(log_path, "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
+    proc, port, metrics_port = _serving_process(log_file, WSSS_LOG_LEVEL="DEBUG")
     try:
-        deadline = time.monotonic() + 120
-        while healthcheck([f"127.0.0.1:{port}"]) != 0:
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.5)
         img = np.random.default_rng(0).integers(0, 255, (1200, 1200, 3), dtype=np.uint8)
         slow = pb.SegmentRequest(image=pb.Image(raw=pb.RawImage(data=img.tobytes(), height=1200, width=1200, channels=3)),
                                  labels=pb.WeakLabels(image_labels=["stain"]), options=pb.SegmentOptions(mask_formats=[pb.MASK_FORMAT_RAW]))
@@ -104,13 +115,6 @@ def _listening_addresses(port: int) -> set[str]:
     return found
 
 
-def _rss_mib(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status").read().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 def test_hostile_requests_in_a_real_process(tmp_path: object) -> None:
     """In ``python -m service``: /metrics binds WSSS_METRICS_HOST; a 4096 x 4096 image is served
     and the resident size returns within 20 % of the warm level within 10 s; SIGTERM during a
@@ -124,17 +128,10 @@ def test_hostile_requests_in_a_real_process(tmp_path: object) -> None:
     from wsss.v1 import segmentation_pb2 as pb
     from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 
-    port, metrics_port, grace = free_port(), free_port(), 1.0
-    env = dict(os.environ, WSSS_PORT=str(port), WSSS_METRICS_PORT=str(metrics_port), WSSS_METRICS_HOST="127.0.0.1", WSSS_HOST="127.0.0.1",
-               WSSS_SHUTDOWN_GRACE_SECONDS=str(grace), WSSS_LOG_LEVEL="INFO")
-    log_path = f"{tmp_path}/server.log"
-    log_file = open(log_path, "w")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
+    grace = 1.0
+    log_file = open(f"{tmp_path}/server.log", "w")  # noqa: SIM115
+    proc, port, metrics_port = _serving_process(log_file, WSSS_METRICS_HOST="127.0.0.1", WSSS_SHUTDOWN_GRACE_SECONDS=str(grace))
     try:
-        deadline = time.monotonic() + 120
-        while healthcheck([f"127.0.0.1:{port}"]) != 0:
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.5)
         assert _listening_addresses(metrics_port) == {"127.0.0.1"}
         opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
         rng = np.random.default_rng(0)
@@ -143,12 +140,12 @@ def test_hostile_requests_in_a_real_process(tmp_path: object) -> None:
             tags = pb.WeakLabels(image_labels=["stain"])
             for _ in range(5):
                 stub.Segment(pb.SegmentRequest(image=pb.Image(encoded=png_bytes(rng.integers(0, 255, (400, 400, 3), dtype=np.uint8))), labels=tags), timeout=60)
-            warm = _rss_mib(proc.pid)
+            warm = rss_mib(proc.pid)
             huge = pb.SegmentRequest(image=pb.Image(encoded=png_bytes(np.full((4096, 4096, 3), 128, np.uint8))), labels=tags)
             assert stub.Segment(huge, timeout=120).mask.width == 4096
             settle = time.monotonic() + 10
-            while _rss_mib(proc.pid) > 1.2 * warm:
-                assert time.monotonic() < settle, f"RSS {_rss_mib(proc.pid):.0f} MiB 10 s after a 4096 x 4096 request; warm {warm:.0f} MiB"
+            while rss_mib(proc.pid) > 1.2 * warm:
+                assert time.monotonic() < settle, f"RSS {rss_mib(proc.pid):.0f} MiB 10 s after a 4096 x 4096 request; warm {warm:.0f} MiB"
                 time.sleep(0.2)
 
             noise = rng.integers(0, 255, (1024, 1024, 3), dtype=np.uint8)
