@@ -140,9 +140,8 @@ class MemoryBudget:
         except asyncio.CancelledError:
             if granted.done() and not granted.cancelled():
                 self.release(nbytes)  # granted just as the caller left
-            else:
+            else:  # leaving frees no budget: nothing else to grant
                 self._waiters = deque(w for w in self._waiters if w[1] is not granted)
-                self._grant()
             raise
         return nbytes
 
