@@ -71,8 +71,8 @@ def cmd_train_promptable(args: argparse.Namespace) -> None:
     if not sets:
         raise DatasetError("give at least one --data folder or --synthetic N")
     start = time.perf_counter()
-    enc, dec = train_promptable(concatenate(sets), steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    prov = {"datasets": names, "images": sum(len(s.images) for s in sets), "steps": args.steps, "size": 256,
+    enc, dec = train_promptable(concatenate(sets), steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, crop=args.crop)
+    prov = {"datasets": names, "images": sum(len(s.images) for s in sets), "steps": args.steps, "size": 256, "crop": args.crop,
             "seconds": round(time.perf_counter() - start, 1), "masks_used": True}
     checkpoints.save(Path(args.out), "promptable", [], {"encoder": enc.state_dict(), "decoder": dec.state_dict()}, prov)
     _finish(Path(args.out), args.repo)
@@ -189,6 +189,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("train-promptable", help="train the class-agnostic SAM-contract model on the masks of other data sets")
     p.add_argument("--data", action="append", default=[], help="data set folder whose masks to learn from (repeatable; all its images)")
     p.add_argument("--synthetic", type=int, default=0, help="also this many procedural samples")
+    p.add_argument("--crop", type=int, default=128, help="training window side in px of the 256 frame (192-256 for large objects)")
     _common(p, 1500, 12, size=False)
     p.set_defaults(func=cmd_train_promptable)
 

@@ -123,9 +123,14 @@ def _mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def train_promptable(
-    data: TrainingSet, out: Path | None = None, steps: int = 900, batch_size: int = 12, lr: float = 2e-3, seed: int = 0
+    data: TrainingSet, out: Path | None = None, steps: int = 900, batch_size: int = 12, lr: float = 2e-3, seed: int = 0,
+    crop: int = CROP,
 ) -> tuple[PromptEncoderBody, PromptDecoderNet]:
-    """Train encoder body and decoder on ``data``'s instance masks (class-agnostic); save both to ``out``."""
+    """Train encoder body and decoder on ``data``'s instance masks (class-agnostic); save both to ``out``.
+
+    ``crop``: side of the training window (px of the 256 frame); large objects (salient-object data
+    such as DUTS) need a window that holds them, defects are fine with the default 128.
+    """
     rng = np.random.default_rng(seed)
     enc, dec = PromptEncoderBody(), PromptDecoderNet()
     params = list(enc.parameters()) + list(dec.parameters())
@@ -138,7 +143,7 @@ def train_promptable(
         if step >= steps:
             break
         idx = usable[pick]
-        examples = [crop_example(rng, data.images[i], sample_prompt(rng, data.instances[i], data.instance_classes[i])) for i in idx]
+        examples = [crop_example(rng, data.images[i], sample_prompt(rng, data.instances[i], data.instance_classes[i]), crop) for i in idx]
         images = np.stack([e[0] for e in examples])
         prompts = [e[1] for e in examples]
         coords = np.zeros((len(idx), MAX_POINTS, 2), np.float32)

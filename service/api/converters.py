@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import TypeVar
 
 import numpy as np
@@ -12,6 +13,8 @@ import numpy.typing as npt
 from service.errors import InvalidInput
 from service.pipeline import image as image_stage
 from service.pipeline import types as t
+from service.pipeline.encoding import compress_counts
+from service.pipeline.everything import EverythingOptions, EverythingResult
 from service.runtime.backend import LoadedModel
 from wsss.v1 import segmentation_pb2 as pb
 
@@ -221,4 +224,42 @@ def model_info(m: LoadedModel) -> pb.ModelInfo:
         classes=list(m.labels),
         inputs=[pb.TensorInfo(name=s.name, dtype=s.dtype, shape=list(s.shape)) for s in m.inputs],
         outputs=[pb.TensorInfo(name=s.name, dtype=s.dtype, shape=list(s.shape)) for s in m.outputs],
+    )
+
+
+def everything_options(opts: pb.EverythingOptions, defaults: EverythingOptions) -> EverythingOptions:
+    """The request's options over ``defaults`` (an unset or zero field keeps the default), validated."""
+    given: dict[str, float | int] = {}
+    for name in ("points_per_side", "points_per_batch", "min_mask_region_area", "max_masks"):
+        if getattr(opts, name):
+            given[name] = int(getattr(opts, name))
+    for name in ("pred_iou_thresh", "stability_score_thresh", "stability_score_offset", "box_nms_thresh"):
+        if opts.HasField(name):  # type: ignore[arg-type]
+            value = float(getattr(opts, name))
+            if not math.isfinite(value):
+                raise InvalidInput(f"options.{name} must be a finite number, got {value}")
+            given[name] = value
+    try:
+        return replace(defaults, **given).validated()  # type: ignore[arg-type]
+    except InvalidInput as exc:
+        raise InvalidInput(f"options.{exc}") from None
+
+
+def everything_response(request_id: str, result: EverythingResult) -> pb.SegmentEverythingResponse:
+    return pb.SegmentEverythingResponse(
+        id=request_id,
+        proposals=[
+            pb.Proposal(
+                rle=pb.CocoRle(size=[p.height, p.width], counts=compress_counts(p.counts)),
+                bbox=list(p.box),
+                area=p.area,
+                predicted_iou=p.predicted_iou,
+                stability_score=p.stability_score,
+                point=pb.Point(x=p.point[0], y=p.point[1]),
+            )
+            for p in result.proposals
+        ],
+        points=result.points,
+        timings=_timings(result.timings),
+        model_versions=result.model_versions,
     )

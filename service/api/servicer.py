@@ -18,8 +18,9 @@ from service.api import converters
 from service.api.errors import status_of
 from service.api.guards import HealthWatch, InFlight, MemoryBudget, Undecodable, tolerant_deserializer
 from service.api.state import ServiceState
-from service.errors import Cancelled
+from service.errors import Cancelled, InvalidInput
 from service.metrics import Metrics
+from service.pipeline.everything import EverythingOptions
 from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 
@@ -144,23 +145,52 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         finally:
             _trim_after(image.shape[0] * image.shape[1])
 
-    def _working_bytes(self, request: pb.SegmentRequest | pb.PredictRequest | Undecodable) -> int:
+    def _everything(self, request: pb.SegmentEverythingRequest | Undecodable, should_stop: Callable[[], bool]) -> pb.SegmentEverythingResponse:
+        if isinstance(request, Undecodable):
+            raise request.error()
+        generator = self.state.require_everything()
+        settings = self.state.settings
+        options = converters.everything_options(request.options, EverythingOptions())
+        image = converters.decode_image(
+            request.image, settings.max_image_pixels, settings.max_image_side, check=lambda h, w: generator.check_budget(h, w, options)
+        )
+        try:
+            result = generator.run(image, options, should_stop)
+            self.metrics.observe_stages(result.timings)
+            return converters.everything_response(request.id, result)
+        finally:
+            _trim_after(image.shape[0] * image.shape[1])
+
+    def _working_bytes(self, request: pb.SegmentRequest | pb.PredictRequest | pb.SegmentEverythingRequest | Undecodable) -> int:
         """The request's estimated working memory from its image's declared size (0 when unknown:
         such a request is refused before any real work)."""
         if isinstance(request, Undecodable) or not self.state.ready:
             return 0
         size = converters.declared_size(request.image)
-        pipeline = self.state.segmenter if isinstance(request, pb.SegmentRequest) else self.state.predictor
         settings = self.state.settings
-        if size is None or pipeline is None or min(size) <= 0 or max(size) > settings.max_image_side or size[0] * size[1] > settings.max_image_pixels:
+        if size is None or min(size) <= 0 or max(size) > settings.max_image_side or size[0] * size[1] > settings.max_image_pixels:
             return 0
-        return pipeline.working_bytes(*size)
+        if isinstance(request, pb.SegmentEverythingRequest):
+            if self.state.everything is None:
+                return 0
+            try:
+                options = converters.everything_options(request.options, EverythingOptions())
+            except InvalidInput:
+                return 0  # refused before any real work
+            return self.state.everything.working_bytes(*size, options)
+        pipeline = self.state.segmenter if isinstance(request, pb.SegmentRequest) else self.state.predictor
+        return 0 if pipeline is None else pipeline.working_bytes(*size)
 
     async def Segment(self, request: pb.SegmentRequest | Undecodable, context: grpc.aio.ServicerContext) -> pb.SegmentResponse:
         return await self._unary("Segment", context, lambda stop: self._segment(request, stop), self._working_bytes(request))
 
     async def Predict(self, request: pb.PredictRequest | Undecodable, context: grpc.aio.ServicerContext) -> pb.PredictResponse:
         return await self._unary("Predict", context, lambda stop: self._predict(request, stop), self._working_bytes(request))
+
+    async def SegmentEverything(
+        self, request: pb.SegmentEverythingRequest | Undecodable, context: grpc.aio.ServicerContext
+    ) -> pb.SegmentEverythingResponse:
+        return await self._unary("SegmentEverything", context, lambda stop: self._everything(request, stop), self._working_bytes(request))
 
     async def ListModels(self, request: pb.ListModelsRequest | Undecodable, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
         def work(_: Callable[[], bool]) -> pb.ListModelsResponse:
@@ -211,6 +241,9 @@ def add_to_server(servicer: SegmentationServicer, server: grpc.aio.Server) -> No
         ),
         "Predict": grpc.unary_unary_rpc_method_handler(
             servicer.Predict, tolerant_deserializer(pb.PredictRequest), pb.PredictResponse.SerializeToString
+        ),
+        "SegmentEverything": grpc.unary_unary_rpc_method_handler(
+            servicer.SegmentEverything, tolerant_deserializer(pb.SegmentEverythingRequest), pb.SegmentEverythingResponse.SerializeToString
         ),
         "ListModels": grpc.unary_unary_rpc_method_handler(
             servicer.ListModels, tolerant_deserializer(pb.ListModelsRequest), pb.ListModelsResponse.SerializeToString

@@ -11,6 +11,7 @@ from service.models.cam_classifier import CamClassifier
 from service.models.deeplab import DeepLab
 from service.models.embedding_cache import CachedEncoder
 from service.models.sam import SamDecoder, SamEncoder
+from service.pipeline.everything import EverythingGenerator
 from service.pipeline.predict import Predictor
 from service.pipeline.segment import PipelineConfig, Segmenter
 from service.runtime import InferenceBackend, ModelRepository, create_backend
@@ -50,6 +51,7 @@ class ServiceState:
         self.backend: InferenceBackend | None = None
         self.segmenter: Segmenter | None = None
         self.predictor: Predictor | None = None
+        self.everything: EverythingGenerator | None = None
         self.error: str | None = None
         self.retryable = False
         """True when loading failed only because the backend was unreachable (worth retrying)."""
@@ -90,9 +92,13 @@ class ServiceState:
                 )
             backend.load(names)
             self.backend = backend
-            if not missing:
+            encoder, decoder = None, None
+            if "sam_encoder" in repo and "sam_decoder" in repo:
                 encoder = CachedEncoder(SamEncoder(backend), self.settings.embedding_cache_bytes, self.metrics.observe_cache)
-                segmenter = Segmenter(CamClassifier(backend), encoder, SamDecoder(backend), pipeline_config(self.settings))
+                decoder = SamDecoder(backend)
+                self.everything = EverythingGenerator(encoder, decoder, self.settings.max_work_side, self.settings.max_request_bytes)
+            if not missing:
+                segmenter = Segmenter(CamClassifier(backend), encoder, decoder, pipeline_config(self.settings))
             elif missing == ["sam_encoder", "sam_decoder"]:
                 log.warning("no SAM model in %s: Segment serves boxes only, by GrabCut", repo.root)
                 segmenter = Segmenter(CamClassifier(backend), None, None, pipeline_config(self.settings))
@@ -145,6 +151,13 @@ class ServiceState:
         if self.predictor is None:
             raise ModelNotFound("Predict needs model 'deeplab' in the model repository")
         return self.predictor
+
+    def require_everything(self) -> EverythingGenerator:
+        if not self.ready:
+            raise ModelNotReady(self._not_ready_message())
+        if self.everything is None:
+            raise ModelNotFound("SegmentEverything needs models 'sam_encoder' and 'sam_decoder' in the model repository")
+        return self.everything
 
     def require_backend(self) -> InferenceBackend:
         if not self.ready or self.backend is None:

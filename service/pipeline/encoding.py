@@ -30,7 +30,11 @@ def rle_counts(mask: npt.NDArray[np.bool_]) -> list[int]:
 def coco_rle(mask: npt.NDArray[np.bool_]) -> dict[str, object]:
     """COCO compressed RLE of a binary [H, W] mask, as ``pycocotools.mask.encode`` makes it:
     ``{"size": [H, W], "counts": str}``."""
-    counts = rle_counts(mask)
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": compress_counts(rle_counts(mask))}
+
+
+def compress_counts(counts: list[int] | tuple[int, ...]) -> str:
+    """COCO's compressed string of uncompressed run lengths (``rle_counts``)."""
     chars = []
     for i, value in enumerate(counts):
         x = value - counts[i - 2] if i > 2 else value
@@ -42,4 +46,4 @@ def coco_rle(mask: npt.NDArray[np.bool_]) -> dict[str, object]:
             if more:
                 c |= 0x20
             chars.append(chr(c + 48))
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": "".join(chars)}
+    return "".join(chars)

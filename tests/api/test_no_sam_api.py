@@ -54,3 +54,11 @@ def test_tags_need_sam(no_sam_stub: pb_grpc.SegmentationServiceStub, tmp_path: P
         no_sam_stub.Segment(pb.SegmentRequest(image=pb.Image(encoded=png_bytes(s.image)), labels=pb.WeakLabels(image_labels=s.labels)), timeout=30)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
     assert "need a SAM model (sam_encoder and sam_decoder)" in info.value.details()
+
+
+def test_segment_everything_needs_sam(no_sam_stub: pb_grpc.SegmentationServiceStub) -> None:
+    request = pb.SegmentEverythingRequest(image=pb.Image(encoded=png_bytes(np.zeros((32, 32, 3), np.uint8))))
+    with pytest.raises(grpc.RpcError) as info:
+        no_sam_stub.SegmentEverything(request, timeout=30)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "sam_encoder" in info.value.details() and "sam_decoder" in info.value.details()

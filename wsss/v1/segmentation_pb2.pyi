@@ -389,3 +389,70 @@ class ListModelsResponse(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+
+class EverythingOptions(_message.Message):
+    __slots__ = ("points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh", "stability_score_offset", "box_nms_thresh", "min_mask_region_area", "max_masks")
+    POINTS_PER_SIDE_FIELD_NUMBER: _ClassVar[int]
+    POINTS_PER_BATCH_FIELD_NUMBER: _ClassVar[int]
+    PRED_IOU_THRESH_FIELD_NUMBER: _ClassVar[int]
+    STABILITY_SCORE_THRESH_FIELD_NUMBER: _ClassVar[int]
+    STABILITY_SCORE_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    BOX_NMS_THRESH_FIELD_NUMBER: _ClassVar[int]
+    MIN_MASK_REGION_AREA_FIELD_NUMBER: _ClassVar[int]
+    MAX_MASKS_FIELD_NUMBER: _ClassVar[int]
+    points_per_side: int
+    points_per_batch: int
+    pred_iou_thresh: float
+    stability_score_thresh: float
+    stability_score_offset: float
+    box_nms_thresh: float
+    min_mask_region_area: int
+    max_masks: int
+    def __init__(self, points_per_side: _Optional[int] = ..., points_per_batch: _Optional[int] = ..., pred_iou_thresh: _Optional[float] = ..., stability_score_thresh: _Optional[float] = ..., stability_score_offset: _Optional[float] = ..., box_nms_thresh: _Optional[float] = ..., min_mask_region_area: _Optional[int] = ..., max_masks: _Optional[int] = ...) -> None: ...
+
+class SegmentEverythingRequest(_message.Message):
+    __slots__ = ("id", "image", "options")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    image: Image
+    options: EverythingOptions
+    def __init__(self, id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., options: _Optional[_Union[EverythingOptions, _Mapping]] = ...) -> None: ...
+
+class Proposal(_message.Message):
+    __slots__ = ("rle", "bbox", "area", "predicted_iou", "stability_score", "point")
+    RLE_FIELD_NUMBER: _ClassVar[int]
+    BBOX_FIELD_NUMBER: _ClassVar[int]
+    AREA_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_IOU_FIELD_NUMBER: _ClassVar[int]
+    STABILITY_SCORE_FIELD_NUMBER: _ClassVar[int]
+    POINT_FIELD_NUMBER: _ClassVar[int]
+    rle: CocoRle
+    bbox: _containers.RepeatedScalarFieldContainer[float]
+    area: int
+    predicted_iou: float
+    stability_score: float
+    point: Point
+    def __init__(self, rle: _Optional[_Union[CocoRle, _Mapping]] = ..., bbox: _Optional[_Iterable[float]] = ..., area: _Optional[int] = ..., predicted_iou: _Optional[float] = ..., stability_score: _Optional[float] = ..., point: _Optional[_Union[Point, _Mapping]] = ...) -> None: ...
+
+class SegmentEverythingResponse(_message.Message):
+    __slots__ = ("id", "proposals", "points", "timings", "model_versions")
+    class ModelVersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    proposals: _containers.RepeatedCompositeFieldContainer[Proposal]
+    points: int
+    timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
+    model_versions: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., proposals: _Optional[_Iterable[_Union[Proposal, _Mapping]]] = ..., points: _Optional[int] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., model_versions: _Optional[_Mapping[str, str]] = ...) -> None: ...

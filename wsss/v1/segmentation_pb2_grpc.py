@@ -54,6 +54,11 @@ class SegmentationServiceStub:
                 request_serializer=wsss_dot_v1_dot_segmentation__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=wsss_dot_v1_dot_segmentation__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.SegmentEverything = channel.unary_unary(
+                '/wsss.v1.SegmentationService/SegmentEverything',
+                request_serializer=wsss_dot_v1_dot_segmentation__pb2.SegmentEverythingRequest.SerializeToString,
+                response_deserializer=wsss_dot_v1_dot_segmentation__pb2.SegmentEverythingResponse.FromString,
+                _registered_method=True)
 
 
 class SegmentationServiceServicer:
@@ -88,6 +93,15 @@ class SegmentationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SegmentEverything(self, request, context):
+        """Class-agnostic mask proposals for a whole image, as segment-anything's automatic mask
+        generator makes them (a grid of point prompts, predicted-IoU and stability filters, box NMS,
+        optional small-region cleanup); no class tags needed. Needs the SAM encoder and decoder.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmentationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +124,11 @@ def add_SegmentationServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=wsss_dot_v1_dot_segmentation__pb2.ListModelsRequest.FromString,
                     response_serializer=wsss_dot_v1_dot_segmentation__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'SegmentEverything': grpc.unary_unary_rpc_method_handler(
+                    servicer.SegmentEverything,
+                    request_deserializer=wsss_dot_v1_dot_segmentation__pb2.SegmentEverythingRequest.FromString,
+                    response_serializer=wsss_dot_v1_dot_segmentation__pb2.SegmentEverythingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +239,33 @@ class SegmentationService:
             '/wsss.v1.SegmentationService/ListModels',
             wsss_dot_v1_dot_segmentation__pb2.ListModelsRequest.SerializeToString,
             wsss_dot_v1_dot_segmentation__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SegmentEverything(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wsss.v1.SegmentationService/SegmentEverything',
+            wsss_dot_v1_dot_segmentation__pb2.SegmentEverythingRequest.SerializeToString,
+            wsss_dot_v1_dot_segmentation__pb2.SegmentEverythingResponse.FromString,
             options,
             channel_credentials,
             insecure,
