@@ -15,6 +15,8 @@ previous mask), an approach from interactive segmentation that trains fast on a 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -227,11 +229,12 @@ class PromptDecoderNet(nn.Module):
         x = F.relu(self.embed_proj(image_embeddings) + self.prompt_proj(maps))
         coarse = self.body(F.avg_pool2d(x, 2))
         up = F.interpolate(coarse, size=x.shape[2:], mode="bilinear", align_corners=False)
-        conv, bn, relu = self.fuse[0]  # type: ignore[misc]
+        first = cast(nn.Sequential, self.fuse[0])
+        conv, bn = cast(nn.Conv2d, first[0]), first[1]
         w, width = conv.weight, up.shape[1]
         shared = F.conv2d(image_embeddings, w[:, width : width + EMBED_DIM])
         mixed = shared + F.conv2d(torch.cat([up, maps], 1), torch.cat([w[:, :width], w[:, width + EMBED_DIM :]], 1))
-        fused = self.fuse[1](relu(bn(mixed)))
+        fused = self.fuse[1](F.relu(bn(mixed)))
         logits = F.pixel_shuffle(self.mask_head(fused), 4)
         weight = torch.sigmoid(F.avg_pool2d(logits, 4)).amax(dim=1, keepdim=True)
         pooled = torch.cat([fused.mean(dim=(2, 3)), (fused * weight).sum(dim=(2, 3)) / weight.sum(dim=(2, 3)).clamp(min=1e-3)], 1)

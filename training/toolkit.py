@@ -46,12 +46,52 @@ def cmd_train_classifier(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     scales = tuple(float(x) for x in args.scales.split(","))
     init = checkpoints.classifier_from(checkpoints.load(Path(args.init))) if args.init else None
+    s2c, s2c_prov = _s2c(args, folder, data) if args.s2c else (None, None)
     net = train_classifier(data, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, balanced=not args.no_balance,
-                           scales=scales, init_from=init)
+                           scales=scales, init_from=init, s2c=s2c)
     prov = _provenance(folder, ids, args, time.perf_counter() - start, masks_used=False, balanced=not args.no_balance, scales=scales,
-                       init=args.init)
+                       init=args.init, s2c=s2c_prov)
     checkpoints.save(Path(args.out), "cam_classifier", folder.classes, {"net": net.state_dict()}, prov)
     _finish(Path(args.out), args.repo)
+
+
+def _s2c(args: argparse.Namespace, folder: DatasetFolder, data: Any) -> tuple[Any, dict[str, Any]]:
+    """S2C's losses from the promptable model in ``args.s2c`` (a model repository), targets for the
+    images with at least one label."""
+    from service.models.sam import SamDecoder, SamEncoder
+    from service.runtime import ModelRepository
+    from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from training.s2c import CpmSource, se_maps
+    from training.train_classifier import S2C
+
+    repo = Path(args.s2c)
+    _check_promptable(repo, folder)
+    losses = set(args.s2c_losses.split(","))
+    if not losses or losses - {"ssc", "cpm"}:
+        raise DatasetError(f"--s2c-losses takes ssc, cpm or ssc,cpm, not {args.s2c_losses!r}")
+    backend = OnnxRuntimeBackend(ModelRepository(repo), "CPUExecutionProvider")
+    backend.load(["sam_encoder", "sam_decoder"])
+    encoder, decoder = SamEncoder(backend), SamDecoder(backend)
+    files = [repo / name / m.version / "model.onnx" for name, m in sorted(backend.models().items())]
+    hot = data.multi_hot()
+    labelled = [i for i in range(len(hot)) if hot[i].any()]
+    cache = Path(args.se_cache) if args.se_cache else repo / "se_cache"
+    se = se_maps(encoder, decoder, data.images, files, cache, indices=labelled) if "ssc" in losses else None
+    cpm = CpmSource.embed(encoder, decoder, data.images, labelled, folder.has_background) if "cpm" in losses else None
+    s2c = S2C(se=se, cpm=cpm, warmup=args.cpm_warmup, refresh=args.cpm_refresh)
+    prov = {"promptable_repo": str(repo), "losses": sorted(losses), "cpm_warmup": args.cpm_warmup, "cpm_refresh": args.cpm_refresh,
+            "promptable_trained_on": (checkpoints.provenance(repo, "sam_encoder") or {}).get("datasets")}
+    return s2c, prov
+
+
+def _check_promptable(repo: Path, folder: DatasetFolder) -> None:
+    """Refuse a promptable model trained on the masks of the data set it is used on."""
+    prov = checkpoints.provenance(repo, "sam_encoder")
+    if prov is not None and folder.name in prov.get("datasets", []):
+        raise DatasetError(
+            f"{repo}/sam_encoder was trained on the masks of {folder.name!r} ({repo}/sam_encoder/training.json); "
+            "a promptable model must never be trained on masks of the data set it labels or is evaluated on"
+        )
 
 
 def cmd_train_promptable(args: argparse.Namespace) -> None:
@@ -102,12 +142,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 def _load_pipeline(repo: Path, folder: DatasetFolder) -> Any:
     from training.defaults import load_segmenter
 
-    prov = checkpoints.provenance(repo, "sam_encoder")
-    if prov is not None and folder.name in prov.get("datasets", []):
-        raise DatasetError(
-            f"{repo}/sam_encoder was trained on the masks of {folder.name!r} ({repo}/sam_encoder/training.json); "
-            "a promptable model must never be trained on masks of the data set it labels or is evaluated on"
-        )
+    _check_promptable(repo, folder)
     segmenter, backend = load_segmenter(repo)
     if tuple(segmenter.classes) != folder.classes:
         raise DatasetError(f"{repo}/cam_classifier knows {list(segmenter.classes)} but {folder.root}/labels.txt lists {list(folder.classes)}")
@@ -183,6 +218,12 @@ def register(sub: Any) -> None:
     p.add_argument("--no-balance", action="store_true", help="draw images uniformly (default: every class, and 'no class', equally often)")
     p.add_argument("--scales", default="0.5,0.625,0.75,1.0", help="training scales of the letterboxed image, one per batch")
     p.add_argument("--init", default=None, help="start the backbone from this classifier checkpoint (e.g. one pretrained on another folder)")
+    p.add_argument("--s2c", default=None, metavar="REPO",
+                   help="add S2C's losses with the promptable model (sam_encoder + sam_decoder) of this model repository")
+    p.add_argument("--s2c-losses", default="ssc,cpm", help="which S2C losses: ssc, cpm or ssc,cpm")
+    p.add_argument("--se-cache", default=None, help="folder caching the SE maps (default: REPO/se_cache)")
+    p.add_argument("--cpm-warmup", type=int, default=300, help="steps of plain training before CPM starts")
+    p.add_argument("--cpm-refresh", type=int, default=300, help="recompute CPM targets with the current classifier every this many steps")
     _common(p, 1200, 16)
     p.set_defaults(func=cmd_train_classifier)
 

@@ -1,10 +1,12 @@
-"""Train the CAM classifier on image-level labels (multi-label BCE)."""
+"""Train the CAM classifier on image-level labels (multi-label BCE), optionally with S2C's SSC and
+CPM losses (``training/s2c.py``)."""
 
 from __future__ import annotations
 
 import itertools
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,28 @@ import torch.nn.functional as F
 
 from training.common import TrainingSet, batches, log, lr_at, to_tensor
 from training.nets import CamNet
+from training.s2c import CpmSource, augment_like, cpm_loss, cpm_targets, ssc_loss
+
+
+@dataclass
+class S2C:
+    """S2C's losses for ``train_classifier``: SSC when ``se`` is given, CPM when ``cpm`` is.
+
+    Attributes:
+        se: int32 [N, H, W] segment maps of the training images (``s2c.se_maps``), 0 = no segment.
+        cpm: the promptable model's decoder and the images' embeddings.
+        warmup: CPM starts after this many steps (the paper: after the first epochs).
+        refresh: CPM targets are recomputed from the current classifier every this many steps.
+        temperature: SSC's logit scale.
+    """
+
+    se: npt.NDArray[np.int32] | None = None
+    cpm: CpmSource | None = None
+    warmup: int = 300
+    refresh: int = 300
+    temperature: float = 1.0
+    ssc_weight: float = 1.0
+    cpm_weight: float = 1.0
 
 
 def balanced_weights(targets: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
@@ -34,6 +58,7 @@ def balanced_weights(targets: npt.NDArray[np.float32]) -> npt.NDArray[np.float64
 def train_classifier(
     data: TrainingSet, out: Path | None = None, steps: int = 700, batch_size: int = 16, lr: float = 2e-3, seed: int = 0,
     balanced: bool = False, scales: tuple[float, ...] = (0.5, 0.625, 0.75, 1.0), init_from: CamNet | None = None,
+    s2c: S2C | None = None,
 ) -> CamNet:
     """Train ``CamNet`` on ``data`` and save its state dict to ``out``.
 
@@ -42,6 +67,7 @@ def train_classifier(
     ``balanced``: draw batches with ``balanced_weights`` instead of uniformly, and weigh each
     class's positives by its negatives / positives (capped at 10) in the loss.
     ``init_from``: start the backbone from this (pre)trained classifier; the class layer starts anew.
+    ``s2c``: add S2C's losses (their targets follow the batch's flips, rotation and scale).
     """
     rng = np.random.default_rng(seed)
     net = CamNet(data.num_classes)
@@ -61,30 +87,54 @@ def train_classifier(
         sampler = batches(len(data.images), batch_size, rng)
     net.train()
     start = time.perf_counter()
+    cpm: npt.NDArray[np.uint8] | None = None
+    labelled = [i for i in range(len(hot)) if hot[i].any()]
     for step, idx in enumerate(sampler):
         if step >= steps:
             break
-        x = to_tensor(data.images[idx])
-        if rng.random() < 0.5:
-            x = x.flip(3)
-        if rng.random() < 0.5:
-            x = x.flip(2)
-        x = torch.rot90(x, int(rng.integers(4)), (2, 3))
-        scale = float(rng.choice(scales))
-        if scale != 1.0:
-            x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+        aug = (rng.random() < 0.5, rng.random() < 0.5, int(rng.integers(4)), float(rng.choice(scales)))
+        x = augment_like(to_tensor(data.images[idx]), *aug, nearest=False)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr)
-        logits, _, _ = net(x)
+        logits, cams, feats = net(x)
         loss = F.binary_cross_entropy_with_logits(logits, targets[idx], pos_weight=pos_weight)
+        parts = {"cls": loss.item()}
+        if s2c is not None and s2c.se is not None:
+            seg = augment_like(torch.from_numpy(s2c.se[idx].astype(np.int64))[:, None], *aug, nearest=True)
+            seg = F.interpolate(seg.float(), size=feats.shape[2:], mode="nearest").long()[:, 0]
+            ssc = ssc_loss(feats, seg, s2c.temperature)
+            loss = loss + s2c.ssc_weight * ssc
+            parts["ssc"] = ssc.item()
+        if s2c is not None and s2c.cpm is not None and step >= s2c.warmup:
+            if cpm is None or (step - s2c.warmup) % s2c.refresh == 0:
+                cpm = _all_cpm_targets(net, data, hot, s2c.cpm, labelled)
+            target = augment_like(torch.from_numpy(cpm[idx].astype(np.int64))[:, None], *aug, nearest=True)[:, 0]
+            cpm_term = cpm_loss(cams, targets[idx], target)
+            loss = loss + s2c.cpm_weight * cpm_term
+            parts["cpm"] = cpm_term.item()
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step % 50 == 0 or step == steps - 1:
             acc = ((logits > 0).float() == targets[idx]).float().mean().item()
-            log.info("classifier step %d/%d loss %.4f acc %.3f (%.0f s)", step, steps, loss.item(), acc, time.perf_counter() - start)
+            terms = " ".join(f"{k} {v:.4f}" for k, v in parts.items())
+            log.info("classifier step %d/%d loss %.4f (%s) acc %.3f (%.0f s)", step, steps, loss.item(), terms, acc, time.perf_counter() - start)
     net.eval()
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         torch.save(net.state_dict(), out)
     return net
+
+
+def _all_cpm_targets(
+    net: CamNet, data: TrainingSet, hot: npt.NDArray[np.float32], source: CpmSource, labelled: list[int]
+) -> npt.NDArray[np.uint8]:
+    """CPM targets of every training image: from the current CAMs for labelled images; all
+    background (or all ignored without a background class) for the rest."""
+    start = time.perf_counter()
+    c = hot.shape[1]
+    out = np.full(data.images.shape[:3], c if source.background else 255, np.uint8)
+    if labelled:
+        out[labelled] = cpm_targets(net, data.images, hot, source, labelled)
+    log.info("CPM targets of %d labelled images in %.0f s", len(labelled), time.perf_counter() - start)
+    return out

@@ -227,3 +227,27 @@ def test_evaluate_defaults_scores_the_served_models(tmp_path: Path) -> None:
     assert set(report) == {"cam_threshold", "s2c_image_labels", "s2c_no_labels", "deeplab"}
     for scores in report.values():
         assert scores["images"] == 3 and 0.0 <= scores["miou"] <= 1.0 and scores["seconds_per_image"] > 0
+
+
+def test_train_classifier_with_s2c_losses_caches_se_maps(tmp_path: Path, trained: dict[str, Path]) -> None:
+    args = ["train-classifier", "--data", str(trained["data"]), "--ids", TRAIN, "--steps", "4", "--size", "96", "--threads", "2",
+            "--s2c", str(trained["repo"]), "--se-cache", str(tmp_path / "se"), "--cpm-warmup", "1", "--cpm-refresh", "2"]
+    assert training_main([*args, "--out", str(tmp_path / "a.pt")]) == 0
+    (cached,) = (tmp_path / "se").glob("se_*.npz")
+    se = np.load(cached)["se"]
+    assert se.shape == (8, 96, 96) and se[3].max() == 0  # 1_00003 holds no class: no SE map
+    stamp = cached.stat().st_mtime_ns
+    assert training_main([*args, "--out", str(tmp_path / "b.pt"), "--s2c-losses", "ssc"]) == 0
+    assert cached.stat().st_mtime_ns == stamp  # read back, not recomputed
+    prov = checkpoints.load(tmp_path / "a.pt")["provenance"]
+    assert prov["s2c"]["losses"] == ["cpm", "ssc"] and prov["s2c"]["promptable_trained_on"]
+
+
+def test_s2c_refuses_a_promptable_model_trained_on_the_same_masks(tmp_path: Path, trained: dict[str, Path],
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    rc = training_main(["train-classifier", "--data", str(trained["other"]), "--steps", "2", "--size", "64", "--s2c", str(trained["repo"]),
+                        "--out", str(tmp_path / "c.pt")])
+    assert rc == 2 and "must never be trained on masks" in capsys.readouterr().err
+    rc = training_main(["train-classifier", "--data", str(trained["data"]), "--steps", "2", "--size", "64", "--s2c", str(trained["repo"]),
+                        "--s2c-losses", "ssc,foo", "--out", str(tmp_path / "d.pt")])
+    assert rc == 2
