@@ -30,7 +30,7 @@ import numpy.typing as npt
 from PIL import Image
 from tqdm import tqdm
 
-from service.client import overlay
+from service.client import overlay, palette
 from service.pipeline.cam import CamResult, multiscale_cams
 from service.pipeline.predict import Predictor
 from service.pipeline.refinement import dense_crf
@@ -88,10 +88,13 @@ class CamMethods:
         if not ids:
             return np.zeros(s.gt.shape, np.uint8)
         sel = self._cams(s).cams[[k - 1 for k in ids]]
-        bg = (1.0 - sel.max(axis=0)) ** CRF_BACKGROUND_POWER if self.background else np.zeros(sel.shape[1:], np.float32)
-        probs = np.clip(np.concatenate([bg[None], sel]), 1e-5, 1.0).astype(np.float32)
+        if self.background:
+            sel = np.concatenate([((1.0 - sel.max(axis=0)) ** CRF_BACKGROUND_POWER)[None], sel])
+            ids = [0] + ids
+        # without a background class the CRF chooses among the labelled classes only
+        probs = np.clip(sel, 1e-5, 1.0).astype(np.float32)
         labels = dense_crf(s.image, probs / probs.sum(axis=0, keepdims=True))
-        return np.array([0] + ids, np.uint8)[labels]
+        return np.array(ids, np.uint8)[labels]
 
 
 def pipeline_method(segmenter: Segmenter, background: bool, kind: str, classes: Sequence[str]) -> SampleMethod:
@@ -126,25 +129,66 @@ def methods_for(segmenter: Segmenter, deeplabs: dict[str, Predictor], background
     return methods
 
 
+def overlay_ids(folder: DatasetFolder, ids: Sequence[str], count: int) -> list[str]:
+    """``count`` ids spread over the classes: round robin over the classes (in labels.txt order),
+    each time the next image tagged with that class, then untagged images in order."""
+    by_class: dict[str, list[str]] = {c: [] for c in folder.classes}
+    for i in ids:
+        for name in folder.weak_labels(i).image_labels:
+            by_class[name].append(i)
+    chosen: list[str] = []
+    queues = [q for q in by_class.values() if q]
+    while len(chosen) < count and any(queues):
+        for q in queues:
+            while q and q[0] in chosen:
+                q.pop(0)
+            if q and len(chosen) < count:
+                chosen.append(q.pop(0))
+    chosen += [i for i in ids if i not in chosen][: count - len(chosen)]
+    return chosen
+
+
+def write_legend(path: Path, classes: Sequence[str]) -> dict[str, list[int]]:
+    """A PNG legend of the overlay colours (background, classes, 255 = not confident); returns name -> RGB."""
+    from PIL import ImageDraw
+
+    names = ["background (uncoloured)", *classes, "255: not confident / ignore"]
+    values = [0, *range(1, len(classes) + 1), 255]
+    pal = palette()
+    img = Image.new("RGB", (320, 18 * len(names) + 6), "white")
+    draw = ImageDraw.Draw(img)
+    for row, (name, v) in enumerate(zip(names, values)):
+        y = 3 + 18 * row
+        draw.rectangle((4, y, 20, y + 14), fill=tuple(int(c) for c in pal[v]), outline="black")
+        draw.text((28, y + 2), f"{v}: {name}", fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return {name: [int(c) for c in pal[v]] for name, v in zip(names, values)}
+
+
 def evaluate_folder(
     folder: DatasetFolder, ids: Sequence[str], methods: dict[str, SampleMethod], out: Path, overlays: int = 6
 ) -> dict[str, object]:
-    """Score every method on ``ids``; writes ``out`` (JSON), ``out`` with .md (table) and overlay PNGs beside it."""
+    """Score every method on ``ids``; writes ``out`` (JSON), ``out`` with .md (table) and overlay PNGs
+    beside it (images spread over the classes, ``legend.png`` naming the colours)."""
     classes = folder.classes
     background = folder.has_background
     scores = {name: MethodScore(len(classes)) for name in methods}
     overlay_dir = out.parent / (out.stem + "_overlays")
-    for n, image_id in enumerate(tqdm(ids, desc=f"evaluate {folder.name}", unit="img")):
+    shown_ids = set(overlay_ids(folder, ids, overlays))
+    colours = write_legend(overlay_dir / "legend.png", classes) if shown_ids else {}
+    for image_id in tqdm(ids, desc=f"evaluate {folder.name}", unit="img"):
         s = Sample(image_id, folder.image(image_id), folder.mask(image_id), folder.weak_labels(image_id), folder.labelled(image_id))
-        shown = n < overlays
+        shown = image_id in shown_ids
         if shown:
             (overlay_dir / image_id).mkdir(parents=True, exist_ok=True)
             Image.fromarray(overlay(s.image, s.gt)).save(overlay_dir / image_id / "ground_truth.png")
         for name, method in methods.items():
             start = time.perf_counter()
             pred = method(s)
-            if not background:
-                pred = fill_unlabelled(pred, 0)
+            if not background:  # no background class: an image with nothing predicted takes its first tagged class
+                tagged = [classes.index(n) + 1 for n in s.labels.image_labels]
+                pred = fill_unlabelled(pred, tagged[0] if tagged else 0)
             scores[name].add(pred, s.gt, time.perf_counter() - start)
             if shown:
                 Image.fromarray(overlay(s.image, pred)).save(overlay_dir / image_id / f"{name}.png")
@@ -154,6 +198,7 @@ def evaluate_folder(
         "background_class": background,
         "machine": f"{platform.machine()} x{__import__('os').cpu_count()} cores",
         "methods": {name: s.report(classes) for name, s in scores.items()},
+        "overlays": {"images": sorted(shown_ids), "colours": colours},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

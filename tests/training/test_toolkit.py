@@ -11,10 +11,11 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from service.pipeline.types import IGNORE  # noqa: E402
+from service.pipeline.types import IGNORE, WeakLabels  # noqa: E402
 from training import checkpoints  # noqa: E402
 from training.__main__ import main as training_main  # noqa: E402
 from training.datasets import DatasetError, DatasetFolder, letterbox, training_set  # noqa: E402
+from training.evaluate_data import overlay_ids  # noqa: E402
 from training.pseudo_label import fill_unlabelled  # noqa: E402
 from training.synthetic import CLASSES  # noqa: E402
 
@@ -151,10 +152,45 @@ def test_evaluate_report_has_every_method(tmp_path: Path, trained: dict[str, Pat
         assert set(m["per_class"]) <= {"background", *CLASSES}
     md = out.with_suffix(".md").read_text()
     assert "| s2c_crf |" in md and "| deeplab_gt |" in md
-    shown = sorted(p.name for p in (tmp_path / "report_overlays").iterdir())
-    assert shown == ["1_00008", "1_00009"]
-    assert (tmp_path / "report_overlays" / "1_00008" / "ground_truth.png").is_file()
-    assert (tmp_path / "report_overlays" / "1_00008" / "scribbles.png").is_file()
+    shown = sorted(p.name for p in (tmp_path / "report_overlays").iterdir() if p.is_dir())
+    assert shown == report["overlays"]["images"] == sorted(overlay_ids(DatasetFolder(trained["data"]), DatasetFolder(trained["data"]).select(EVAL), 2))
+    assert (tmp_path / "report_overlays" / shown[0] / "ground_truth.png").is_file()
+    assert (tmp_path / "report_overlays" / shown[0] / "scribbles.png").is_file()
+    assert (tmp_path / "report_overlays" / "legend.png").is_file()
+    assert set(report["overlays"]["colours"]) == {"background (uncoloured)", *CLASSES, "255: not confident / ignore"}
+
+
+def test_overlay_images_are_spread_over_the_classes(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    training_main(["generate", "--out", str(root), "--count", "2", "--height", "32", "--width", "32"])
+    for i in range(2, 8):
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "images" / f"x{i}.png")
+    labels = {"1_00000": {"image_labels": [CLASSES[0]]}, "1_00001": {"image_labels": [CLASSES[0]]}, "x2": {"image_labels": [CLASSES[0]]},
+              "x3": {"image_labels": [CLASSES[2]]}, "x4": {"image_labels": [CLASSES[3], CLASSES[0]]}, "x5": {"image_labels": []}}
+    (root / "labels.json").write_text(json.dumps(labels))
+    folder = DatasetFolder(root)
+    chosen = overlay_ids(folder, folder.ids, 4)
+    assert chosen == ["1_00000", "x3", "x4", "1_00001"]  # classes 0, 2, 3 first, then the next of class 0
+    assert overlay_ids(folder, folder.ids, 8)[-3:] == ["x5", "x6", "x7"]  # untagged last
+
+
+def test_cam_crf_without_background_class_never_predicts_background() -> None:
+    from training.evaluate_data import CamMethods, Sample
+
+    class _Cams(CamMethods):
+        def _cams(self, s: Sample):  # type: ignore[no-untyped-def]
+            from service.pipeline.cam import CamResult
+
+            cams = np.zeros((4, 24, 24), np.float32)  # nothing fires anywhere
+            return CamResult(np.zeros(4, np.float32), cams, None)
+
+    class _Seg:
+        classes = CLASSES
+
+    sample = Sample("a", np.zeros((24, 24, 3), np.uint8), np.zeros((24, 24), np.uint8), WeakLabels(image_labels=(CLASSES[1], CLASSES[2])), True)
+    pred = _Cams(_Seg(), background=False).crf(sample)  # type: ignore[arg-type]
+    assert set(np.unique(pred).tolist()) <= {2, 3}
+    assert set(np.unique(_Cams(_Seg(), background=True).crf(sample)).tolist()) <= {0, 2, 3}
 
 
 def test_evaluate_refuses_a_promptable_model_trained_on_the_evaluated_masks(tmp_path: Path, trained: dict[str, Path],
