@@ -1,23 +1,32 @@
 """The toolkit end to end on a real data set of ../shared/data, each step timed.
 
-    python bench/real_data.py magnetic_tile   # or msrc_v2; --quick for a few steps of each
+    python bench/real_data.py magnetic_tile   # or msrc_v2; --quick for a few steps of each, --ablation for Table 1
 
 Steps (each one ``python -m training <command>`` process, so its wall time is what a user sees):
-pretrain a classifier on procedural samples (generate + train-classifier; shared by the data sets,
-like an ImageNet backbone) -> train-promptable on the *other* data sets' masks (+ procedural
-samples) -> train-classifier on the training split's image-level labels, from the pretrained
-backbone -> pseudo-label the training split -> train-deeplab on the
-pseudo-labels -> train-deeplab on the ground truth (the upper bound) -> evaluate every method on
-the evaluation split. Writes work/real/<name>/ (checkpoints, repositories, pseudo-labels, overlay
-PNGs: nothing of it is committed, the images stay in ../shared/data) and
-docs/results/<name>.json + .md (figures only).
+1. shared by the data sets (trained once, reused by later runs, its time reported apart):
+   pretrain a classifier on procedural samples (our stand-in for an ImageNet backbone), and
+   train the promptable (SAM-contract) model on ``PROMPTABLE_FROM`` (salient objects of natural
+   images + cracks + procedural samples): never on the evaluated data set, nor on ecssd.
+2. per data set: train-classifier with plain BCE (the baseline), train-classifier with S2C's losses
+   (SSC + CPM, ``--s2c``), pseudo-label the training split with the S2C classifier, train-deeplab on
+   the pseudo-labels and on the ground truth (the upper bound; class-balanced on data sets of rare
+   small defects), evaluate every method on the evaluation split.
+3. ``--ablation``: also S2C with each loss alone; every classifier's CAM-threshold mIoU in a
+   table like the paper's Table 1.
+
+Writes work/real/<name>/ (checkpoints, repositories, pseudo-labels, overlay PNGs: nothing of it is
+committed, the images stay in ../shared/data) and docs/results/<name>.json + .md (figures only).
+A data set the promptable model should learn from but that is missing is an error, not a silent
+fall-back to procedural samples.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -26,24 +35,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+PROMPTABLE_FROM = ["duts_tr", "deepcrack"]
 
 
 @dataclass(frozen=True)
 class Config:
-    """One data set's run: train/eval id regexes, letterbox size, data sets the promptable model learns from."""
+    """One data set's run: train/eval id regexes, letterbox size, whether DeepLab needs class balancing."""
 
     train: str
     eval: str
     size: int
-    promptable_from: list[str]
+    balance: bool
 
 
 CONFIGS = {
-    "magnetic_tile": Config(".*_exp[0-3]_.*", ".*_exp4_.*", 320, ["msrc_v2", "deepcrack"]),
-    "msrc_v2": Config(r"\d+_([1-9]|1[0-5])_s", r"\d+_(1[6-9]|20)_s", 256, ["magnetic_tile", "deepcrack"]),
+    "magnetic_tile": Config(".*_exp[0-3]_.*", ".*_exp4_.*", 320, True),
+    "msrc_v2": Config(r"\d+_([1-9]|1[0-5])_s", r"\d+_(1[6-9]|20)_s", 256, False),
 }
-STEPS = {"pretrain": 1200, "pretrain_images": 1500, "promptable": 1500, "classifier": 2000, "deeplab": 1000, "synthetic": 600}
-QUICK = {"pretrain": 20, "pretrain_images": 32, "promptable": 20, "classifier": 20, "deeplab": 20, "synthetic": 16}
+STEPS = {"pretrain": 1200, "pretrain_images": 1500, "promptable": 4000, "classifier": 2000, "deeplab": 1000, "synthetic": 600,
+         "cpm_warmup": 300, "cpm_refresh": 300}
+QUICK = {"pretrain": 20, "pretrain_images": 32, "promptable": 20, "classifier": 20, "deeplab": 20, "synthetic": 16,
+         "cpm_warmup": 5, "cpm_refresh": 10}
+ABLATION = {"bce": None, "ssc": "ssc", "cpm": "cpm", "ssc+cpm": "ssc,cpm"}
+
+
+class MissingData(RuntimeError):
+    pass
 
 
 def run_step(name: str, args: list[str], times: dict[str, float], reuse: Path | None = None) -> None:
@@ -63,13 +80,49 @@ def run_step(name: str, args: list[str], times: dict[str, float], reuse: Path | 
     print(f"== {name}: {times[name]} s", flush=True)
 
 
+def promptable_sources(names: list[str]) -> list[str]:
+    """``--data`` arguments of the promptable model's data sets; MissingData names any that is absent."""
+    missing = [n for n in names if not (DATA / n).is_dir()]
+    if missing:
+        raise MissingData(f"the promptable model learns from {names}, but {[str(DATA / n) for n in missing]} "
+                          "is not there: without it the model would learn from procedural samples only")
+    return [a for n in names for a in ("--data", str(DATA / n))]
+
+
+def shared_models(work: Path, steps: dict[str, int], quick: bool, times: dict[str, float]) -> tuple[Path, Path]:
+    """The pretrained classifier and the promptable model (trained once for every data set)."""
+    shared = work / ("shared_quick" if quick else "shared")
+    pretrain = shared / "pretrain_classifier.pt"
+    if not pretrain.is_file():
+        run_step("generate_pretrain_images", ["generate", "--out", str(shared / "synthetic"), "--count", str(steps["pretrain_images"]), "--seed", "0"], times)
+    run_step("pretrain_classifier", ["train-classifier", "--data", str(shared / "synthetic"), "--steps", str(steps["pretrain"]),
+                                     "--out", str(pretrain)], times, pretrain)
+    promptable = shared / "promptable.pt"
+    run_step("train_promptable", ["train-promptable", *promptable_sources(PROMPTABLE_FROM), "--synthetic", str(steps["synthetic"]),
+                                  "--steps", str(steps["promptable"]), "--crop", "192", "--batch-size", "10", "--out", str(promptable)],
+             times, promptable)
+    return pretrain, promptable
+
+
+def repo_with_promptable(repo: Path, promptable: Path, times: dict[str, float]) -> None:
+    """A fresh model repository holding the promptable model: exported once beside its checkpoint,
+    copied byte for byte (so the SE-map cache, keyed by the model files, serves every repository)."""
+    exported = promptable.with_suffix("")
+    if not (exported / "sam_decoder").is_dir():
+        run_step("export_promptable", ["export", "--checkpoint", str(promptable), "--repo", str(exported)], times)
+    if repo.exists():
+        shutil.rmtree(repo)
+    for name in ("sam_encoder", "sam_decoder"):
+        shutil.copytree(exported / name, repo / name)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=sorted(CONFIGS))
     parser.add_argument("--quick", action="store_true", help="a few steps of each training (checks the plumbing only)")
-    parser.add_argument("--work", default=None, help="default: work/real/<dataset>")
+    parser.add_argument("--work", default=str(ROOT / "work" / "real"), help="work root: <work>/<dataset>, <work>/shared")
     parser.add_argument("--results", default=str(ROOT / "docs" / "results"))
-    parser.add_argument("--reuse", action="store_true", help="reuse the pretrained and promptable checkpoints of an earlier run")
+    parser.add_argument("--ablation", action="store_true", help="also S2C with SSC alone and CPM alone (the ablation table)")
     args = parser.parse_args()
     cfg = CONFIGS[args.dataset]
     data = DATA / args.dataset
@@ -77,55 +130,76 @@ def main() -> int:
         print(f"skipped: {data} is not here (the real data sets live in ../shared/data)")
         return 0
     steps = QUICK if args.quick else STEPS
-    work = Path(args.work or ROOT / "work" / "real" / args.dataset)
-    repo, repo_gt = work / "model_repo", work / "model_repo_gt"
-    split = ["--data", str(data), "--ids", cfg.train, "--size", str(cfg.size)]
+    work_root = Path(args.work)
+    work = work_root / (args.dataset + ("_quick" if args.quick else ""))
+    shared_times: dict[str, float] = {}
     times: dict[str, float] = {}
-    pretrain = work.parent / ("pretrain_quick" if args.quick else "pretrain")
-    synthetic = pretrain / "synthetic"
-    if not (args.reuse and (pretrain / "classifier.pt").is_file()):
-        run_step("generate_pretrain_images", ["generate", "--out", str(synthetic), "--count", str(steps["pretrain_images"]), "--seed", "0"], times)
-    run_step("pretrain_classifier", ["train-classifier", "--data", str(synthetic), "--steps", str(steps["pretrain"]),
-                                     "--out", str(pretrain / "classifier.pt")], times, pretrain / "classifier.pt" if args.reuse else None)
-    sources = [a for d in cfg.promptable_from if (DATA / d).is_dir() for a in ("--data", str(DATA / d))]
-    run_step("train_promptable", ["train-promptable", *sources, "--synthetic", str(steps["synthetic"]), "--steps", str(steps["promptable"]),
-                                  "--out", str(work / "promptable.pt"), "--repo", str(repo)], times,
-             work / "promptable.pt" if args.reuse else None)
-    if args.reuse:
-        run_step("export_promptable", ["export", "--checkpoint", str(work / "promptable.pt"), "--repo", str(repo)], times)
-    run_step("train_classifier", ["train-classifier", *split, "--steps", str(steps["classifier"]), "--init", str(pretrain / "classifier.pt"),
-                                  "--out", str(work / "classifier.pt"), "--repo", str(repo)], times)
+    try:
+        pretrain, promptable = shared_models(work_root, steps, args.quick, shared_times)
+    except MissingData as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    split = ["--data", str(data), "--ids", cfg.train, "--size", str(cfg.size)]
+    s2c_args = ["--cpm-warmup", str(steps["cpm_warmup"]), "--cpm-refresh", str(steps["cpm_refresh"]), "--se-cache", str(work_root / "se_cache")]
+    variants = ABLATION if args.ablation else {"bce": None, "ssc+cpm": "ssc,cpm"}
+    repos = {}
+    for name, losses in variants.items():
+        repo = work / f"repo_{name.replace('+', '_')}"
+        repo_with_promptable(repo, promptable, times)
+        extra = [] if losses is None else ["--s2c", str(repo), "--s2c-losses", losses, *s2c_args]
+        run_step(f"train_classifier_{name}", ["train-classifier", *split, "--steps", str(steps["classifier"]), "--init", str(pretrain),
+                                              *extra, "--out", str(work / f"classifier_{name}.pt"), "--repo", str(repo)], times)
+        repos[name] = repo
+    repo, repo_gt = repos["ssc+cpm"], work / "repo_gt"
+    balance = ["--balance"] if cfg.balance else []
     run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg.train, "--model-repo", str(repo),
                               "--out", str(work / "pseudo"), "--no-overlays"], times)
     run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(work / "pseudo" / "masks"), "--init-classifier",
-                                      str(work / "classifier.pt"), "--steps", str(steps["deeplab"]),
+                                      str(work / "classifier_ssc+cpm.pt"), "--steps", str(steps["deeplab"]), *balance,
                                       "--out", str(work / "deeplab.pt"), "--repo", str(repo)], times)
-    run_step("train_deeplab_gt", ["train-deeplab", *split, "--init-classifier", str(work / "classifier.pt"), "--steps",
-                                  str(steps["deeplab"]), "--out", str(work / "deeplab_gt.pt"), "--repo", str(repo_gt)], times)
+    run_step("train_deeplab_gt", ["train-deeplab", *split, "--init-classifier", str(work / "classifier_bce.pt"), "--steps",
+                                  str(steps["deeplab"]), *balance, "--out", str(work / "deeplab_gt.pt"), "--repo", str(repo_gt)], times)
     report_path = work / "report.json"
     run_step("evaluate", ["evaluate", "--data", str(data), "--ids", cfg.eval, "--model-repo", str(repo),
                           "--deeplab", f"deeplab_gt={repo_gt}", "--out", str(report_path)], times)
     report = json.loads(report_path.read_text())
+    ablation = {}
+    for name, r in repos.items():
+        if r == repo:
+            ablation[name] = report["methods"]["cam_threshold"]["miou"]
+            continue
+        path = work / f"cam_{name}.json"
+        run_step(f"evaluate_cam_{name}", ["evaluate", "--data", str(data), "--ids", cfg.eval, "--model-repo", str(r),
+                                          "--methods", "cam_threshold", "--overlays", "0", "--out", str(path)], times)
+        ablation[name] = json.loads(path.read_text())["methods"]["cam_threshold"]["miou"]
     pseudo = json.loads((work / "pseudo" / "pseudo_labels.json").read_text())
     methods = report["methods"]
+    baseline = ablation["bce"]
     report.update({
-        "train_split": cfg.train, "eval_split": cfg.eval, "letterbox_size": cfg.size,
-        "promptable_trained_on": cfg.promptable_from + [f"synthetic:{steps['synthetic']}"],
+        "train_split": cfg.train, "eval_split": cfg.eval, "letterbox_size": cfg.size, "deeplab_balanced": cfg.balance,
+        "promptable_trained_on": PROMPTABLE_FROM + [f"synthetic:{steps['synthetic']}"],
         "steps": steps, "seconds": times, "total_seconds": round(sum(times.values()), 1),
-        "machine": f"{platform.machine()} x{__import__('os').cpu_count()} cores, CPU only",
+        "shared_seconds": shared_times, "shared_total_seconds": round(sum(shared_times.values()), 1),
+        "machine": f"{platform.machine()} x{os.cpu_count()} cores, CPU only",
         "pseudo_labels_on_training_split_mean_image_miou": round(
             sum(v.get("miou_vs_ground_truth", 0.0) for v in pseudo["per_image"].values()) / max(1, len(pseudo["per_image"])), 4),
+        "ablation_cam_threshold_miou": ablation,
+        "bce_cam_threshold_miou": baseline,
         "ratios": {
-            "s2c_over_cam_threshold": round(methods["s2c"]["miou"] / max(methods["cam_threshold"]["miou"], 1e-9), 3),
+            "s2c_over_bce_cam_threshold": round(methods["s2c"]["miou"] / max(baseline, 1e-9), 3),
             "deeplab_pseudo_over_gt": round(methods["deeplab"]["miou"] / max(methods["deeplab_gt"]["miou"], 1e-9), 3),
         },
+        "best_image_label_pseudo_mask_minus_bce_cam": round(
+            max(methods[m]["miou"] for m in ("cam_threshold", "cam_crf", "s2c", "s2c_crf")) - baseline, 3),
         "quick": args.quick,
     })
     out = Path(args.results) / (args.dataset + ("_quick" if args.quick else "") + ".json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     md = (work / "report.md").read_text()
+    md += "\nCAM-threshold mIoU per classifier (ablation): " + ", ".join(f"{k} {v:.3f}" for k, v in ablation.items()) + "\n"
     md += "\nStep times (s): " + ", ".join(f"{k} {v}" for k, v in times.items()) + f"; total {report['total_seconds']}\n"
+    md += "\nShared steps (s): " + ", ".join(f"{k} {v}" for k, v in shared_times.items()) + f"; total {report['shared_total_seconds']}\n"
     md += f"\nRatios: {json.dumps(report['ratios'])}\n"
     out.with_suffix(".md").write_text(md)
     print(md)

@@ -199,6 +199,25 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
 
 
+def cmd_evaluate_promptable(args: argparse.Namespace) -> None:
+    import json
+
+    from training.evaluate_promptable import evaluate_promptable
+
+    folder, ids = _split(args)
+    if not folder.has_masks:
+        raise DatasetError(f"{folder.root} has no masks/: nothing to evaluate against")
+    repo = Path(args.model_repo)
+    _check_promptable(repo, folder)
+    report = evaluate_promptable(repo, folder, ids)
+    report["promptable_trained_on"] = (checkpoints.provenance(repo, "sam_encoder") or {}).get("datasets")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    for name, m in report["methods"].items():  # type: ignore[attr-defined]
+        print(f"{name:14s} mIoU {m['miou']:.3f}  object IoU {m['per_class'].get('object', 0.0):.3f}  {m['seconds_per_image']:.3f} s/image")
+    print(f"wrote {args.out}")
+
+
 def _common(p: argparse.ArgumentParser, steps: int, batch_size: int, size: bool = True) -> None:
     p.add_argument("--out", required=True, help="checkpoint (.pt) to write")
     p.add_argument("--repo", default=None, help="also export into this model repository")
@@ -265,6 +284,12 @@ def register(sub: Any) -> None:
     p.add_argument("--methods", default="", help="comma-separated subset of the methods")
     p.add_argument("--overlays", type=int, default=6, help="overlay PNGs for this many images")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("evaluate-promptable", help="the promptable model alone: box and 1-click mIoU on a folder's objects")
+    add_split(p)
+    p.add_argument("--model-repo", required=True, help="repository with sam_encoder and sam_decoder")
+    p.add_argument("--out", required=True, help="report .json")
+    p.set_defaults(func=cmd_evaluate_promptable)
 
 
 def run(args: argparse.Namespace) -> int:

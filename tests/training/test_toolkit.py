@@ -287,3 +287,16 @@ def test_s2c_refuses_a_promptable_model_trained_on_the_same_masks(tmp_path: Path
     rc = training_main(["train-classifier", "--data", str(trained["data"]), "--steps", "2", "--size", "64", "--s2c", str(trained["repo"]),
                         "--s2c-losses", "ssc,foo", "--out", str(tmp_path / "d.pt")])
     assert rc == 2
+
+
+def test_evaluate_promptable_scores_boxes_and_clicks(tmp_path: Path, trained: dict[str, Path]) -> None:
+    out = tmp_path / "p.json"
+    assert training_main(["evaluate-promptable", "--data", str(trained["data"]), "--ids", EVAL, "--model-repo", str(trained["repo"]),
+                          "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["methods"]) == {"box", "click", "box_index3", "click_index3"}
+    assert report["split"]["images"] == 4 and report["split"]["objects"] > 0
+    for m in report["methods"].values():
+        assert set(m["per_class"]) <= {"background", "object"} and 0.0 <= m["miou"] <= 1.0
+    assert report["promptable_trained_on"]
+    assert training_main(["evaluate-promptable", "--data", str(trained["other"]), "--model-repo", str(trained["repo"]), "--out", str(out)]) == 2
