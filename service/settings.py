@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     """Bytes of SAM image embeddings kept (LRU, keyed by decoded pixels + encoder version); 0 = off.
     One 256x64x64 float32 embedding is 4 MiB. With I/O binding on a GPU they are kept in GPU
     memory, so this is also the GPU memory the cache may take."""
+    stuff_agreement: float = Field(default=0.0, ge=0.0, le=1.0)
+    """A tagged class whose mask covers less than this share of its confident CAM region (CAM >
+    ``stuff_cam_threshold``) is amorphous in that image (sky, grass): pixels where its CAM is the
+    highest of the tagged classes, that no CAM-supported mask won, take it. 0 = off."""
+    stuff_cam_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
+    """Normalised CAM value above which a pixel is the class's confident CAM region."""
     sam_mask_index: int = Field(default=3, ge=0)
     """Which decoder mask to use from a 4-mask export (S2C reference: third multimask = 3)."""
     log_level: str = "INFO"

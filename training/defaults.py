@@ -33,10 +33,10 @@ from training.train_promptable import train_promptable
 MODELS = ("cam_classifier", "sam_encoder", "sam_decoder", "deeplab")
 
 
-def load_segmenter(repo: Path) -> tuple[Segmenter, OnnxRuntimeBackend]:
+def load_segmenter(repo: Path, config: PipelineConfig | None = None) -> tuple[Segmenter, OnnxRuntimeBackend]:
     backend = OnnxRuntimeBackend(ModelRepository(repo), "CPUExecutionProvider")
     backend.load(["cam_classifier", "sam_encoder", "sam_decoder"])
-    return Segmenter(CamClassifier(backend), SamEncoder(backend), SamDecoder(backend), PipelineConfig()), backend
+    return Segmenter(CamClassifier(backend), SamEncoder(backend), SamDecoder(backend), config or PipelineConfig()), backend
 
 
 def evaluate_defaults(repo: Path, n_eval: int = 100) -> dict[str, dict[str, object]]:

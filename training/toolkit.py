@@ -139,11 +139,13 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"exported {', '.join(names)} into {args.repo} (validated by the service's loader)")
 
 
-def _load_pipeline(repo: Path, folder: DatasetFolder) -> Any:
+def _load_pipeline(repo: Path, folder: DatasetFolder, stuff_agreement: float = 0.0) -> Any:
     from training.defaults import load_segmenter
 
     _check_promptable(repo, folder)
-    segmenter, backend = load_segmenter(repo)
+    from service.pipeline.segment import PipelineConfig
+
+    segmenter, backend = load_segmenter(repo, PipelineConfig(stuff_agreement=stuff_agreement))
     if tuple(segmenter.classes) != folder.classes:
         raise DatasetError(f"{repo}/cam_classifier knows {list(segmenter.classes)} but {folder.root}/labels.txt lists {list(folder.classes)}")
     return segmenter, backend
@@ -158,7 +160,7 @@ def cmd_pseudo_label(args: argparse.Namespace) -> None:
     from training.pseudo_label import pseudo_label
 
     folder, ids = _split(args)
-    segmenter, _ = _load_pipeline(Path(args.model_repo), folder)
+    segmenter, _ = _load_pipeline(Path(args.model_repo), folder, args.stuff_agreement)
     refinement = Refinement[args.refinement.upper()]
     summary = pseudo_label(segmenter, folder, ids, Path(args.out), refinement, not _background(folder, args.background), not args.no_overlays)
     print(f"pseudo-labelled {summary['images']} images in {summary['seconds']} s into {args.out}")
@@ -175,7 +177,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if not folder.has_masks:
         raise DatasetError(f"{folder.root} has no masks/: nothing to evaluate against")
     repo = Path(args.model_repo)
-    segmenter, backend = _load_pipeline(repo, folder)
+    segmenter, backend = _load_pipeline(repo, folder, args.stuff_agreement)
     deeplabs = {}
     extra = [("deeplab", str(repo))] if (repo / "deeplab").is_dir() else []
     for spec in args.deeplab:
@@ -261,6 +263,7 @@ def register(sub: Any) -> None:
     p.add_argument("--background", choices=["auto", "yes", "no"], default="auto",
                    help="whether the data set has a background class (auto: from its masks; 'no' fills 0/255 pixels)")
     p.add_argument("--no-overlays", action="store_true")
+    p.add_argument("--stuff-agreement", type=float, default=0.0, help="the pipeline's WSSS_STUFF_AGREEMENT (0 = off)")
     p.set_defaults(func=cmd_pseudo_label)
 
     p = sub.add_parser("train-deeplab", help="train DeepLabv3+ on pseudo-labels (--labels DIR) or on the folder's ground truth")
@@ -283,6 +286,7 @@ def register(sub: Any) -> None:
     p.add_argument("--deeplab", action="append", default=[], help="NAME=REPO: also evaluate that repository's deeplab (repeatable)")
     p.add_argument("--methods", default="", help="comma-separated subset of the methods")
     p.add_argument("--overlays", type=int, default=6, help="overlay PNGs for this many images")
+    p.add_argument("--stuff-agreement", type=float, default=0.0, help="the pipeline's WSSS_STUFF_AGREEMENT (0 = off)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("evaluate-promptable", help="the promptable model alone: box and 1-click mIoU on a folder's objects")

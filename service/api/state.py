@@ -39,6 +39,8 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         max_prompts=settings.max_prompts,
         max_work_side=settings.max_work_side,
         max_request_bytes=settings.max_request_bytes,
+        stuff_agreement=settings.stuff_agreement,
+        stuff_cam_threshold=settings.stuff_cam_threshold,
     )
 
 

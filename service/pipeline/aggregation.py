@@ -78,3 +78,53 @@ def aggregate(
     label_map = np.where(covered, ids[best], 0).astype(np.uint8)
     label_map[covered & (best_conf < threshold)] = IGNORE
     return Aggregated(label_map, np.where(covered, best_conf, 0.0).astype(np.float32), cam_in_mask)
+
+
+def cam_agreement(region: npt.NDArray[np.bool_], cam: npt.NDArray[np.float32], cam_threshold: float) -> float:
+    """Share of a class's confident CAM region (CAM > ``cam_threshold``) that its mask covers (1.0
+    when the CAM is confident nowhere)."""
+    confident = cam > cam_threshold
+    n = int(np.count_nonzero(confident))
+    return float(np.count_nonzero(confident & region)) / n if n else 1.0
+
+
+def fill_stuff(
+    label_map: npt.NDArray[np.uint8],
+    masks: Sequence[ClassMask],
+    cams: npt.NDArray[np.float32],
+    tagged: Sequence[int],
+    agreement_threshold: float,
+    cam_threshold: float,
+) -> tuple[npt.NDArray[np.uint8], tuple[int, ...]]:
+    """Give back to amorphous ("stuff") classes what their CAM knows and their mask missed.
+
+    Per image and class, measured: a tagged class whose mask covers less than
+    ``agreement_threshold`` of its confident CAM region is stuff here (sky, grass, an uneven
+    texture: a point-prompted object mask takes a part of it). Per pixel: a pixel where such a
+    class has the highest CAM among the tagged classes, above ``cam_threshold``, takes that class
+    when no mask won it (0 or 255) or when the class that won it has no CAM support there
+    (its own CAM at most ``cam_threshold``); object masks the CAM supports keep their pixels.
+
+    Returns the new label map and the classes treated as stuff.
+    """
+    if agreement_threshold <= 0.0 or not tagged:
+        return label_map, ()
+    regions = {m.class_id: m.logits > 0 for m in masks}
+    stuff = tuple(
+        k for k in tagged if cam_agreement(regions.get(k, np.zeros(label_map.shape, bool)), cams[k - 1], cam_threshold) < agreement_threshold
+    )
+    if not stuff:
+        return label_map, ()
+    ids = np.array(tagged, np.int64)
+    sel = cams[ids - 1]
+    best = ids[sel.argmax(axis=0)]
+    best_cam = sel.max(axis=0)
+    current = label_map.astype(np.int64)
+    won = (current > 0) & (current != IGNORE)
+    support = np.zeros(label_map.shape, np.float32)
+    support[won] = cams[current[won] - 1, np.nonzero(won)[0], np.nonzero(won)[1]]
+    open_pixel = ~won | (support <= cam_threshold)
+    take = open_pixel & np.isin(best, stuff) & (best_cam > cam_threshold)
+    out = label_map.copy()
+    out[take] = best[take].astype(np.uint8)
+    return out, stuff

@@ -48,6 +48,8 @@ class PipelineConfig:
     max_prompts: int = 1000
     max_work_side: int = 1024
     max_request_bytes: int = 1536 * 1024 * 1024
+    stuff_agreement: float = 0.0
+    stuff_cam_threshold: float = 0.35
 
 
 class Timer:
@@ -160,6 +162,10 @@ class Segmenter:
             else:
                 conf_threshold = cfg.stability_confidence_threshold
             merged = aggregation.aggregate(masks, cams.cams, opts.confidence_score, conf_threshold, work_shape)
+            if cfg.stuff_agreement > 0.0 and any(m.uses_cam for m in masks):
+                cam_tagged = tuple(sorted({m.class_id for m in masks if m.uses_cam}))
+                filled, _ = aggregation.fill_stuff(merged.label_map, masks, cams.cams, cam_tagged, cfg.stuff_agreement, cfg.stuff_cam_threshold)
+                merged = aggregation.Aggregated(filled, merged.confidence, merged.cam_in_mask)
         with timer.stage("refinement"):
             probs = None
             if opts.refinement is Refinement.CRF:

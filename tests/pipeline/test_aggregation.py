@@ -51,3 +51,44 @@ def test_stability_x_cam_paper_rule() -> None:
 def test_no_masks_is_all_background() -> None:
     out = aggregate([], np.zeros((2, 3, 3), np.float32), ConfidenceScore.LOGIT_X_CAM, 0.0, (3, 3))
     assert not out.label_map.any()
+
+
+def _class_mask(class_id: int, region: np.ndarray) -> ClassMask:
+    return ClassMask(class_id=class_id, logits=np.where(region, 5.0, -5.0).astype(np.float32), iou_prediction=0.9, stability=0.9,
+                     prompts=(), instances=(), uses_cam=True)
+
+
+def test_fill_stuff_gives_a_stuff_class_what_its_cam_knows() -> None:
+    from service.pipeline.aggregation import cam_agreement, fill_stuff
+
+    cams = np.zeros((2, 10, 10), np.float32)
+    cams[0, :, :4] = 0.9  # class 1 (an object) in columns 0-3
+    cams[1, :, 4:] = 0.8  # class 2 (sky) in columns 4-9
+    cams[0, 0:2, 4:6] = 0.2  # where class 1's mask leaks into the sky, its own CAM is weak
+    obj = np.zeros((10, 10), bool)
+    obj[:, :4] = True
+    obj[0:2, 4:6] = True  # the leak
+    sky = np.zeros((10, 10), bool)
+    sky[8:, 8:] = True  # the sky mask covers 4 of its 60 CAM pixels
+    label_map = np.zeros((10, 10), np.uint8)
+    label_map[obj] = 1
+    label_map[sky] = 2
+    masks = [_class_mask(1, obj), _class_mask(2, sky)]
+    assert cam_agreement(sky, cams[1], 0.35) == pytest.approx(4 / 60)
+    assert cam_agreement(obj, cams[0], 0.35) == 1.0
+    out, stuff = fill_stuff(label_map, masks, cams, (1, 2), 0.5, 0.35)
+    assert stuff == (2,)
+    assert (out[:, :4] == 1).all()  # the object keeps what its CAM supports
+    assert (out[:, 4:] == 2).all()  # the sky, including the leak its CAM does not support
+    unchanged, none = fill_stuff(label_map, masks, cams, (1, 2), 0.0, 0.35)
+    assert none == () and np.array_equal(unchanged, label_map)
+
+
+def test_fill_stuff_leaves_pixels_no_cam_is_sure_of() -> None:
+    from service.pipeline.aggregation import fill_stuff
+
+    cams = np.full((1, 6, 6), 0.1, np.float32)
+    cams[0, :3] = 0.9
+    label_map = np.zeros((6, 6), np.uint8)
+    out, stuff = fill_stuff(label_map, [_class_mask(1, np.zeros((6, 6), bool))], cams, (1,), 0.5, 0.35)
+    assert stuff == (1,) and (out[:3] == 1).all() and (out[3:] == 0).all()
