@@ -65,12 +65,15 @@ class MissingData(RuntimeError):
 
 def run_step(name: str, args: list[str], times: dict[str, float], reuse: Path | None = None) -> None:
     """Run one toolkit command and time it; with ``reuse`` (a checkpoint of an earlier run) take that
-    run's recorded training seconds instead of training again."""
+    run's recorded training seconds instead of training again (and export it where ``--repo`` says)."""
     if reuse is not None and reuse.is_file():
         from training.checkpoints import load
 
         times[name] = float(load(reuse)["provenance"]["seconds"])
         print(f"== {name}: reusing {reuse} (trained in {times[name]} s)", flush=True)
+        if "--repo" in args:
+            subprocess.run([sys.executable, "-m", "training", "export", "--checkpoint", str(reuse), "--repo", args[args.index("--repo") + 1]],
+                           cwd=ROOT, check=True)
         return
     cmd = [sys.executable, "-m", "training", *args]
     print(f"== {name}: {' '.join(cmd)}", flush=True)
@@ -123,6 +126,7 @@ def main() -> int:
     parser.add_argument("--work", default=str(ROOT / "work" / "real"), help="work root: <work>/<dataset>, <work>/shared")
     parser.add_argument("--results", default=str(ROOT / "docs" / "results"))
     parser.add_argument("--ablation", action="store_true", help="also S2C with SSC alone and CPM alone (the ablation table)")
+    parser.add_argument("--reuse", action="store_true", help="reuse the checkpoints of an earlier run of this data set (their recorded times)")
     args = parser.parse_args()
     cfg = CONFIGS[args.dataset]
     data = DATA / args.dataset
@@ -147,8 +151,9 @@ def main() -> int:
         repo = work / f"repo_{name.replace('+', '_')}"
         repo_with_promptable(repo, promptable, times)
         extra = [] if losses is None else ["--s2c", str(repo), "--s2c-losses", losses, *s2c_args]
+        ckpt = work / f"classifier_{name}.pt"
         run_step(f"train_classifier_{name}", ["train-classifier", *split, "--steps", str(steps["classifier"]), "--init", str(pretrain),
-                                              *extra, "--out", str(work / f"classifier_{name}.pt"), "--repo", str(repo)], times)
+                                              *extra, "--out", str(ckpt), "--repo", str(repo)], times, ckpt if args.reuse else None)
         repos[name] = repo
     repo, repo_gt = repos["ssc+cpm"], work / "repo_gt"
     balance = ["--balance"] if cfg.balance else []
@@ -156,9 +161,11 @@ def main() -> int:
                               "--out", str(work / "pseudo"), "--no-overlays"], times)
     run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(work / "pseudo" / "masks"), "--init-classifier",
                                       str(work / "classifier_ssc+cpm.pt"), "--steps", str(steps["deeplab"]), *balance,
-                                      "--out", str(work / "deeplab.pt"), "--repo", str(repo)], times)
+                                      "--out", str(work / "deeplab.pt"), "--repo", str(repo)], times,
+             work / "deeplab.pt" if args.reuse else None)
     run_step("train_deeplab_gt", ["train-deeplab", *split, "--init-classifier", str(work / "classifier_bce.pt"), "--steps",
-                                  str(steps["deeplab"]), *balance, "--out", str(work / "deeplab_gt.pt"), "--repo", str(repo_gt)], times)
+                                  str(steps["deeplab"]), *balance, "--out", str(work / "deeplab_gt.pt"), "--repo", str(repo_gt)], times,
+             work / "deeplab_gt.pt" if args.reuse else None)
     report_path = work / "report.json"
     run_step("evaluate", ["evaluate", "--data", str(data), "--ids", cfg.eval, "--model-repo", str(repo),
                           "--deeplab", f"deeplab_gt={repo_gt}", "--out", str(report_path)], times)

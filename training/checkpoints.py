@@ -36,8 +36,16 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def classifier_from(ckpt: dict[str, Any]) -> CamNet:
+    """The classifier of a ``cam_classifier`` checkpoint; of a ``deeplab`` checkpoint, a classifier
+    with its backbone (e.g. one pretrained densely on another data set's masks) and a new class layer."""
     net = CamNet(len(ckpt["classes"]))
-    net.load_state_dict(ckpt["state"]["net"])
+    if ckpt["kind"] == "deeplab":
+        backbone = {k.removeprefix("backbone."): v for k, v in ckpt["state"]["net"].items() if k.startswith("backbone.")}
+        net.backbone.load_state_dict(backbone)
+    elif ckpt["kind"] == "cam_classifier":
+        net.load_state_dict(ckpt["state"]["net"])
+    else:
+        raise ValueError(f"a {ckpt['kind']} checkpoint has no classifier backbone")
     return net.eval()
 
 

@@ -238,7 +238,8 @@ def register(sub: Any) -> None:
     add_split(p)
     p.add_argument("--no-balance", action="store_true", help="draw images uniformly (default: every class, and 'no class', equally often)")
     p.add_argument("--scales", default="0.5,0.625,0.75,1.0", help="training scales of the letterboxed image, one per batch")
-    p.add_argument("--init", default=None, help="start the backbone from this classifier checkpoint (e.g. one pretrained on another folder)")
+    p.add_argument("--init", default=None,
+                   help="start the backbone from this classifier or DeepLab checkpoint (e.g. one pretrained on another folder)")
     p.add_argument("--s2c", default=None, metavar="REPO",
                    help="add S2C's losses with the promptable model (sam_encoder + sam_decoder) of this model repository")
     p.add_argument("--s2c-losses", default="ssc,cpm", help="which S2C losses: ssc, cpm or ssc,cpm")
@@ -269,7 +270,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("train-deeplab", help="train DeepLabv3+ on pseudo-labels (--labels DIR) or on the folder's ground truth")
     add_split(p)
     p.add_argument("--labels", default=None, help="folder of label-map PNGs (pseudo-label's masks/); default: the ground truth")
-    p.add_argument("--init-classifier", default=None, help="start the backbone from this classifier checkpoint")
+    p.add_argument("--init-classifier", default=None, help="start the backbone from this classifier (or DeepLab) checkpoint")
     p.add_argument("--balance", action="store_true", help="defect-centred crops and class-weighted loss (rare, small classes)")
     _common(p, 1000, 16)
     p.set_defaults(func=cmd_train_deeplab)

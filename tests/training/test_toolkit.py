@@ -300,3 +300,13 @@ def test_evaluate_promptable_scores_boxes_and_clicks(tmp_path: Path, trained: di
         assert set(m["per_class"]) <= {"background", "object"} and 0.0 <= m["miou"] <= 1.0
     assert report["promptable_trained_on"]
     assert training_main(["evaluate-promptable", "--data", str(trained["other"]), "--model-repo", str(trained["repo"]), "--out", str(out)]) == 2
+
+
+def test_classifier_can_start_from_a_deeplab_backbone(trained: dict[str, Path]) -> None:
+    ckpt = checkpoints.load(trained["tmp"] / "dl_gt.pt")
+    net = checkpoints.classifier_from(ckpt)
+    backbone = {k.removeprefix("backbone."): v for k, v in ckpt["state"]["net"].items() if k.startswith("backbone.")}
+    for k, v in net.backbone.state_dict().items():
+        assert torch.equal(v, backbone[k])
+    with pytest.raises(ValueError, match="no classifier backbone"):
+        checkpoints.classifier_from(checkpoints.load(trained["tmp"] / "prm.pt"))
