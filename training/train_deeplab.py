@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import torch.nn.functional as F
 
 from training.common import batches, log, lr_at, to_tensor
 from training.nets import CamNet, DeepLab
+from training.train_classifier import balanced_weights
 
 CROP = 160
 
@@ -32,8 +35,10 @@ def train_deeplab(
 
     Random ``CROP`` crops (the whole image when smaller) and flips; the backbone starts from the classifier's (``init_from``),
     the way DeepLab starts from an ImageNet backbone. ``balanced`` (for rare, small classes such as
-    defects): half the crops are centred on a random labelled foreground pixel, and the loss weighs
-    each class by sqrt(background pixels / its pixels), capped at 10.
+    defects): images are drawn so that every class (and "no class") comes up equally often (rare
+    class sampling, ``balanced_weights`` of the classes each label map holds: on magnetic_tile 70 %
+    of the images are defect-free), half the crops are centred on a random labelled foreground
+    pixel, and the loss weighs each class by sqrt(background pixels / its pixels), capped at 10.
     """
     rng = np.random.default_rng(seed)
     net = DeepLab(num_classes)
@@ -51,7 +56,17 @@ def train_deeplab(
         log.info("deeplab class weights %s", np.round(weight.numpy(), 2).tolist())
     net.train()
     start = time.perf_counter()
-    for step, idx in enumerate(batches(n, batch_size, rng)):
+    sampler: Iterator[npt.NDArray[np.int64]] = batches(n, batch_size, rng)
+    if balanced:
+        present = np.zeros((n, num_classes), np.float32)
+        for i, m in enumerate(masks):
+            ids = np.unique(m)
+            ids = ids[(ids > 0) & (ids <= num_classes)]
+            present[i, ids - 1] = 1.0
+        p = balanced_weights(present)
+        size = min(batch_size, n)
+        sampler = (rng.choice(n, size, replace=False, p=p) for _ in itertools.count())
+    for step, idx in enumerate(sampler):
         if step >= steps:
             break
         ys = rng.integers(0, h - crop + 1, len(idx))
