@@ -167,6 +167,66 @@ def cmd_predict(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespace)
     return 0
 
 
+def cmd_everything(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespace) -> int:
+    """Class-agnostic proposals of each image: <stem>.everything.json (COCO-style: segmentation RLE,
+    bbox, area, scores) and <stem>.everything.png (each proposal in its own colour, smallest on top)."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    options = pb.EverythingOptions(points_per_side=args.points_per_side, max_masks=args.max_masks, min_mask_region_area=args.min_area)
+    if args.pred_iou_thresh is not None:
+        options.pred_iou_thresh = args.pred_iou_thresh
+    if args.stability_score_thresh is not None:
+        options.stability_score_thresh = args.stability_score_thresh
+    paths = images_in(Path(args.image))
+    for path in tqdm(paths, unit="img", disable=len(paths) == 1):
+        resp = stub.SegmentEverything(
+            pb.SegmentEverythingRequest(id=path.name, image=pb.Image(encoded=path.read_bytes()), options=options), timeout=args.timeout
+        )
+        anns = [
+            {"id": i + 1, "segmentation": {"size": list(p.rle.size), "counts": p.rle.counts}, "bbox": list(p.bbox), "area": p.area,
+             "predicted_iou": p.predicted_iou, "stability_score": p.stability_score, "point_coords": [[p.point.x, p.point.y]]}
+            for i, p in enumerate(resp.proposals)
+        ]
+        (out / f"{path.stem}.everything.json").write_text(json.dumps({"image": path.name, "annotations": anns}, indent=1) + "\n")
+        image = np.asarray(Image.open(path).convert("RGB"))
+        label_map = np.zeros(image.shape[:2], np.uint8)
+        for i in sorted(range(len(resp.proposals)), key=lambda i: -resp.proposals[i].area):
+            label_map[_decode_rle(resp.proposals[i].rle)] = i % 254 + 1
+        Image.fromarray(overlay(image, label_map)).save(out / f"{path.stem}.everything.png")
+        if len(paths) > 1:
+            tqdm.write(f"{path.name}: {len(resp.proposals)} proposals from {resp.points} points")
+    print(f"{len(paths)} image(s) into {out} (<stem>.everything.json, .everything.png)")
+    return 0
+
+
+def _decode_rle(rle: pb.CocoRle) -> npt.NDArray[np.bool_]:
+    """COCO compressed RLE -> binary [H, W] mask (the inverse of the server's encoding)."""
+    h, w = rle.size
+    counts: list[int] = []
+    i = 0
+    s = rle.counts
+    while i < len(s):
+        x, k, more = 0, 0, True
+        while more:
+            c = ord(s[i]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            i += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(counts) > 2:
+            x += counts[-2]
+        counts.append(x)
+    flat = np.zeros(h * w, bool)
+    pos = 0
+    for j, n in enumerate(counts):
+        if j % 2:
+            flat[pos : pos + n] = True
+        pos += n
+    return flat.reshape(w, h).T
+
+
 def cmd_models(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespace) -> int:
     print(json.dumps(MessageToDict(stub.ListModels(pb.ListModelsRequest(), timeout=args.timeout), preserving_proto_field_name=True), indent=2))
     return 0
@@ -224,6 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     pre.add_argument("image")
     pre.add_argument("--out", default="out")
     sub.add_parser("models", help="list the served models")
+    eve = sub.add_parser("everything", help="image (or folder) -> class-agnostic mask proposals (SegmentEverything)")
+    eve.add_argument("image")
+    eve.add_argument("--points-per-side", type=int, default=16, help="grid of N x N point prompts (the server's default is 32)")
+    eve.add_argument("--pred-iou-thresh", type=float, default=None)
+    eve.add_argument("--stability-score-thresh", type=float, default=None)
+    eve.add_argument("--min-area", type=int, default=0, help="min_mask_region_area")
+    eve.add_argument("--max-masks", type=int, default=0)
+    eve.add_argument("--out", default="out")
     args = parser.parse_args(argv)
     limit = args.max_message_mb * 1024 * 1024
     options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
@@ -232,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             channel = grpc.intercept_channel(channel, _BearerToken(args.token))
         stub = pb_grpc.SegmentationServiceStub(channel)
         try:
-            return {"segment": cmd_segment, "predict": cmd_predict, "models": cmd_models}[args.command](stub, args)
+            commands = {"segment": cmd_segment, "predict": cmd_predict, "models": cmd_models, "everything": cmd_everything}
+            return commands[args.command](stub, args)
         except grpc.RpcError as err:
             print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)  # type: ignore[attr-defined]
             return 2

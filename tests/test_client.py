@@ -11,6 +11,7 @@ from PIL import Image
 from service.api.background import BackgroundServer
 from service.client import main, overlay
 from training.synthetic import HELD_OUT_SEED, generate
+from wsss.v1 import segmentation_pb2 as pb
 
 
 def test_segment_one_image_writes_mask_overlay_and_json(server: BackgroundServer, tmp_path: Path) -> None:
@@ -86,3 +87,21 @@ def test_bad_flag_is_a_usage_error(capsys: object) -> None:
     with pytest.raises(SystemExit):
         main(["segment", "x.png", "--box", "spot:1,2,3"])
     assert "needs 4 numbers, got 3" in capsys.readouterr().err  # type: ignore[attr-defined]
+
+
+def test_everything_writes_coco_proposals_and_an_overlay(server: BackgroundServer, tmp_path: Path) -> None:
+    from pycocotools import mask as coco_mask
+
+    from service.client import _decode_rle
+
+    Image.fromarray(generate(HELD_OUT_SEED, 2).image[:120, :100]).save(tmp_path / "x.png")
+    assert main(["--address", server.address, "everything", str(tmp_path / "x.png"), "--points-per-side", "4", "--pred-iou-thresh", "0",
+                 "--stability-score-thresh", "0", "--out", str(tmp_path / "o")]) == 0
+    result = json.loads((tmp_path / "o" / "x.everything.json").read_text())
+    assert result["image"] == "x.png" and result["annotations"]
+    for ann in result["annotations"]:
+        rle = dict(ann["segmentation"], counts=ann["segmentation"]["counts"].encode())
+        want = coco_mask.decode(rle).astype(bool)
+        got = _decode_rle(pb.CocoRle(size=ann["segmentation"]["size"], counts=ann["segmentation"]["counts"]))
+        assert np.array_equal(got, want) and got.sum() == ann["area"]
+    assert Image.open(tmp_path / "o" / "x.everything.png").size == (100, 120)
