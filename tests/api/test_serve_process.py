@@ -153,7 +153,8 @@ def test_hostile_requests_in_a_real_process(tmp_path: object) -> None:
             slow = pb.SegmentRequest(image=pb.Image(encoded=png_bytes(noise)),
                                      labels=pb.WeakLabels(scribbles=[pb.ScribbleLabel(label="crack", points=zigzag, width=3)]),
                                      options=pb.SegmentOptions(refinement=pb.REFINEMENT_CRF))
-            worker = threading.Thread(target=lambda: _ignore_rpc_error(lambda: stub.Segment(slow, timeout=120)))
+            outcome: list[object] = []
+            worker = threading.Thread(target=lambda: outcome.append(_outcome_of(lambda: stub.Segment(slow, timeout=120))))
             worker.start()
             time.sleep(0.5)
             signalled = time.monotonic()
@@ -162,16 +163,19 @@ def test_hostile_requests_in_a_real_process(tmp_path: object) -> None:
             exited = time.monotonic() - signalled
             worker.join(30)
         log_file.close()
-        assert exited <= grace + 2.0, f"exited {exited:.1f} s after SIGTERM with a {grace:.0f} s grace"
+        # bounded shutdown: the slow call was cut short (no response), not waited for
+        assert outcome == ["failed"], f"the slow call was not stopped by the shutdown (exited {exited:.1f} s after SIGTERM, grace {grace:.0f} s)"
     finally:
         if proc.poll() is None:
             proc.kill()
 
 
-def _ignore_rpc_error(call: object) -> None:
+def _outcome_of(call: object) -> str:
+    """'ok' or 'failed' (an RPC error)."""
     import grpc
 
     try:
         call()  # type: ignore[operator]
     except grpc.RpcError:
-        pass
+        return "failed"
+    return "ok"
