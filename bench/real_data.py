@@ -40,17 +40,19 @@ PROMPTABLE_FROM = ["duts_tr", "deepcrack"]
 
 @dataclass(frozen=True)
 class Config:
-    """One data set's run: train/eval id regexes, letterbox size, whether DeepLab needs class balancing."""
+    """One data set's run: train/eval id regexes, letterbox size, whether DeepLab needs class
+    balancing, the pipeline's stuff agreement (chosen on a part of the training split: docs/RESULTS.md)."""
 
     train: str
     eval: str
     size: int
     balance: bool
+    stuff_agreement: float
 
 
 CONFIGS = {
-    "magnetic_tile": Config(".*_exp[0-3]_.*", ".*_exp4_.*", 320, True),
-    "msrc_v2": Config(r"\d+_([1-9]|1[0-5])_s", r"\d+_(1[6-9]|20)_s", 256, False),
+    "magnetic_tile": Config(".*_exp[0-3]_.*", ".*_exp4_.*", 320, True, 1.0),
+    "msrc_v2": Config(r"\d+_([1-9]|1[0-5])_s", r"\d+_(1[6-9]|20)_s", 256, False, 1.0),
 }
 STEPS = {"pretrain": 1200, "pretrain_images": 1500, "promptable": 4000, "classifier": 2000, "deeplab": 1000, "synthetic": 600,
          "cpm_warmup": 300, "cpm_refresh": 300}
@@ -157,8 +159,9 @@ def main() -> int:
         repos[name] = repo
     repo, repo_gt = repos["ssc+cpm"], work / "repo_gt"
     balance = ["--balance"] if cfg.balance else []
+    stuff = ["--stuff-agreement", str(cfg.stuff_agreement)]
     run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg.train, "--model-repo", str(repo),
-                              "--out", str(work / "pseudo"), "--no-overlays"], times)
+                              "--out", str(work / "pseudo"), "--no-overlays", *stuff], times)
     run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(work / "pseudo" / "masks"), "--init-classifier",
                                       str(work / "classifier_ssc+cpm.pt"), "--steps", str(steps["deeplab"]), *balance,
                                       "--out", str(work / "deeplab.pt"), "--repo", str(repo)], times,
@@ -168,7 +171,7 @@ def main() -> int:
              work / "deeplab_gt.pt" if args.reuse else None)
     report_path = work / "report.json"
     run_step("evaluate", ["evaluate", "--data", str(data), "--ids", cfg.eval, "--model-repo", str(repo),
-                          "--deeplab", f"deeplab_gt={repo_gt}", "--out", str(report_path)], times)
+                          "--deeplab", f"deeplab_gt={repo_gt}", "--out", str(report_path), *stuff], times)
     report = json.loads(report_path.read_text())
     ablation = {}
     for name, r in repos.items():
@@ -184,6 +187,7 @@ def main() -> int:
     baseline = ablation["bce"]
     report.update({
         "train_split": cfg.train, "eval_split": cfg.eval, "letterbox_size": cfg.size, "deeplab_balanced": cfg.balance,
+        "stuff_agreement": cfg.stuff_agreement,
         "promptable_trained_on": PROMPTABLE_FROM + [f"synthetic:{steps['synthetic']}"],
         "steps": steps, "seconds": times, "total_seconds": round(sum(times.values()), 1),
         "shared_seconds": shared_times, "shared_total_seconds": round(sum(shared_times.values()), 1),
