@@ -7,8 +7,9 @@ Steps (each one ``python -m training <command>`` process, so its wall time is wh
    pretrain a classifier on procedural samples (our stand-in for an ImageNet backbone), and
    train the promptable (SAM-contract) model on ``PROMPTABLE_FROM`` (salient objects of natural
    images + cracks + procedural samples): never on the evaluated data set, nor on ecssd.
-2. per data set: train-classifier with plain BCE (the baseline), train-classifier with S2C's losses
-   (SSC + CPM, ``--s2c``), pseudo-label the training split with the S2C classifier, train-deeplab on
+2. per data set: train-classifier with plain BCE (the baseline), then S2C: the BCE classifier
+   trained on with S2C's losses (SSC + CPM, ``--s2c``) for ``s2c`` more steps (the BCE run is
+   S2C's warm-up; the paper switches CPM on after its first epochs), pseudo-label the training split with the S2C classifier, train-deeplab on
    the pseudo-labels and on the ground truth (the upper bound; class-balanced on data sets of rare
    small defects), evaluate every method on the evaluation split.
 3. ``--ablation``: also S2C with each loss alone; every classifier's CAM-threshold mIoU in a
@@ -54,10 +55,10 @@ CONFIGS = {
     "magnetic_tile": Config(".*_exp[0-3]_.*", ".*_exp4_.*", 320, True, 1.0),
     "msrc_v2": Config(r"\d+_([1-9]|1[0-5])_s", r"\d+_(1[6-9]|20)_s", 256, False, 1.0),
 }
-STEPS = {"pretrain": 1200, "pretrain_images": 1500, "promptable": 4000, "classifier": 2000, "deeplab": 1000, "synthetic": 600,
-         "cpm_warmup": 300, "cpm_refresh": 300}
-QUICK = {"pretrain": 20, "pretrain_images": 32, "promptable": 20, "classifier": 20, "deeplab": 20, "synthetic": 16,
-         "cpm_warmup": 5, "cpm_refresh": 10}
+STEPS = {"pretrain": 1200, "pretrain_images": 1500, "promptable": 4000, "classifier": 2000, "s2c": 600, "deeplab": 1000,
+         "synthetic": 600, "cpm_warmup": 0, "cpm_refresh": 300}
+QUICK = {"pretrain": 20, "pretrain_images": 32, "promptable": 20, "classifier": 20, "s2c": 10, "deeplab": 20, "synthetic": 16,
+         "cpm_warmup": 0, "cpm_refresh": 5}
 ABLATION = {"bce": None, "ssc": "ssc", "cpm": "cpm", "ssc+cpm": "ssc,cpm"}
 
 
@@ -152,10 +153,13 @@ def main() -> int:
     for name, losses in variants.items():
         repo = work / f"repo_{name.replace('+', '_')}"
         repo_with_promptable(repo, promptable, times)
-        extra = [] if losses is None else ["--s2c", str(repo), "--s2c-losses", losses, *s2c_args]
         ckpt = work / f"classifier_{name}.pt"
-        run_step(f"train_classifier_{name}", ["train-classifier", *split, "--steps", str(steps["classifier"]), "--init", str(pretrain),
-                                              *extra, "--out", str(ckpt), "--repo", str(repo)], times, ckpt if args.reuse else None)
+        if losses is None:
+            cmd = ["--steps", str(steps["classifier"]), "--init", str(pretrain)]
+        else:
+            cmd = ["--steps", str(steps["s2c"]), "--init", str(work / "classifier_bce.pt"), "--s2c", str(repo), "--s2c-losses", losses, *s2c_args]
+        run_step(f"train_classifier_{name}", ["train-classifier", *split, *cmd, "--out", str(ckpt), "--repo", str(repo)], times,
+                 ckpt if args.reuse else None)
         repos[name] = repo
     repo, repo_gt = repos["ssc+cpm"], work / "repo_gt"
     balance = ["--balance"] if cfg.balance else []

@@ -45,12 +45,14 @@ def cmd_train_classifier(args: argparse.Namespace) -> None:
     data = training_set(folder, ids, args.size, need_masks=False)
     start = time.perf_counter()
     scales = tuple(float(x) for x in args.scales.split(","))
-    init = checkpoints.classifier_from(checkpoints.load(Path(args.init))) if args.init else None
+    init_ckpt = checkpoints.load(Path(args.init)) if args.init else None
+    init = checkpoints.classifier_from(init_ckpt) if init_ckpt is not None else None
+    keep_head = init_ckpt is not None and init_ckpt["kind"] == "cam_classifier" and tuple(init_ckpt["classes"]) == folder.classes
     s2c, s2c_prov = _s2c(args, folder, data) if args.s2c else (None, None)
     net = train_classifier(data, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, balanced=not args.no_balance,
-                           scales=scales, init_from=init, s2c=s2c)
+                           scales=scales, init_from=init, s2c=s2c, keep_head=keep_head)
     prov = _provenance(folder, ids, args, time.perf_counter() - start, masks_used=False, balanced=not args.no_balance, scales=scales,
-                       init=args.init, s2c=s2c_prov)
+                       init=args.init, init_class_layer=keep_head, s2c=s2c_prov)
     checkpoints.save(Path(args.out), "cam_classifier", folder.classes, {"net": net.state_dict()}, prov)
     _finish(Path(args.out), args.repo)
 

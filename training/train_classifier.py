@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from training.common import TrainingSet, batches, log, lr_at, to_tensor
 from training.nets import CamNet
-from training.s2c import CpmSource, augment_like, cpm_loss, cpm_targets, ssc_loss
+from training.s2c import CpmSource, augment_like, cpm_loss, cpm_targets, downsample_targets, ssc_loss
 
 
 @dataclass
@@ -58,7 +58,7 @@ def balanced_weights(targets: npt.NDArray[np.float32]) -> npt.NDArray[np.float64
 def train_classifier(
     data: TrainingSet, out: Path | None = None, steps: int = 700, batch_size: int = 16, lr: float = 2e-3, seed: int = 0,
     balanced: bool = False, scales: tuple[float, ...] = (0.5, 0.625, 0.75, 1.0), init_from: CamNet | None = None,
-    s2c: S2C | None = None,
+    s2c: S2C | None = None, keep_head: bool = False,
 ) -> CamNet:
     """Train ``CamNet`` on ``data`` and save its state dict to ``out``.
 
@@ -67,12 +67,16 @@ def train_classifier(
     ``balanced``: draw batches with ``balanced_weights`` instead of uniformly, and weigh each
     class's positives by its negatives / positives (capped at 10) in the loss.
     ``init_from``: start the backbone from this (pre)trained classifier; the class layer starts anew.
+    ``keep_head``: also keep ``init_from``'s class layer (fine-tuning a classifier of the same classes).
     ``s2c``: add S2C's losses (their targets follow the batch's flips, rotation and scale).
     """
     rng = np.random.default_rng(seed)
     net = CamNet(data.num_classes)
     if init_from is not None:
-        net.backbone.load_state_dict(init_from.backbone.state_dict())
+        if keep_head:
+            net.load_state_dict(init_from.state_dict())
+        else:
+            net.backbone.load_state_dict(init_from.backbone.state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     hot = data.multi_hot()
     targets = torch.from_numpy(hot)
@@ -109,6 +113,7 @@ def train_classifier(
             if cpm is None or (step - s2c.warmup) % s2c.refresh == 0:
                 cpm = _all_cpm_targets(net, data, hot, s2c.cpm, labelled)
             target = augment_like(torch.from_numpy(cpm[idx].astype(np.int64))[:, None], *aug, nearest=True)[:, 0]
+            target = downsample_targets(target, (2 * cams.shape[2], 2 * cams.shape[3]))
             cpm_term = cpm_loss(cams, targets[idx], target)
             loss = loss + s2c.cpm_weight * cpm_term
             parts["cpm"] = cpm_term.item()

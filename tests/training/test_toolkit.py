@@ -242,9 +242,9 @@ def test_train_classifier_starts_from_a_pretrained_backbone(trained: dict[str, P
     before = checkpoints.load(trained["tmp"] / "cls.pt")["state"]["net"]
     after = checkpoints.load(tmp_path / "c.pt")
     assert after["provenance"]["init"] == str(trained["tmp"] / "cls.pt") and after["provenance"]["balanced"]
-    for k, v in before.items():
-        if k.startswith("backbone."):
-            assert torch.equal(v, after["state"]["net"][k]), k
+    for k, v in before.items():  # same classes: the class layer is kept too (S2C goes on from the BCE classifier)
+        assert torch.equal(v, after["state"]["net"][k]), k
+    assert after["provenance"]["init_class_layer"]
 
 
 def test_train_deeplab_balanced_runs_and_records_it(trained: dict[str, Path], tmp_path: Path) -> None:
