@@ -129,14 +129,18 @@ def main() -> int:
     parser.add_argument("--work", default=str(ROOT / "work" / "real"), help="work root: <work>/<dataset>, <work>/shared")
     parser.add_argument("--results", default=str(ROOT / "docs" / "results"))
     parser.add_argument("--ablation", action="store_true", help="also S2C with SSC alone and CPM alone (the ablation table)")
-    parser.add_argument("--reuse", action="store_true", help="reuse the checkpoints of an earlier run of this data set (their recorded times)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the checkpoints and pseudo-labels of an earlier run of this data set (their recorded times)")
+    parser.add_argument("--deeplab-steps", type=int, default=None, help="steps of each DeepLab training (default 1000)")
     args = parser.parse_args()
     cfg = CONFIGS[args.dataset]
     data = DATA / args.dataset
     if not data.is_dir():
         print(f"skipped: {data} is not here (the real data sets live in ../shared/data)")
         return 0
-    steps = QUICK if args.quick else STEPS
+    steps = dict(QUICK if args.quick else STEPS)
+    if args.deeplab_steps:
+        steps["deeplab"] = args.deeplab_steps
     work_root = Path(args.work)
     work = work_root / (args.dataset + ("_quick" if args.quick else ""))
     shared_times: dict[str, float] = {}
@@ -164,8 +168,13 @@ def main() -> int:
     repo, repo_gt = repos["ssc+cpm"], work / "repo_gt"
     balance = ["--balance"] if cfg.balance else []
     stuff = ["--stuff-agreement", str(cfg.stuff_agreement)]
-    run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg.train, "--model-repo", str(repo),
-                              "--out", str(work / "pseudo"), "--no-overlays", *stuff], times)
+    summary = work / "pseudo" / "pseudo_labels.json"
+    if args.reuse and summary.is_file():
+        times["pseudo_label"] = float(json.loads(summary.read_text())["seconds"])
+        print(f"== pseudo_label: reusing {summary} (made in {times['pseudo_label']} s)", flush=True)
+    else:
+        run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg.train, "--model-repo", str(repo),
+                                  "--out", str(work / "pseudo"), "--no-overlays", *stuff], times)
     run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(work / "pseudo" / "masks"), "--init-classifier",
                                       str(work / "classifier_ssc+cpm.pt"), "--steps", str(steps["deeplab"]), *balance,
                                       "--out", str(work / "deeplab.pt"), "--repo", str(repo)], times,
