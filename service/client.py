@@ -22,6 +22,7 @@ from google.protobuf.json_format import MessageToDict
 from PIL import Image
 from tqdm import tqdm
 
+from service.pipeline.encoding import decompress_counts, mask_from_counts
 from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 
@@ -202,29 +203,7 @@ def cmd_everything(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespa
 def _decode_rle(rle: pb.CocoRle) -> npt.NDArray[np.bool_]:
     """COCO compressed RLE -> binary [H, W] mask (the inverse of the server's encoding)."""
     h, w = rle.size
-    counts: list[int] = []
-    i = 0
-    s = rle.counts
-    while i < len(s):
-        x, k, more = 0, 0, True
-        while more:
-            c = ord(s[i]) - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            i += 1
-            k += 1
-            if not more and c & 0x10:
-                x |= -1 << (5 * k)
-        if len(counts) > 2:
-            x += counts[-2]
-        counts.append(x)
-    flat = np.zeros(h * w, bool)
-    pos = 0
-    for j, n in enumerate(counts):
-        if j % 2:
-            flat[pos : pos + n] = True
-        pos += n
-    return flat.reshape(w, h).T
+    return mask_from_counts(decompress_counts(rle.counts), h, w)
 
 
 def cmd_models(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespace) -> int:

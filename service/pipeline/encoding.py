@@ -47,3 +47,34 @@ def compress_counts(counts: list[int] | tuple[int, ...]) -> str:
                 c |= 0x20
             chars.append(chr(c + 48))
     return "".join(chars)
+
+
+def decompress_counts(counts: str) -> list[int]:
+    """Uncompressed run lengths of a COCO compressed counts string (the inverse of ``compress_counts``)."""
+    out: list[int] = []
+    i = 0
+    while i < len(counts):
+        x, k, more = 0, 0, True
+        while more:
+            c = ord(counts[i]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            i += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(out) > 2:
+            x += out[-2]
+        out.append(x)
+    return out
+
+
+def mask_from_counts(counts: list[int] | tuple[int, ...], height: int, width: int) -> npt.NDArray[np.bool_]:
+    """The binary [H, W] mask of uncompressed run lengths (column-major, zeros first)."""
+    flat = np.zeros(height * width, bool)
+    pos = 0
+    for i, n in enumerate(counts):
+        if i % 2:
+            flat[pos : pos + n] = True
+        pos += n
+    return flat.reshape(width, height).T

@@ -21,7 +21,7 @@ from service.errors import Cancelled, InvalidInput
 from service.models.imageops import resize_maps
 from service.models.sam import ImageEmbedding, ImageEncoder, SamDecoder
 from service.pipeline.amg_filters import box_nms, mask_boxes, point_grid, remove_small_regions, stability_scores
-from service.pipeline.encoding import rle_counts
+from service.pipeline.encoding import mask_from_counts, rle_counts
 from service.pipeline.work_frame import WorkFrame, refuse_over_budget
 
 MULTIMASK = (1, 2, 3)
@@ -94,13 +94,7 @@ class Proposal:
 
     def mask(self) -> npt.NDArray[np.bool_]:
         """The binary [H, W] mask."""
-        flat = np.zeros(self.height * self.width, bool)
-        pos = 0
-        for i, n in enumerate(self.counts):
-            if i % 2:
-                flat[pos : pos + n] = True
-            pos += n
-        return flat.reshape(self.width, self.height).T
+        return mask_from_counts(self.counts, self.height, self.width)
 
 
 @dataclass(frozen=True)
