@@ -34,12 +34,17 @@ class TrainingSet:
         """[N, C] image-level labels: ``labels`` when given, else 1 where the class has visible pixels."""
         if self.labels is not None:
             return self.labels
-        out = np.zeros((len(self.masks), self.num_classes), np.float32)
-        for i, m in enumerate(self.masks):
-            present = np.unique(m)
-            present = present[(present > 0) & (present <= self.num_classes)]
-            out[i, present - 1] = 1.0
-        return out
+        return class_presence(self.masks, self.num_classes)
+
+
+def class_presence(masks: npt.NDArray[np.uint8], num_classes: int) -> npt.NDArray[np.float32]:
+    """[N, C] 1 where label map n holds pixels of class c + 1 (0 and 255 not classes)."""
+    out = np.zeros((len(masks), num_classes), np.float32)
+    for i, m in enumerate(masks):
+        present = np.unique(m)
+        present = present[(present > 0) & (present <= num_classes)]
+        out[i, present - 1] = 1.0
+    return out
 
 
 def _gen(args: tuple[int, int, int]) -> Sample:

@@ -12,7 +12,7 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
-from training.common import batches, log, lr_at, to_tensor
+from training.common import batches, class_presence, log, lr_at, to_tensor
 from training.nets import CamNet, DeepLab
 from training.train_classifier import balanced_weights
 
@@ -58,12 +58,7 @@ def train_deeplab(
     start = time.perf_counter()
     sampler: Iterator[npt.NDArray[np.int64]] = batches(n, batch_size, rng)
     if balanced:
-        present = np.zeros((n, num_classes), np.float32)
-        for i, m in enumerate(masks):
-            ids = np.unique(m)
-            ids = ids[(ids > 0) & (ids <= num_classes)]
-            present[i, ids - 1] = 1.0
-        p = balanced_weights(present)
+        p = balanced_weights(class_presence(masks, num_classes))
         size = min(batch_size, n)
         sampler = (rng.choice(n, size, replace=False, p=p) for _ in itertools.count())
     for step, idx in enumerate(sampler):
