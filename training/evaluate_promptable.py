@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage as ndi
 from tqdm import tqdm
 
 from service.models.sam import SamDecoder, SamEncoder
@@ -25,10 +24,11 @@ from service.pipeline.types import IGNORE
 from service.runtime import ModelRepository
 from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from training.datasets import DatasetFolder
-from training.derive_labels import components
+from training.derive_labels import boxes, points
 from training.evaluate import MethodScore
 
 MODES = ("box", "click", "box_index3", "click_index3")
+OBJECT = ("object",)
 
 
 def _choose(mode: str, iou: npt.NDArray[np.float32]) -> int:
@@ -52,20 +52,15 @@ def evaluate_promptable(repo: Path, folder: DatasetFolder, ids: Sequence[str]) -
         start = time.perf_counter()
         emb = encoder.embed(image)
         encode_s = time.perf_counter() - start
-        found = components(binary)
-        objects += len(found)
+        prompts = {
+            "box": [(np.array([[b.x0, b.y0], [b.x1, b.y1]], np.float32), np.array([2.0, 3.0], np.float32)) for b in boxes(binary, OBJECT)],
+            "click": [(np.array([[c.x, c.y]], np.float32), np.ones(1, np.float32)) for c in points(binary, OBJECT)],
+        }
+        objects += len(prompts["box"])
         for mode in MODES:
             start = time.perf_counter()
             pred = np.zeros(gt.shape, np.uint8)
-            for _, region in found:
-                ys, xs = np.nonzero(region)
-                if mode.startswith("box"):
-                    coords = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.max() + 1]], np.float32)
-                    labels = np.array([2.0, 3.0], np.float32)
-                else:
-                    dist = ndi.distance_transform_edt(region)
-                    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-                    coords, labels = np.array([[x + 0.5, y + 0.5]], np.float32), np.ones(1, np.float32)
+            for coords, labels in prompts[mode.removesuffix("_index3")]:
                 out = decoder.predict(emb, coords, labels)
                 k = _choose(mode, out.iou_predictions)
                 pred |= (decoder.upsample(out.low_res_logits[k : k + 1], emb.geometry)[0] > 0).astype(np.uint8)
