@@ -25,6 +25,7 @@ _MASK_FORMATS: dict[int, t.MaskFormat] = {
     pb.MASK_FORMAT_PNG: t.MaskFormat.PNG,
     pb.MASK_FORMAT_COCO_RLE: t.MaskFormat.COCO_RLE,
     pb.MASK_FORMAT_RAW: t.MaskFormat.RAW,
+    pb.MASK_FORMAT_CONFIDENCE: t.MaskFormat.CONFIDENCE,
 }
 _SCORES: dict[int, t.ConfidenceScore] = {
     pb.CONFIDENCE_SCORE_UNSPECIFIED: t.ConfidenceScore.LOGIT_X_CAM,
@@ -152,7 +153,7 @@ def _prompts(prompts: tuple[t.Prompt, ...]) -> list[pb.PromptPoint]:
 
 
 def _mask(m: t.EncodedMask) -> pb.MaskOutput:
-    return pb.MaskOutput(height=m.height, width=m.width, png=m.png, raw=m.raw)
+    return pb.MaskOutput(height=m.height, width=m.width, png=m.png, raw=m.raw, confidence=m.confidence)
 
 
 def _timings(timings: tuple[tuple[str, float], ...]) -> list[pb.StageTiming]:
@@ -183,7 +184,9 @@ def segment_response(request_id: str, result: t.SegmentResult, classes: tuple[st
                 prompts=_prompts(c.prompts),
                 rle=_rle(c.rle),
                 instances=[
-                    pb.InstanceResult(kind=i.kind, sam_iou=i.iou_prediction, stability_score=i.stability, area=i.area, prompts=_prompts(i.prompts))
+                    pb.InstanceResult(
+                        kind=i.kind, sam_iou=i.iou_prediction, stability_score=i.stability, area=i.area, prompts=_prompts(i.prompts), rle=_rle(i.rle)
+                    )
                     for i in c.instances
                 ],
                 low_res_logits=b"" if c.low_res_logits is None else c.low_res_logits.astype("<f4").tobytes(),

@@ -128,3 +128,31 @@ def fill_stuff(
     out = label_map.copy()
     out[take] = best[take].astype(np.uint8)
     return out, stuff
+
+
+def label_confidence(
+    label_map: npt.NDArray[np.uint8], masks: Sequence[ClassMask], cams: npt.NDArray[np.float32], cam_in_mask: dict[int, float]
+) -> npt.NDArray[np.float32]:
+    """float32 [H, W] in 0..1: the confidence in each pixel's final label (MASK_FORMAT_CONFIDENCE).
+
+    A class pixel: its mask's probability sigmoid(logit) x the class's CAM weight (mean normalised
+    CAM inside the mask; 1 for a mask from boxes or clicks alone); where the mask does not cover
+    it (a stuff class filled it), the class's CAM there. A background pixel: 1 - the highest mask
+    probability there (1 where there is no mask). A not-confident (255) pixel: 0.
+    """
+    out = np.zeros(label_map.shape, np.float32)
+    background = label_map == 0
+    highest = np.zeros(label_map.shape, np.float32)
+    for m in masks:
+        prob = (1.0 / (1.0 + np.exp(-np.clip(m.logits, -60.0, 60.0)))).astype(np.float32)
+        np.maximum(highest, prob, out=highest)
+        region = label_map == m.class_id
+        if not region.any():
+            continue
+        weight = cam_in_mask.get(m.class_id, 1.0) if m.uses_cam else 1.0
+        covered = region & (m.logits > 0)
+        out[covered] = prob[covered] * weight
+        filled = region & ~covered
+        out[filled] = cams[m.class_id - 1][filled] if m.uses_cam else prob[filled]
+    out[background] = 1.0 - highest[background]
+    return np.clip(out, 0.0, 1.0)

@@ -59,8 +59,10 @@ def class_masks(image: npt.NDArray[np.uint8], sets: Sequence[PromptSet]) -> list
     out = []
     for class_id in sorted(per_class):
         items = per_class[class_id]
-        logits = np.max(np.stack([lg for _, lg in items]), axis=0)
+        stack = np.stack([lg for _, lg in items])
+        owner = stack.argmax(axis=0).astype(np.uint16) if len(items) > 1 else None
+        logits = stack.max(axis=0)
         instances = tuple(InstanceMask("box", s.prompts, 0.0, stability_score(lg), int(np.count_nonzero(lg > 0))) for s, lg in items)
         out.append(ClassMask(class_id, logits, 0.0, stability_score(logits), tuple(p for s, _ in items for p in s.prompts), instances,
-                             any(s.uses_cam for s, _ in items)))
+                             any(s.uses_cam for s, _ in items), owner=owner))
     return out

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
 
 from service.models.deeplab import DeepLab
-from service.pipeline.encoding import coco_rle
-from service.pipeline.segment import Timer, encode_mask
+from service.pipeline.encoding import coco_rle, encode_png
+from service.pipeline.segment import Timer, confidence_bytes, encode_mask
 from service.pipeline.types import MaskFormat, PredictedClass, PredictResult
 from service.pipeline.work_frame import FULL_SIZE_BYTES_PER_PIXEL, WorkFrame, refuse_over_budget
 
@@ -54,6 +55,8 @@ class Predictor:
         with timer.stage("encode"):
             label_map = frame.label_map_to_original(out.label_map)
             encoded = encode_mask(label_map, formats)
+            if MaskFormat.CONFIDENCE in formats:
+                encoded = replace(encoded, confidence=encode_png(confidence_bytes(frame.map_to_original(out.confidence, nearest=False))))
             n = len(self.classes) + 1
             counts = np.bincount(label_map.ravel(), minlength=n)
             work_counts = counts if frame.identity else np.bincount(out.label_map.ravel(), minlength=n)

@@ -20,7 +20,7 @@ def stability_score(logits: npt.NDArray[np.float32], offset: float = 1.0) -> flo
 
 def class_masks(decoder: SamDecoder, embedding: ImageEmbedding, sets: Sequence[PromptSet], mask_index: int = 3) -> list[ClassMask]:
     """Decode each prompt set (one batched call where the export allows) and merge the instances
-    of each class (max of their logits).
+    of each class (max of their logits; ``owner`` records which instance gave the max).
 
     Args:
         decoder: the SAM decoder wrapper.
@@ -45,7 +45,13 @@ def class_masks(decoder: SamDecoder, embedding: ImageEmbedding, sets: Sequence[P
     out = []
     for class_id in sorted(per_class):
         items = per_class[class_id]
-        logits = items[0][1] if len(items) == 1 else np.max(np.stack([it[1] for it in items]), axis=0)
+        owner = None
+        if len(items) == 1:
+            logits = items[0][1]
+        else:
+            stack = np.stack([it[1] for it in items])
+            owner = stack.argmax(axis=0).astype(np.uint16)
+            logits = np.take_along_axis(stack, owner[None].astype(np.intp), axis=0)[0]
         low_res = items[0][3] if len(items) == 1 else np.max(np.stack([it[3] for it in items]), axis=0)
         out.append(
             ClassMask(
@@ -57,6 +63,7 @@ def class_masks(decoder: SamDecoder, embedding: ImageEmbedding, sets: Sequence[P
                 instances=tuple(it[2] for it in items),
                 uses_cam=any(it[0].uses_cam for it in items),
                 low_res_logits=low_res,
+                owner=owner,
             )
         )
     return out

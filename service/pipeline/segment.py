@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
 from service.errors import Cancelled, InvalidInput
 from service.models.cam_classifier import CamClassifier
@@ -23,6 +24,7 @@ from service.pipeline.types import (
     ClassResult,
     ConfidenceScore,
     EncodedMask,
+    InstanceMask,
     LabelsSource,
     MaskFormat,
     Refinement,
@@ -72,6 +74,21 @@ def review_score(uncertain_fraction: float, classes: tuple[ClassResult, ...]) ->
     """0 (confident) .. 1: max(10 x share of 255 pixels capped at 1, 1 - min over classes of predicted IoU x stability)."""
     worst = min((c.sam_iou * c.stability_score for c in classes), default=1.0)
     return float(min(1.0, max(10.0 * uncertain_fraction, 1.0 - worst)))
+
+
+def confidence_bytes(confidence: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
+    """0..1 confidences -> uint8 round(255 x q) (MASK_FORMAT_CONFIDENCE)."""
+    return np.rint(np.clip(confidence, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def instance_rles(
+    instances: tuple[InstanceMask, ...], region: npt.NDArray[np.bool_], owner: npt.NDArray[np.generic] | None
+) -> tuple[InstanceMask, ...]:
+    """Each instance with the COCO RLE of its share of the class ``region``: the pixels where its
+    logit is the class's highest (``owner``; all of the region for a single instance)."""
+    if owner is None or len(instances) == 1:
+        return tuple(replace(inst, rle=coco_rle(region) if i == 0 else coco_rle(np.zeros_like(region))) for i, inst in enumerate(instances))
+    return tuple(replace(inst, rle=coco_rle(region & (owner == i))) for i, inst in enumerate(instances))
 
 
 def encode_mask(label_map: np.ndarray, formats: frozenset[MaskFormat]) -> EncodedMask:
@@ -175,6 +192,9 @@ class Segmenter:
             label_map = frame.label_map_to_original(work_map)
             formats = frozenset() if opts.omit_mask else opts.mask_formats
             encoded = encode_mask(label_map, formats)
+            if MaskFormat.CONFIDENCE in formats:
+                confidence = aggregation.label_confidence(work_map, masks, cams.cams, merged.cam_in_mask)
+                encoded = replace(encoded, confidence=encode_png(confidence_bytes(frame.map_to_original(confidence, nearest=False))))
             by_class = {m.class_id: m for m in masks}
             results = []
             for k in class_ids:
@@ -182,6 +202,9 @@ class Segmenter:
                 area = int(np.count_nonzero(region))
                 work_region = region if frame.identity else work_map == k
                 m = by_class[k]
+                instances = frame.instances_to_original(m.instances)
+                if MaskFormat.COCO_RLE in formats:
+                    instances = instance_rles(instances, region, None if m.owner is None else frame.map_to_original(m.owner, nearest=True))
                 results.append(
                     ClassResult(
                         class_id=k,
@@ -194,7 +217,7 @@ class Segmenter:
                         classifier_probability=float(cams.probabilities[k - 1]),
                         prompts=frame.prompts_to_original(m.prompts),
                         rle=coco_rle(region) if MaskFormat.COCO_RLE in formats else None,
-                        instances=frame.instances_to_original(m.instances),
+                        instances=instances,
                         low_res_logits=m.low_res_logits if opts.return_low_res_logits else None,
                     )
                 )

@@ -16,6 +16,7 @@ class MaskFormat(Enum):
     PNG = "png"
     COCO_RLE = "coco_rle"
     RAW = "raw"
+    CONFIDENCE = "confidence"
 
 
 class ConfidenceScore(Enum):
@@ -141,6 +142,8 @@ class InstanceMask:
         iou_prediction: the model's predicted IoU.
         stability: |logits > 1| / |logits > -1|.
         area: pixels with logit > 0.
+        rle: with MaskFormat.COCO_RLE in a result, the instance's share of its class's pixels in
+            the final label map (COCO compressed RLE).
     """
 
     kind: str
@@ -148,6 +151,7 @@ class InstanceMask:
     iou_prediction: float
     stability: float
     area: int
+    rle: dict[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,8 @@ class ClassMask:
         prompts: every prompt used for the class.
         instances: the decoder calls merged into this mask.
         uses_cam: whether the class's CAM weighs its confidence (tagged or predicted class).
+        owner: with several instances, uint16 [H, W]: per pixel the index of the instance of highest
+            logit (None: every pixel belongs to instance 0).
     """
 
     class_id: int
@@ -172,6 +178,7 @@ class ClassMask:
     instances: tuple[InstanceMask, ...] = ()
     uses_cam: bool = True
     low_res_logits: npt.NDArray[np.float32] | None = None
+    owner: npt.NDArray[np.uint16] | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +216,7 @@ class EncodedMask:
     width: int
     png: bytes = b""
     raw: bytes = b""
+    confidence: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,14 @@ class WorkFrame:
             return label_map
         return np.asarray(cv2.resize(label_map, (self.width, self.height), interpolation=cv2.INTER_NEAREST), np.uint8)
 
+    def map_to_original(self, values: npt.NDArray[np.generic], nearest: bool) -> npt.NDArray[np.generic]:
+        """A per-pixel map [work_height, work_width] (uint16 indices, float32 scores) -> [height, width]:
+        nearest neighbour for indices, bilinear for scores."""
+        if self.identity:
+            return values
+        interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+        return np.asarray(cv2.resize(values, (self.width, self.height), interpolation=interpolation))  # type: ignore[arg-type]
+
 
 FULL_SIZE_BYTES_PER_PIXEL = 16
 """Bytes per original pixel of a request: the decoder's copy and the RGB array (3 + 3), the label

@@ -155,3 +155,58 @@ def test_instance_per_peak(stub: pb_grpc.SegmentationServiceStub) -> None:
         assert len(c.instances) == len(c.prompts) and all(len(i.prompts) == 1 for i in c.instances)
     k_iou = [iou(_label_map(resp) == c.class_id, s.mask == c.class_id) for c in resp.classes]
     assert np.mean(k_iou) > 0.3
+
+
+def _decode(rle: pb.CocoRle) -> np.ndarray:
+    from pycocotools import mask as mask_utils
+
+    return mask_utils.decode({"size": list(rle.size), "counts": rle.counts.encode()}).astype(bool)
+
+
+def test_instance_rles_partition_their_class(stub: pb_grpc.SegmentationServiceStub) -> None:
+    """With COCO RLE each box's instance carries its own share of the class; the shares are
+    disjoint and their union is the class's pixels in the label map."""
+    checked = 0
+    for s in SAMPLES:
+        request = pb.SegmentRequest(image=pb.Image(encoded=png_bytes(s.image)), labels=pb.WeakLabels(boxes=_boxes(s)),
+                                    options=pb.SegmentOptions(mask_formats=[pb.MASK_FORMAT_PNG, pb.MASK_FORMAT_COCO_RLE]))
+        resp = stub.Segment(request, timeout=60)
+        lm = _label_map(resp)
+        for c in resp.classes:
+            shares = [_decode(i.rle) for i in c.instances]
+            assert all(list(i.rle.size) == [lm.shape[0], lm.shape[1]] for i in c.instances)
+            assert np.array_equal(np.logical_or.reduce(shares), lm == c.class_id)
+            assert sum(int(m.sum()) for m in shares) == int((lm == c.class_id).sum())  # disjoint
+            checked += len(c.instances) > 1 and all(m.any() for m in shares)
+    assert checked, "no class had several boxes that each kept pixels in the samples"
+
+
+def test_confidence_map(stub: pb_grpc.SegmentationServiceStub) -> None:
+    """MASK_FORMAT_CONFIDENCE: an 8-bit PNG the size of the image; 0 exactly on the not-confident
+    pixels; confident inside the boxed objects; only that PNG when only it is asked for."""
+    s = SAMPLES[0]
+    request = pb.SegmentRequest(image=pb.Image(encoded=png_bytes(s.image)), labels=pb.WeakLabels(boxes=_boxes(s)),
+                                options=pb.SegmentOptions(mask_formats=[pb.MASK_FORMAT_PNG, pb.MASK_FORMAT_CONFIDENCE]))
+    resp = stub.Segment(request, timeout=60)
+    lm = _label_map(resp)
+    conf = Image.open(io.BytesIO(resp.mask.confidence))
+    assert conf.mode == "L" and conf.size == (lm.shape[1], lm.shape[0])
+    q = np.asarray(conf)
+    assert (q[lm == 255] == 0).all()
+    fg = (lm > 0) & (lm < 255) & (s.mask == lm)
+    assert fg.any() and np.median(q[fg]) > 127  # boxes: sigmoid(logit) > 0.5 inside the mask, no CAM weight
+    only = stub.Segment(pb.SegmentRequest(image=request.image, labels=request.labels,
+                                          options=pb.SegmentOptions(mask_formats=[pb.MASK_FORMAT_CONFIDENCE])), timeout=60)
+    assert only.mask.confidence == resp.mask.confidence and not only.mask.png
+
+
+def test_predict_confidence_map(stub: pb_grpc.SegmentationServiceStub) -> None:
+    """Predict's confidence map: DeepLab's winning softmax probability, its mean per class close to
+    PredictedClass.mean_confidence."""
+    s = SAMPLES[0]
+    resp = stub.Predict(pb.PredictRequest(image=pb.Image(encoded=png_bytes(s.image)), mask_formats=[pb.MASK_FORMAT_PNG, pb.MASK_FORMAT_CONFIDENCE]),
+                        timeout=60)
+    lm = _label_map(resp)  # type: ignore[arg-type]
+    q = np.asarray(Image.open(io.BytesIO(resp.mask.confidence))).astype(np.float64) / 255
+    for c in resp.classes:
+        assert abs(q[lm == c.class_id].mean() - c.mean_confidence) < 0.01

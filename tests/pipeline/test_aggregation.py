@@ -92,3 +92,22 @@ def test_fill_stuff_leaves_pixels_no_cam_is_sure_of() -> None:
     label_map = np.zeros((6, 6), np.uint8)
     out, stuff = fill_stuff(label_map, [_class_mask(1, np.zeros((6, 6), bool))], cams, (1,), 0.5, 0.35)
     assert stuff == (1,) and (out[:3] == 1).all() and (out[3:] == 0).all()
+
+
+def test_label_confidence_by_hand() -> None:
+    """Class pixels: sigmoid(logit) x mean CAM in the mask (1 for a box mask); stuff-filled pixels:
+    the CAM; background: 1 - the highest mask probability; 255: 0."""
+    from service.pipeline.aggregation import label_confidence
+
+    logits_a = np.array([[2.0, 2.0, -1.0, -3.0]], np.float32)
+    logits_b = np.array([[-2.0, -2.0, -2.0, 1.0]], np.float32)
+    cams = np.array([[[0.8, 0.6, 0.9, 0.1]], [[0.0, 0.0, 0.0, 0.0]]], np.float32)
+    a = ClassMask(1, logits_a, 0.9, 1.0, (), uses_cam=True)
+    b = ClassMask(2, logits_b, 0.9, 1.0, (), uses_cam=False)
+    label_map = np.array([[1, 255, 1, 0]], np.uint8)  # pixel 2: class 1 filled as stuff (logit < 0)
+    q = label_confidence(label_map, [a, b], cams, {1: 0.7, 2: 0.0})
+    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    np.testing.assert_allclose(q[0], [sig(2.0) * 0.7, 0.0, 0.9, 1 - sig(1.0)], rtol=1e-6)
+    label_map_b = np.array([[0, 0, 0, 2]], np.uint8)
+    q_b = label_confidence(label_map_b, [a, b], cams, {1: 0.7, 2: 0.0})
+    np.testing.assert_allclose(q_b[0], [1 - sig(2.0), 1 - sig(2.0), 1 - sig(-1.0), sig(1.0)], rtol=1e-6)

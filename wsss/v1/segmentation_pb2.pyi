@@ -13,6 +13,7 @@ class MaskFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MASK_FORMAT_PNG: _ClassVar[MaskFormat]
     MASK_FORMAT_COCO_RLE: _ClassVar[MaskFormat]
     MASK_FORMAT_RAW: _ClassVar[MaskFormat]
+    MASK_FORMAT_CONFIDENCE: _ClassVar[MaskFormat]
 
 class ConfidenceScore(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -36,6 +37,7 @@ MASK_FORMAT_UNSPECIFIED: MaskFormat
 MASK_FORMAT_PNG: MaskFormat
 MASK_FORMAT_COCO_RLE: MaskFormat
 MASK_FORMAT_RAW: MaskFormat
+MASK_FORMAT_CONFIDENCE: MaskFormat
 CONFIDENCE_SCORE_UNSPECIFIED: ConfidenceScore
 CONFIDENCE_SCORE_LOGIT_X_CAM: ConfidenceScore
 CONFIDENCE_SCORE_STABILITY_X_CAM: ConfidenceScore
@@ -170,16 +172,18 @@ class SegmentRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., labels: _Optional[_Union[WeakLabels, _Mapping]] = ..., options: _Optional[_Union[SegmentOptions, _Mapping]] = ..., ground_truth: _Optional[_Union[Image, _Mapping]] = ...) -> None: ...
 
 class MaskOutput(_message.Message):
-    __slots__ = ("height", "width", "png", "raw")
+    __slots__ = ("height", "width", "png", "raw", "confidence")
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     PNG_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     height: int
     width: int
     png: bytes
     raw: bytes
-    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., png: _Optional[bytes] = ..., raw: _Optional[bytes] = ...) -> None: ...
+    confidence: bytes
+    def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., png: _Optional[bytes] = ..., raw: _Optional[bytes] = ..., confidence: _Optional[bytes] = ...) -> None: ...
 
 class CocoRle(_message.Message):
     __slots__ = ("size", "counts")
@@ -202,18 +206,20 @@ class PromptPoint(_message.Message):
     def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., label: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class InstanceResult(_message.Message):
-    __slots__ = ("kind", "sam_iou", "stability_score", "area", "prompts")
+    __slots__ = ("kind", "sam_iou", "stability_score", "area", "prompts", "rle")
     KIND_FIELD_NUMBER: _ClassVar[int]
     SAM_IOU_FIELD_NUMBER: _ClassVar[int]
     STABILITY_SCORE_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    RLE_FIELD_NUMBER: _ClassVar[int]
     kind: str
     sam_iou: float
     stability_score: float
     area: int
     prompts: _containers.RepeatedCompositeFieldContainer[PromptPoint]
-    def __init__(self, kind: _Optional[str] = ..., sam_iou: _Optional[float] = ..., stability_score: _Optional[float] = ..., area: _Optional[int] = ..., prompts: _Optional[_Iterable[_Union[PromptPoint, _Mapping]]] = ...) -> None: ...
+    rle: CocoRle
+    def __init__(self, kind: _Optional[str] = ..., sam_iou: _Optional[float] = ..., stability_score: _Optional[float] = ..., area: _Optional[int] = ..., prompts: _Optional[_Iterable[_Union[PromptPoint, _Mapping]]] = ..., rle: _Optional[_Union[CocoRle, _Mapping]] = ...) -> None: ...
 
 class ClassResult(_message.Message):
     __slots__ = ("class_id", "class_name", "area", "confidence", "cam_score", "sam_iou", "stability_score", "classifier_probability", "prompts", "rle", "instances", "low_res_logits")
