@@ -22,35 +22,14 @@ from google.protobuf.json_format import MessageToDict
 from PIL import Image
 from tqdm import tqdm
 
+from service.labeling import inputs, run
+from service.labeling.inputs import LabelingError
 from service.pipeline.encoding import decompress_counts, mask_from_counts
+from service.render import overlay
 from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-
-
-def palette() -> npt.NDArray[np.uint8]:
-    """PASCAL VOC colour map: 256 x RGB."""
-    pal = np.zeros((256, 3), np.uint8)
-    for i in range(256):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal[i] = (r, g, b)
-    pal[255] = (255, 255, 255)
-    return pal
-
-
-def overlay(image: npt.NDArray[np.uint8], label_map: npt.NDArray[np.uint8], alpha: float = 0.55) -> npt.NDArray[np.uint8]:
-    """Colour the labelled pixels of ``image`` [H,W,3] by class (255 = white)."""
-    colours = palette()[label_map].astype(np.float32)
-    out = image.astype(np.float32)
-    fg = label_map > 0
-    out[fg] = (1 - alpha) * out[fg] + alpha * colours[fg]
-    return out.astype(np.uint8)
 
 
 def images_in(path: Path) -> list[Path]:
@@ -206,6 +185,55 @@ def _decode_rle(rle: pb.CocoRle) -> npt.NDArray[np.bool_]:
     return mask_from_counts(decompress_counts(rle.counts), h, w)
 
 
+def served_classes(stub: pb_grpc.SegmentationServiceStub, timeout: float) -> list[str]:
+    """The classes the server segments (its CAM classifier's, background excluded)."""
+    models = stub.ListModels(pb.ListModelsRequest(), timeout=timeout).models
+    for m in models:
+        if m.name.endswith("cam_classifier") and m.classes:
+            return list(m.classes)
+    raise LabelingError(f"the server lists no cam_classifier with classes (models: {[m.name for m in models]})")
+
+
+def _renames(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, target = pair.partition("=")
+        if not sep or not name or not target:
+            raise LabelingError(f"--map {pair!r}: expected NAME=CLASS")
+        out[name] = target
+    return out
+
+
+def cmd_label(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespace) -> int:
+    """Bulk labeling: a data-set folder or images + a COCO detection file -> annotations.json,
+    masks/, confidence/, overlays/, review.html in --out (resumable; see service/labeling)."""
+    try:
+        classes = served_classes(stub, args.timeout)
+        source = Path(args.input)
+        if args.coco:
+            items = inputs.from_coco(source / "images" if (source / "images").is_dir() else source, Path(args.coco), classes, _renames(args.map))
+        else:
+            items = inputs.from_dataset(source)
+    except LabelingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    try:
+        report = run.label(stub, items, out, classes, window=args.window, retries=args.retries, backoff=args.backoff, title=source.name)
+    except KeyboardInterrupt:
+        print(f"interrupted: what finished is in {out} (annotations.json, review.html); run the same command again to go on", file=sys.stderr)
+        return 130
+    print(
+        f"{report.ok} labelled, {report.known_empty} known empty (not sent), {report.failed} failed, {report.skipped} already done "
+        f"of {report.total}; {report.sent} requests in {report.seconds:.1f} s ({report.images_per_second:.2f} images/s)"
+    )
+    print("wrote " + ", ".join(report.outputs) + f", {out}/masks/, confidence/, overlays/")
+    if report.stopped:
+        print(f"stopped early: {report.stopped}; run the same command again to go on", file=sys.stderr)
+        return 2
+    return 1 if report.failed else 0
+
+
 def cmd_models(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespace) -> int:
     print(json.dumps(MessageToDict(stub.ListModels(pb.ListModelsRequest(), timeout=args.timeout), preserving_proto_field_name=True), indent=2))
     return 0
@@ -271,6 +299,14 @@ def main(argv: list[str] | None = None) -> int:
     eve.add_argument("--min-area", type=int, default=0, help="min_mask_region_area")
     eve.add_argument("--max-masks", type=int, default=0)
     eve.add_argument("--out", default="out")
+    lab = sub.add_parser("label", help="bulk labeling: data-set folder (images/ + labels.json) or images + --coco FILE -> COCO, masks, review.html")
+    lab.add_argument("input", help="data-set folder (images/ + labels.json), or with --coco the folder of the COCO file's images")
+    lab.add_argument("--out", required=True, help="output folder (re-running with the same one resumes)")
+    lab.add_argument("--coco", default="", help="COCO detection JSON: its boxes are the weak labels")
+    lab.add_argument("--map", action="append", default=[], help="NAME=CLASS: a COCO category name -> a served class (repeatable)")
+    lab.add_argument("--window", type=int, default=4, help="requests in flight on the stream")
+    lab.add_argument("--retries", type=int, default=5, help="retries of an item (UNAVAILABLE, RESOURCE_EXHAUSTED) and of a failed stream")
+    lab.add_argument("--backoff", type=float, default=0.5, help="first retry wait, seconds (doubles, at most 8)")
     args = parser.parse_args(argv)
     limit = args.max_message_mb * 1024 * 1024
     options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
@@ -279,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             channel = grpc.intercept_channel(channel, _BearerToken(args.token))
         stub = pb_grpc.SegmentationServiceStub(channel)
         try:
-            commands = {"segment": cmd_segment, "predict": cmd_predict, "models": cmd_models, "everything": cmd_everything}
+            commands = {"segment": cmd_segment, "predict": cmd_predict, "models": cmd_models, "everything": cmd_everything, "label": cmd_label}
             return commands[args.command](stub, args)
         except grpc.RpcError as err:
             print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)  # type: ignore[attr-defined]

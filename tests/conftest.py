@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from service.api.background import BackgroundServer
+from service.healthcheck import main as healthcheck
 from service.settings import REPO_ROOT, Settings
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 
@@ -45,6 +51,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def serving_process(log_file: IO[str], port: int = 0, **env_overrides: str) -> tuple[subprocess.Popen[str], int, int]:
+    """``python -m service`` on free loopback ports, logging to ``log_file``; returns once SERVING."""
+    port, metrics_port = port or free_port(), free_port()
+    env = dict(os.environ, WSSS_PORT=str(port), WSSS_METRICS_PORT=str(metrics_port), WSSS_HOST="127.0.0.1", WSSS_LOG_LEVEL="INFO")
+    env.update(env_overrides)
+    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while healthcheck([f"127.0.0.1:{port}"]) != 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("service did not become SERVING in 120 s")
+        time.sleep(0.5)
+    return proc, port, metrics_port
 
 
 def png_bytes(array: np.ndarray) -> bytes:

@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image
 
 from service.api.background import BackgroundServer
-from service.client import main, overlay
+from service.client import main
+from service.render import overlay
 from training.synthetic import HELD_OUT_SEED, generate
 from wsss.v1 import segmentation_pb2 as pb
 

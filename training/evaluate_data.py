@@ -30,12 +30,12 @@ import numpy.typing as npt
 from PIL import Image
 from tqdm import tqdm
 
-from service.client import overlay, palette
 from service.pipeline.cam import CamResult, multiscale_cams
 from service.pipeline.predict import Predictor
 from service.pipeline.refinement import dense_crf
 from service.pipeline.segment import Segmenter
 from service.pipeline.types import Refinement, WeakLabels
+from service.render import overlay, palette
 from training.datasets import DatasetFolder
 from training.derive_labels import derive
 from training.evaluate import MethodScore, cam_threshold_map

@@ -23,10 +23,10 @@ from PIL import Image
 from scipy import ndimage as ndi
 from tqdm import tqdm
 
-from service.client import overlay
 from service.pipeline.evaluation import quality_metrics
 from service.pipeline.segment import Segmenter
 from service.pipeline.types import IGNORE, Refinement, SegmentInput, SegmentOptions, SegmentResult, WeakLabels
+from service.render import overlay
 from training.datasets import DatasetFolder
 
 

@@ -8,12 +8,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from typing import IO
 
 from bench.common import rss_mib
 from service.healthcheck import main as healthcheck
 from service.settings import REPO_ROOT
-from tests.conftest import free_port
+from tests.conftest import free_port, serving_process
 
 
 def test_process_serves_metrics_and_stops_cleanly_on_sigterm() -> None:
@@ -39,21 +38,6 @@ def test_process_serves_metrics_and_stops_cleanly_on_sigterm() -> None:
             proc.kill()
 
 
-def _serving_process(log_file: IO[str], **env_overrides: str) -> tuple[subprocess.Popen[str], int, int]:
-    """``python -m service`` on free loopback ports, logging to ``log_file``; returns once SERVING."""
-    port, metrics_port = free_port(), free_port()
-    env = dict(os.environ, WSSS_PORT=str(port), WSSS_METRICS_PORT=str(metrics_port), WSSS_HOST="127.0.0.1", WSSS_LOG_LEVEL="INFO")
-    env.update(env_overrides)
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while healthcheck([f"127.0.0.1:{port}"]) != 0:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("service did not become SERVING in 120 s")
-        time.sleep(0.5)
-    return proc, port, metrics_port
-
-
 def test_sigterm_lets_in_flight_requests_finish(tmp_path: object) -> None:
     import threading
 
@@ -65,7 +49,7 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path: object) -> None:
 
     log_path = f"{tmp_path}/server.log"
     log_file = open(log_path, "w")  # noqa: SIM115
-    proc, port, metrics_port = _serving_process(log_file, WSSS_LOG_LEVEL="DEBUG")
+    proc, port, metrics_port = serving_process(log_file, WSSS_LOG_LEVEL="DEBUG")
     try:
         img = np.random.default_rng(0).integers(0, 255, (1200, 1200, 3), dtype=np.uint8)
         slow = pb.SegmentRequest(image=pb.Image(raw=pb.RawImage(data=img.tobytes(), height=1200, width=1200, channels=3)),
@@ -130,7 +114,7 @@ def test_hostile_requests_in_a_real_process(tmp_path: object) -> None:
 
     grace = 1.0
     log_file = open(f"{tmp_path}/server.log", "w")  # noqa: SIM115
-    proc, port, metrics_port = _serving_process(log_file, WSSS_METRICS_HOST="127.0.0.1", WSSS_SHUTDOWN_GRACE_SECONDS=str(grace))
+    proc, port, metrics_port = serving_process(log_file, WSSS_METRICS_HOST="127.0.0.1", WSSS_SHUTDOWN_GRACE_SECONDS=str(grace))
     try:
         assert _listening_addresses(metrics_port) == {"127.0.0.1"}
         opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
