@@ -32,10 +32,25 @@ from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
+GT_SUFFIX = "_gt"
+"""A folder's ``<stem>_gt.png`` is the ground-truth label map of ``<stem>.*`` (as in examples/), not an image."""
+
+
 def images_in(path: Path) -> list[Path]:
+    """The image of a file argument, or a folder's images (not its ``*_gt.png`` label maps)."""
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith(GT_SUFFIX))
     return [path]
+
+
+def ground_truth_for(gt: Path, image: Path) -> Path | None:
+    """``--gt``: a file is the ground truth; in a folder, ``<stem>.png`` or ``<stem>_gt.png``."""
+    if not gt.is_dir():
+        return gt
+    for name in (f"{image.stem}.png", f"{image.stem}{GT_SUFFIX}.png"):
+        if (gt / name).is_file() and gt / name != image:
+            return gt / name
+    return None
 
 
 def _write(out_dir: Path, source: Path, mask_png: bytes, info: dict[str, object]) -> None:
@@ -108,11 +123,9 @@ def segment_requests(args: argparse.Namespace, paths: list[Path]) -> Iterator[pb
             labels=labels,
             options=pb.SegmentOptions(mask_formats=_formats(args.formats)),
         )
-        gt = Path(args.gt) if args.gt else None
-        if gt is not None:
-            gt_path = gt / f"{path.stem}.png" if gt.is_dir() else gt
-            if gt_path.is_file():
-                req.ground_truth.encoded = gt_path.read_bytes()
+        gt_path = ground_truth_for(Path(args.gt), path) if args.gt else None
+        if gt_path is not None and gt_path.is_file():
+            req.ground_truth.encoded = gt_path.read_bytes()
         yield req
 
 
@@ -284,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     seg.add_argument("--box", type=parse_box, action="append", default=[], help="label:x0,y0,x1,y1 (repeatable)")
     seg.add_argument("--point", type=parse_point, action="append", default=[], help="label:x,y or label:x,y:neg (repeatable)")
     seg.add_argument("--scribble", type=parse_scribble, action="append", default=[], help="label:x,y;x,y;... [:width] (repeatable)")
-    seg.add_argument("--gt", default="", help="ground-truth label map PNG (or folder of <stem>.png) for metrics")
+    seg.add_argument("--gt", default="", help="ground-truth label map PNG, or a folder of <stem>.png / <stem>_gt.png, for metrics")
     seg.add_argument("--formats", default="png", help="mask formats: png, rle, raw (comma-separated)")
     seg.add_argument("--out", default="out", help="output folder")
     pre = sub.add_parser("predict", help="image (or folder) -> DeepLab mask and overlay")

@@ -44,6 +44,20 @@ def test_segment_folder_streams_with_per_item_errors(server: BackgroundServer, t
     assert sorted(p.name for p in out.glob("*.mask.png")) == ["0.mask.png", "1.mask.png", "2.mask.png"]
 
 
+def test_examples_folder_with_its_gt_maps(server: BackgroundServer, tmp_path: Path) -> None:
+    """``segment examples/ --gt examples/``: the *_gt.png label maps are not segmented as images,
+    and each image finds its <stem>_gt.png as its ground truth."""
+    from service.settings import REPO_ROOT
+
+    examples = REPO_ROOT / "examples"
+    out = tmp_path / "out"
+    assert main(["--address", server.address, "segment", str(examples), "--gt", str(examples), "--out", str(out)]) == 0
+    stems = sorted(p.stem for p in examples.glob("*.png") if not p.stem.endswith("_gt"))
+    assert sorted(p.name for p in out.glob("*.mask.png")) == [f"{s}.mask.png" for s in stems]
+    for stem in stems:
+        assert "miou" in json.loads((out / f"{stem}.json").read_text())["metrics"], stem
+
+
 def test_predict_and_models(server: BackgroundServer, tmp_path: Path, capsys: object) -> None:
     Image.fromarray(generate(HELD_OUT_SEED, 3).image).save(tmp_path / "x.png")
     assert main(["--address", server.address, "predict", str(tmp_path / "x.png"), "--out", str(tmp_path / "o")]) == 0

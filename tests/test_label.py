@@ -109,6 +109,16 @@ def test_label_dataset_folder(server: BackgroundServer, tmp_path: Path) -> None:
         assert conf.shape == lm.shape and (conf[written == 255] == 0).all()
         assert (out / "overlays" / f"{name}.jpg").is_file()
     assert (out / "review.html").is_file()
+    # score-coco scores the file as evaluate scores a method: here, against the label maps written
+    from training.evaluate import MethodScore
+    from training.score_coco import score
+
+    ids = data_out.ids
+    expected = MethodScore(len(CLASSES))
+    for i in ids:
+        written = data_out.mask(i, out / "masks")
+        expected.add(np.where(written == 255, 0, written), data_out.mask(i), 0.0)
+    assert score(data_out, ids, out / "annotations.json")["miou"] == expected.report(CLASSES)["miou"] > 0.3
 
     # a re-run sends nothing; a changed weak label is sent again, and only it
     stub_report = _label(server, folder, out)

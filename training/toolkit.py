@@ -125,7 +125,10 @@ def cmd_train_deeplab(args: argparse.Namespace) -> None:
 
     setup(args.seed, args.threads)
     folder, ids = _split(args)
-    data = training_set(folder, ids, args.size, masks_dir=Path(args.labels) if args.labels else None)
+    labels_dir = Path(args.labels) if args.labels else None
+    if labels_dir is not None and (labels_dir / "masks").is_dir():
+        labels_dir = labels_dir / "masks"  # a pseudo-label or weakseg label output folder
+    data = training_set(folder, ids, args.size, masks_dir=labels_dir)
     init = checkpoints.classifier_from(checkpoints.load(Path(args.init_classifier))) if args.init_classifier else None
     start = time.perf_counter()
     net = train_deeplab(data.images, data.masks, len(folder.classes), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
@@ -166,6 +169,19 @@ def cmd_pseudo_label(args: argparse.Namespace) -> None:
     refinement = Refinement[args.refinement.upper()]
     summary = pseudo_label(segmenter, folder, ids, Path(args.out), refinement, not _background(folder, args.background), not args.no_overlays)
     print(f"pseudo-labelled {summary['images']} images in {summary['seconds']} s into {args.out}")
+
+
+def cmd_score_coco(args: argparse.Namespace) -> None:
+    import json
+
+    from training.score_coco import score
+
+    folder, ids = _split(args)
+    report = score(folder, ids, Path(args.coco))
+    print(json.dumps(report, indent=2))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -271,7 +287,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("train-deeplab", help="train DeepLabv3+ on pseudo-labels (--labels DIR) or on the folder's ground truth")
     add_split(p)
-    p.add_argument("--labels", default=None, help="folder of label-map PNGs (pseudo-label's masks/); default: the ground truth")
+    p.add_argument("--labels", default=None, help="folder of label-map PNGs, or a folder holding them in masks/ (pseudo-label's or weakseg label's output); default: the ground truth")
     p.add_argument("--init-classifier", default=None, help="start the backbone from this classifier (or DeepLab) checkpoint")
     p.add_argument("--balance", action="store_true", help="defect-centred crops and class-weighted loss (rare, small classes)")
     _common(p, 1000, 16)
@@ -291,6 +307,12 @@ def register(sub: Any) -> None:
     p.add_argument("--overlays", type=int, default=6, help="overlay PNGs for this many images")
     p.add_argument("--stuff-agreement", type=float, default=0.0, help="the pipeline's WSSS_STUFF_AGREEMENT (0 = off)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("score-coco", help="mIoU of a COCO segmentation file (weakseg label's annotations.json) against a folder's masks")
+    add_split(p)
+    p.add_argument("--coco", required=True, help="COCO file with compressed-RLE segmentations")
+    p.add_argument("--out", default="", help="report .json")
+    p.set_defaults(func=cmd_score_coco)
 
     p = sub.add_parser("evaluate-promptable", help="the promptable model alone: box and 1-click mIoU on a folder's objects")
     add_split(p)
