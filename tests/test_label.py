@@ -283,15 +283,22 @@ def test_ctrl_c_leaves_consistent_outputs(server: BackgroundServer, tmp_path: Pa
     assert rest.skipped == len(journal.entries) and rest.skipped + rest.ok + rest.known_empty == 16
 
 
-def test_label_reports_a_failed_item_and_goes_on(server: BackgroundServer, tmp_path: Path) -> None:
-    """An image the server refuses (a class it does not know) is recorded with its error, listed on
-    the review page, and the others are labelled; the exit code says something failed."""
-    folder = make_folder(tmp_path / "data", 3)
+def label_with_a_bad_item(server: BackgroundServer, tmp_path: Path, count: int, bad: str) -> Path:
+    """``weakseg label`` on ``count`` images, image ``bad`` tagged with a class the server does not
+    know (exit code 1); returns the output folder."""
+    folder = make_folder(tmp_path / "data", count)
     labels = json.loads((folder / "labels.json").read_text())
-    labels["img_001"] = {"image_labels": ["no_such_class"]}
+    labels[bad] = {"image_labels": ["no_such_class"]}
     (folder / "labels.json").write_text(json.dumps(labels))
     out = tmp_path / "out"
     assert client_main(["--address", server.address, "label", str(folder), "--out", str(out)]) == 1
+    return out
+
+
+def test_label_reports_a_failed_item_and_goes_on(server: BackgroundServer, tmp_path: Path) -> None:
+    """An image the server refuses (a class it does not know) is recorded with its error, listed on
+    the review page, and the others are labelled; the exit code says something failed."""
+    out = label_with_a_bad_item(server, tmp_path, 3, "img_001")
     entry = Journal(out).entries["img_001"]
     assert entry["status"] == "error" and entry["code"] == "INVALID_ARGUMENT" and "no_such_class" in entry["message"]
     assert len(COCO(str(out / "annotations.json")).imgs) == 2
@@ -326,12 +333,7 @@ def test_review_page_renders_in_chromium(server: BackgroundServer, tmp_path: Pat
     import re
 
     browser = _chromium()
-    folder = make_folder(tmp_path / "data", 10)
-    labels = json.loads((folder / "labels.json").read_text())
-    labels["img_004"] = {"image_labels": ["no_such_class"]}
-    (folder / "labels.json").write_text(json.dumps(labels))
-    out = tmp_path / "out"
-    assert client_main(["--address", server.address, "label", str(folder), "--out", str(out)]) == 1
+    out = label_with_a_bad_item(server, tmp_path, 10, "img_004")
     entries = [e for e in Journal(out).entries.values() if e["status"] == "ok"]
     page = (out / "review.html").resolve().as_uri()
 
