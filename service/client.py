@@ -22,6 +22,7 @@ from google.protobuf.json_format import MessageToDict
 from PIL import Image
 from tqdm import tqdm
 
+from service.channel_config import channel_options
 from service.labeling import inputs, run
 from service.labeling.inputs import LabelingError
 from service.pipeline.encoding import decompress_counts, mask_from_counts
@@ -252,7 +253,7 @@ def cmd_models(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespace) 
     return 0
 
 
-def open_channel(address: str, options: list[tuple[str, int]], tls_ca: str = "", tls_cert: str = "", tls_key: str = "") -> grpc.Channel:
+def open_channel(address: str, options: list[tuple[str, object]], tls_ca: str = "", tls_cert: str = "", tls_key: str = "") -> grpc.Channel:
     """A plaintext channel, or TLS when ``tls_ca`` is given (mutual TLS with ``tls_cert`` + ``tls_key``)."""
     if not tls_ca:
         return grpc.insecure_channel(address, options=options)
@@ -283,7 +284,10 @@ class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInte
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.client", description="WeakSeg command-line client")
-    parser.add_argument("--address", default="localhost:50051", help="server host:port")
+    parser.add_argument("--address", default="localhost:50051",
+                        help="server host:port, or several replicas: dns:///name:port (every address the name resolves to)")
+    parser.add_argument("--lb", default="round_robin", choices=["round_robin", "pick_first"], help="load balancing over the addresses")
+    parser.add_argument("--no-retry", action="store_true", help="no channel retry policy (UNAVAILABLE on unary calls is retried by default)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per call")
     parser.add_argument("--max-message-mb", type=int, default=64, help="largest gRPC message sent or received, MiB (gRPC's default is 4)")
     parser.add_argument("--token", default=os.environ.get("WSSS_TOKEN", ""), help="bearer token (default: $WSSS_TOKEN)")
@@ -321,8 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--retries", type=int, default=5, help="retries of an item (UNAVAILABLE, RESOURCE_EXHAUSTED) and of a failed stream")
     lab.add_argument("--backoff", type=float, default=0.5, help="first retry wait, seconds (doubles, at most 8)")
     args = parser.parse_args(argv)
-    limit = args.max_message_mb * 1024 * 1024
-    options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+    options = channel_options(args.max_message_mb * 1024 * 1024, args.lb, retry=not args.no_retry)
     with open_channel(args.address, options, args.tls_ca, args.tls_cert, args.tls_key) as channel:
         if args.token:
             channel = grpc.intercept_channel(channel, _BearerToken(args.token))

@@ -68,6 +68,23 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0.0)
     """On SIGTERM/SIGINT: seconds in-flight requests get to finish (keep below Kubernetes'
     terminationGracePeriodSeconds)."""
+    max_connection_age_seconds: float = Field(default=60.0, ge=0.0)
+    """Close each client connection after this many seconds (gRPC's MAX_CONNECTION_AGE: a GOAWAY,
+    then ``max_connection_age_grace_seconds`` for calls on it to finish), so clients reconnect,
+    re-resolve the service name and spread over replicas that came up since. 0 = never."""
+    max_connection_age_grace_seconds: float = Field(default=30.0, ge=0.0)
+    """Seconds calls on an aged connection get to finish before it is closed."""
+    keepalive_time_seconds: float = Field(default=30.0, gt=0.0)
+    """The server pings an idle connection this often, so dead peers (a client gone, a NAT entry
+    dropped) are noticed and their resources freed."""
+    keepalive_timeout_seconds: float = Field(default=10.0, gt=0.0)
+    """A keepalive ping unanswered for this long closes the connection."""
+    min_client_ping_interval_seconds: float = Field(default=10.0, gt=0.0)
+    """Clients may send keepalive pings (even without calls) this often; faster ones are told
+    GOAWAY (too_many_pings). Keep client keepalive_time at or above it."""
+    replica_name: str = ""
+    """Sent back as ``wsss-replica`` metadata on every call, so a caller can tell which replica
+    answered (default: host name and process id)."""
     max_in_flight: int = Field(default=64, ge=1)
     """Requests processed or waiting at once; beyond it RESOURCE_EXHAUSTED at once."""
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=4 * 1024 * 1024)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError, Message
 
-from service.errors import InvalidInput, ModelNotReady, ModelRepositoryError, Overloaded, WsssError
+from service.errors import InvalidInput, ModelRepositoryError, Overloaded, WsssError
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 class InFlight:
     """Bounded count of requests whose work has not stopped: beyond ``limit`` a new one fails at
-    once; while ``draining`` (shutting down) every new one fails with UNAVAILABLE. A slot is
+    once. A slot is
     released when the work stops, not when the call ends (a cancelled call's worker may run on
     until its next stage boundary)."""
 
@@ -27,17 +27,13 @@ class InFlight:
         self.limit = limit
         self.count = 0
         self.metrics = metrics
-        self.draining = False
 
     def acquire(self) -> None:
         """Take a slot (call on the event loop).
 
         Raises:
-            ModelNotReady: the server is draining.
             Overloaded: ``limit`` requests are in progress.
         """
-        if self.draining:
-            raise ModelNotReady("server is shutting down; retry on another replica")
         if self.count >= self.limit:
             raise Overloaded(f"server is at its limit of {self.limit} requests in flight; retry with backoff")
         self.count += 1

@@ -93,28 +93,47 @@ class Server:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def stop(self, grace: float = 5.0, drain: float = 0.0) -> None:
-        """Graceful stop: NOT_SERVING, new calls refused (UNAVAILABLE) while the in-flight ones
-        finish, for at most ``grace`` seconds, on a server still fully up; then the gRPC server
-        stops, and the transport stays ``drain`` seconds more for the last responses to leave.
-        (Waiting here rather than in grpc.aio's own grace keeps in-flight calls independent of
-        how it tears connections down.)"""
+        """Graceful stop, the gRPC way: health NOT_SERVING, then the gRPC server stops, which
+        sends every connection a GOAWAY at once (clients move new calls to other replicas; a call
+        that crossed the GOAWAY was never started here and is retried transparently by the client)
+        and stops listening, while calls already started run on, for at most ``grace`` seconds.
+        Work still running then stops at its next stage boundary. ``drain``: seconds the process
+        waits before the GOAWAY (for a load balancer to see NOT_SERVING; 0 by default)."""
         if self._retry is not None:
             self._retry.cancel()
         for task in list(self._tasks):
             task.cancel()
         await self.set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.servicer.in_flight.draining = True
+        if drain > 0:
+            await asyncio.sleep(drain)
+        stopped = asyncio.ensure_future(self.grpc_server.stop(grace))
         deadline = asyncio.get_running_loop().time() + grace
         while self.servicer.in_flight.count and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         if self.servicer.in_flight.count:
             log.warning("%d request(s) still in flight after the %.0f s grace period; stopping them", self.servicer.in_flight.count, grace)
             self.servicer.stopping.set()  # their work stops at its next stage boundary or loop check
-        if drain > 0:
-            await asyncio.sleep(drain)
-        await self.grpc_server.stop(1.0)
+        await stopped
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.state.close()
+
+
+def connection_options(settings: Settings) -> list[tuple[str, int]]:
+    """gRPC core channel arguments for connection age and keepalive (README, Scaling)."""
+    ms = lambda seconds: int(round(seconds * 1000))  # noqa: E731
+    options = [
+        ("grpc.keepalive_time_ms", ms(settings.keepalive_time_seconds)),
+        ("grpc.keepalive_timeout_ms", ms(settings.keepalive_timeout_seconds)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", ms(settings.min_client_ping_interval_seconds)),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+    if settings.max_connection_age_seconds > 0:
+        options += [
+            ("grpc.max_connection_age_ms", ms(settings.max_connection_age_seconds)),
+            ("grpc.max_connection_age_grace_ms", ms(settings.max_connection_age_grace_seconds)),
+        ]
+    return options
 
 
 def create_server(settings: Settings, registry: CollectorRegistry | None = None) -> Server:
@@ -125,6 +144,7 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
     limits = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
+        *connection_options(settings),
     ]
     tokens = settings.bearer_tokens()
     interceptors = [BearerTokenInterceptor(tokens)] if tokens else []
@@ -158,5 +178,5 @@ async def serve(settings: Settings) -> None:
     await server.start()
     await stop.wait()
     log.info("shutting down: in-flight requests get %.0f s", settings.shutdown_grace_seconds)
-    await server.stop(grace=settings.shutdown_grace_seconds, drain=0.5)
+    await server.stop(grace=settings.shutdown_grace_seconds)
     log.info("stopped")

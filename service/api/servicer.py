@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -49,6 +51,9 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         """time.monotonic() when the last request's work stopped."""
         self.stopping = threading.Event()
         """Set when the server gives up on the work still running (after the shutdown grace)."""
+        name = state.settings.replica_name or f"{socket.gethostname()}:{os.getpid()}"
+        self.replica_metadata = (("wsss-replica", name),)
+        """Trailing metadata of every call: which replica answered."""
 
     async def _run(self, context: grpc.aio.ServicerContext, work: Callable[[Callable[[], bool]], T], working_bytes: int = 0) -> T:
         """Admit, wait for ``working_bytes`` of the memory budget, then run ``work(should_stop)`` in
@@ -97,6 +102,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
 
     async def _unary(self, rpc: str, context: grpc.aio.ServicerContext, work: Callable[[Callable[[], bool]], T], working_bytes: int = 0) -> T:
         start = time.perf_counter()
+        context.set_trailing_metadata(self.replica_metadata)
 
         def record(code: grpc.StatusCode) -> None:
             self.metrics.requests.labels(rpc, code.name).inc()
@@ -206,6 +212,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
     ) -> AsyncIterator[pb.SegmentResponse]:
         """One response per request, in order; a failed item (an undecodable one too) carries
         ``error`` and the stream goes on."""
+        context.set_trailing_metadata(self.replica_metadata)
         async for request in request_iterator:
             start = time.perf_counter()
             code = grpc.StatusCode.OK

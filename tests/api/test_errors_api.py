@@ -122,15 +122,3 @@ def test_corrupt_model_leaves_server_up_but_not_serving(tmp_path: Path) -> None:
             assert "model 'sam_decoder'" in info.value.details() and "cannot load" in info.value.details()
     finally:
         running.stop()
-
-
-def test_draining_server_refuses_new_calls() -> None:
-    running = BackgroundServer(make_settings())
-    try:
-        running.server.servicer.in_flight.draining = True
-        with running.channel() as channel:
-            with pytest.raises(grpc.RpcError) as info:
-                pb_grpc.SegmentationServiceStub(channel).Segment(_req(), timeout=10)
-        assert info.value.code() == grpc.StatusCode.UNAVAILABLE and "shutting down" in info.value.details()
-    finally:
-        running.stop()
