@@ -40,6 +40,8 @@ class Metrics:
         self.cache = Counter("wsss_embedding_cache", "SAM embedding cache lookups by result.", ["result"], registry=registry)
         self.cache.labels("hit")
         self.cache.labels("miss")
+        self.shared_cache = Counter("wsss_shared_embedding_cache", "Shared (Redis) embedding cache calls by result: hit, miss, store, "
+                                    "error, skipped (Redis left alone after an error).", ["result"], registry=registry)
         for rpc in RPCS:
             self.requests.labels(rpc, "OK")
             self.latency.labels(rpc)
@@ -55,6 +57,10 @@ class Metrics:
     def observe_cache(self, hit: bool) -> None:
         """The embedding cache's observer."""
         self.cache.labels("hit" if hit else "miss").inc()
+
+    def observe_shared_cache(self, result: str) -> None:
+        """The shared embedding cache's observer."""
+        self.shared_cache.labels(result).inc()
 
     def observe_stages(self, timings: tuple[tuple[str, float], ...]) -> None:
         for stage, seconds in timings:

@@ -86,3 +86,52 @@ def repo_copy(tmp_path: Path) -> Path:
     dst = tmp_path / "model_repo"
     shutil.copytree(DEFAULT_REPO, dst)
     return dst
+
+
+class RedisProcess:
+    """A real ``redis-server`` on a free loopback port (no persistence), for as long as the test needs."""
+
+    def __init__(self, tmp: Path, port: int = 0) -> None:
+        import shutil
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if os.environ.get("WSSS_REQUIRE_REDIS"):
+                raise AssertionError("WSSS_REQUIRE_REDIS is set but redis-server is not installed (.ci/run installs Debian's redis-server)")
+            pytest.skip("no redis-server here (apt-get install redis-server; .ci/run installs it)")
+        self.binary, self.tmp = binary, tmp
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.tmp),
+             "--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline and self.proc.poll() is None, "redis-server did not start"
+                time.sleep(0.05)
+        client.close()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    running = RedisProcess(tmp_path)
+    yield running
+    running.kill()

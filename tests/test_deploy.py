@@ -46,6 +46,13 @@ def test_manifests_match_the_service() -> None:
     assert ports == {Settings.model_fields["port"].default, Settings.model_fields["metrics_port"].default}
     assert containers[0]["readinessProbe"]["grpc"]["port"] == 50051
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001  # type: ignore[index]
+    env = {e["name"]: e.get("value") for e in containers[0]["env"]}  # type: ignore[index]
+    headless = docs[("Service", "weakseg-headless")]
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]  # type: ignore[index]
+    redis_service = docs[("Service", "weakseg-redis")]
+    assert env["WSSS_EMBEDDING_CACHE_URL"] == f"redis://{redis_service['metadata']['name']}:{redis_service['spec']['ports'][0]['port']}/0"  # type: ignore[index]
+    assert float(env["WSSS_SHUTDOWN_GRACE_SECONDS"]) < deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]  # type: ignore[index]
+    Settings(**{k[5:].lower(): v for k, v in env.items() if v is not None})  # every value is one the service accepts
     hpa = docs[("HorizontalPodAutoscaler", "weakseg")]
     metric = hpa["spec"]["metrics"][0]["pods"]["metric"]["name"]  # type: ignore[index]
     exported = {m.name for m in Metrics(CollectorRegistry()).registry.collect()}
@@ -54,10 +61,11 @@ def test_manifests_match_the_service() -> None:
 
 def test_compose_file() -> None:
     compose = yaml.safe_load((REPO_ROOT / "deploy" / "docker-compose.yaml").read_text())
-    assert set(compose["services"]) == {"weakseg", "triton", "prometheus"}
+    assert set(compose["services"]) == {"weakseg", "triton", "redis", "prometheus"}
     env = compose["services"]["weakseg"]["environment"]
     assert {f"WSSS_{n.upper()}" for n in Settings.model_fields} >= set(env)
     assert env["WSSS_BACKEND"] == "triton" and env["WSSS_TRITON_URL"].endswith(":8001")
+    assert env["WSSS_EMBEDDING_CACHE_URL"] == "redis://redis:6379/0"
     assert (REPO_ROOT / "deploy" / compose["services"]["prometheus"]["volumes"][0].split(":")[0]).is_file()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from service.errors import ModelNotFound, ModelNotReady
 from service.metrics import Metrics
@@ -11,6 +12,7 @@ from service.models.cam_classifier import CamClassifier
 from service.models.deeplab import DeepLab
 from service.models.embedding_cache import CachedEncoder
 from service.models.sam import SamDecoder, SamEncoder
+from service.models.shared_cache import SharedEmbeddingStore, model_fingerprint
 from service.pipeline.everything import EverythingGenerator
 from service.pipeline.predict import Predictor
 from service.pipeline.segment import PipelineConfig, Segmenter
@@ -96,7 +98,8 @@ class ServiceState:
             self.backend = backend
             encoder, decoder = None, None
             if "sam_encoder" in repo and "sam_decoder" in repo:
-                encoder = CachedEncoder(SamEncoder(backend), self.settings.embedding_cache_bytes, self.metrics.observe_cache)
+                encoder = CachedEncoder(SamEncoder(backend), self.settings.embedding_cache_bytes, self.metrics.observe_cache,
+                                        self._shared_cache(repo.get("sam_encoder").model_path, backend.models()["sam_encoder"].version))
                 decoder = SamDecoder(backend)
                 self.everything = EverythingGenerator(encoder, decoder, self.settings.max_work_side, self.settings.max_request_bytes)
             if not missing:
@@ -126,6 +129,18 @@ class ServiceState:
             return
         self._ready.set()
         log.info("models loaded and warmed up: %s", ", ".join(sorted(self.backend.models())))
+
+    def _shared_cache(self, model_path: Path, version: str) -> SharedEmbeddingStore | None:
+        """The Redis embedding cache of ``WSSS_EMBEDDING_CACHE_URL`` (None when unset)."""
+        s = self.settings
+        if s.embedding_cache_url is None:
+            return None
+        store = SharedEmbeddingStore(
+            s.embedding_cache_url.get_secret_value(), model_fingerprint(model_path, "sam_encoder", version), s.embedding_cache_dtype,
+            s.embedding_cache_ttl_seconds, s.embedding_cache_timeout_seconds, s.embedding_cache_retry_seconds, self.metrics.observe_shared_cache,
+        )
+        log.info("shared embedding cache: %s (%s, TTL %d s)", store.where, s.embedding_cache_dtype, s.embedding_cache_ttl_seconds)
+        return store
 
     def close(self) -> None:
         """Release the backend (sessions, Triton channel and client loop)."""

@@ -1,4 +1,5 @@
-"""LRU cache of SAM image embeddings, bounded in bytes, keyed by the decoded pixels and the encoder version."""
+"""LRU cache of SAM image embeddings, bounded in bytes, keyed by the decoded pixels and the encoder
+version; optionally in front of a cache shared by replicas (``shared_cache``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.models.sam import ImageEmbedding, SamEncoder
+from service.models.shared_cache import SharedEmbeddingStore
 
 CacheObserver = Callable[[bool], None]
 """Called with True on a hit, False on a miss."""
@@ -27,11 +29,14 @@ class CachedEncoder:
     """``SamEncoder.embed`` with an LRU cache in front; at most ``max_bytes`` of embeddings are kept.
 
     A second request on the same image (new prompts, an interactive round) skips the encoder.
-    ``max_bytes`` = 0 disables the cache.
+    ``max_bytes`` = 0 disables the local cache. With ``shared``, a local miss asks it before
+    running the encoder, and a fresh embedding is stored there for the other replicas.
     """
 
-    def __init__(self, encoder: SamEncoder, max_bytes: int, observer: CacheObserver | None = None) -> None:
+    def __init__(self, encoder: SamEncoder, max_bytes: int, observer: CacheObserver | None = None,
+                 shared: SharedEmbeddingStore | None = None) -> None:
         self.encoder = encoder
+        self.shared = shared
         self.name = encoder.name
         self.version = encoder.version
         self.max_bytes = max_bytes
@@ -47,11 +52,25 @@ class CachedEncoder:
     def __len__(self) -> int:
         return len(self._items)
 
+    def _compute(self, image: npt.NDArray[np.uint8], pixels: str) -> ImageEmbedding:
+        """A local miss: the shared cache's embedding, or the encoder's (then shared)."""
+        if self.shared is None:
+            return self.encoder.embed(image)
+        found = self.shared.get(pixels)
+        if found is not None:
+            return ImageEmbedding(found[0], found[1], self.encoder.version)
+        embedding = self.encoder.embed(image)
+        self.shared.put(pixels, np.asarray(embedding.embeddings), embedding.geometry)
+        return embedding
+
     def embed(self, image: npt.NDArray[np.uint8]) -> ImageEmbedding:
         """The embedding of ``image`` uint8 [H, W, 3], from the cache when present."""
-        if self.max_bytes <= 0:
+        if self.max_bytes <= 0 and self.shared is None:
             return self.encoder.embed(image)
-        key = (pixel_key(image), self.encoder.version)
+        pixels = pixel_key(image)
+        if self.max_bytes <= 0:
+            return self._compute(image, pixels)
+        key = (pixels, self.encoder.version)
         with self._lock:
             hit = self._items.get(key)
             if hit is not None:
@@ -60,7 +79,7 @@ class CachedEncoder:
             self.observer(hit is not None)
         if hit is not None:
             return hit
-        embedding = self.encoder.embed(image)
+        embedding = self._compute(image, pixels)
         size = embedding.embeddings.nbytes
         if size > self.max_bytes:
             return embedding
@@ -73,5 +92,5 @@ class CachedEncoder:
                 self._bytes -= old.embeddings.nbytes
         return embedding
 
-    def warmup(self) -> None:
-        self.encoder.warmup()
+    def warmup(self) -> ImageEmbedding:
+        return self.encoder.warmup()

@@ -99,7 +99,7 @@ class ImageEncoder(Protocol):
 
     def embed(self, image: npt.NDArray[np.uint8]) -> ImageEmbedding: ...
 
-    def warmup(self) -> None: ...
+    def warmup(self) -> ImageEmbedding: ...
 
 
 class SamEncoder:
@@ -141,8 +141,9 @@ class SamEncoder:
             raise ModelRepositoryError(f"model {self.name!r} returned image_embeddings of shape {list(emb.shape)}, expected {list(EMBEDDING_SHAPE)}")
         return ImageEmbedding(emb if isinstance(emb, DeviceTensor) else np.asarray(emb, np.float32), geometry, self.version)
 
-    def warmup(self) -> None:
-        self.embed(np.zeros((32, 32, 3), np.uint8))
+    def warmup(self) -> ImageEmbedding:
+        """One inference (never from a cache); returns its embedding for the decoder's warm-up."""
+        return self.embed(np.zeros((32, 32, 3), np.uint8))
 
 
 class SamDecoder:

@@ -257,4 +257,4 @@ class Segmenter:
         """One inference of each model."""
         self.classifier.warmup()
         if self.encoder is not None and self.decoder is not None:
-            self.decoder.warmup(self.encoder.embed(np.zeros((32, 32, 3), np.uint8)))
+            self.decoder.warmup(self.encoder.warmup())  # the encoder itself runs, whatever the caches hold
