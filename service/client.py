@@ -233,7 +233,8 @@ def cmd_label(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespace) -
         return 2
     out = Path(args.out)
     try:
-        report = run.label(stub, items, out, classes, window=args.window, retries=args.retries, backoff=args.backoff, title=source.name)
+        report = run.label(stub, items, out, classes, window=args.window, retries=args.retries, backoff=args.backoff, title=source.name,
+                           stream_seconds=args.stream_seconds)
     except KeyboardInterrupt:
         print(f"interrupted: what finished is in {out} (annotations.json, review.html); run the same command again to go on", file=sys.stderr)
         return 130
@@ -324,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--window", type=int, default=4, help="requests in flight on the stream")
     lab.add_argument("--retries", type=int, default=5, help="retries of an item (UNAVAILABLE, RESOURCE_EXHAUSTED) and of a failed stream")
     lab.add_argument("--backoff", type=float, default=0.5, help="first retry wait, seconds (doubles, at most 8)")
+    lab.add_argument("--stream-seconds", type=float, default=20.0,
+                     help="start a new stream (a fresh connection, maybe another replica) this often; 0 = one stream")
     args = parser.parse_args(argv)
     options = channel_options(args.max_message_mb * 1024 * 1024, args.lb, retry=not args.no_retry)
     with open_channel(args.address, options, args.tls_ca, args.tls_cert, args.tls_key) as channel:

@@ -89,15 +89,20 @@ class _Window:
                 return task
         return None
 
-    def requests(self) -> Iterator[pb.SegmentRequest]:
+    def requests(self, stream_seconds: float = 0.0) -> Iterator[pb.SegmentRequest]:
         """One stream's requests: at most ``size`` unanswered; ends when everything is answered
-        (the stream half-closes) or the window is closed (the stream failed or was cancelled)."""
+        (the stream half-closes), when ``stream_seconds`` have passed and its answers are in (the
+        next stream starts on a fresh connection: it follows the server's connection age and
+        spreads a long run over replicas), or when the window is closed (the stream failed or was
+        cancelled)."""
+        until = time.monotonic() + stream_seconds if stream_seconds > 0 else float("inf")
         while True:
             with self.cond:
                 while True:
-                    if self.closed or not (self.waiting or self.in_flight):
+                    rotate = time.monotonic() >= until
+                    if self.closed or not (self.waiting or self.in_flight) or (rotate and not self.in_flight):
                         return
-                    task = self._next_ready() if len(self.in_flight) < self.size else None
+                    task = self._next_ready() if len(self.in_flight) < self.size and not rotate else None
                     if task is not None:
                         self.in_flight.append(task)
                         self.sent += 1
@@ -141,9 +146,13 @@ def _finish(out: Path, journal: Journal, items: Sequence[Item], hashes: dict[str
 
 def label(
     stub: pb_grpc.SegmentationServiceStub, items: Sequence[Item], out: Path, classes: Sequence[str], *, window: int = 4,
-    retries: int = 5, backoff: float = 0.5, title: str = "", progress: bool = True,
+    retries: int = 5, backoff: float = 0.5, title: str = "", progress: bool = True, stream_seconds: float = 20.0,
 ) -> Report:
     """Label ``items`` into ``out``; returns the report (``stopped`` says why a run ended early).
+
+    ``stream_seconds``: a stream is ended (once its answers are in) and a new one opened after this
+    long, below the server's WSSS_MAX_CONNECTION_AGE_GRACE_SECONDS, so an aged connection never
+    cuts a stream short; 0 = one stream for the whole run.
 
     Raises:
         KeyboardInterrupt: after the outputs are written (Ctrl-C).
@@ -166,7 +175,7 @@ def label(
         failures_in_a_row = 0
         while win.pending():
             win.open()
-            call = stub.SegmentStream(win.requests())
+            call = stub.SegmentStream(win.requests(stream_seconds))
             try:
                 for resp in call:
                     task = win.answered()
