@@ -125,6 +125,7 @@ def churn(age: float = 2.0, seconds: float = 20.0, workers: int = 3, logs: Path 
             t0 = time.monotonic()
             load.start()
             time.sleep(1.0)
+            t_launch = time.monotonic()
             procs[2] = start_replica("r2", "127.0.0.1", ports[2], age, files[2])
             t_late = wait_serving(procs[2], f"127.0.0.1:{ports[2]}")
             time.sleep(max(0.0, t0 + seconds / 2 - time.monotonic()))
@@ -138,9 +139,11 @@ def churn(age: float = 2.0, seconds: float = 20.0, workers: int = 3, logs: Path 
         total_after = sum(after.values())
         return {
             "replicas": 3, "workers": workers, "max_connection_age_s": age, "seconds": round(time.monotonic() - t0, 1),
+            # SERVING as our 0.2 s health polling saw it (clients watching health may see it first)
             "late_replica_serving_at_s": round(t_late - t0, 1), "sigterm_at_s": round(t_term - t0, 1), "sigterm_exit_code": term_exit,
             "calls": len(load.outcomes), "failed": len(load.errors), "errors": [e for _, e in load.errors[:5]],
-            "spread_before_late": load.spread(until=t_late), "spread_late_to_sigterm": load.spread(since=t_late, until=t_term),
+            "late_replica_started_at_s": round(t_launch - t0, 1),
+            "spread_before_late": load.spread(until=t_launch), "spread_late_to_sigterm": load.spread(since=t_launch, until=t_term),
             "spread_after_sigterm": load.spread(since=t_term),
             "late_share_from_2x_age_after_start": round(after.get("r2", 0) / total_after, 3) if total_after else 0.0,
         }
