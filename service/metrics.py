@@ -40,6 +40,8 @@ class Metrics:
         self.cache = Counter("wsss_embedding_cache", "SAM embedding cache lookups by result.", ["result"], registry=registry)
         self.cache.labels("hit")
         self.cache.labels("miss")
+        self.reloads = Counter("wsss_model_reloads", "Repository reloads by outcome: switched to a new generation, or refused "
+                               "(the serving models stay).", ["outcome"], registry=registry)
         self.shared_cache = Counter("wsss_shared_embedding_cache", "Shared (Redis) embedding cache calls by result: hit, miss, store, "
                                     "error, skipped (Redis left alone after an error).", ["result"], registry=registry)
         for rpc in RPCS:

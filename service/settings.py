@@ -28,6 +28,15 @@ class Settings(BaseSettings):
     """Serve Prometheus metrics over HTTP."""
     model_repo: Path = REPO_ROOT / "model_repo"
     """Triton-layout model repository."""
+    model_control_mode: Literal["none", "poll"] = "none"
+    """As Triton names it: ``none`` loads the repository once at start; ``poll`` watches it every
+    ``repository_poll_seconds`` and, when a model's files changed and stayed unchanged a quarter
+    period later (at most 1 s: a copy has finished), loads the new state beside the serving one, warms it up and
+    switches atomically; running requests finish on the models they started on, which are then
+    freed. A new state that fails to load is logged (naming the model and file) and refused; the
+    serving models stay, health stays SERVING."""
+    repository_poll_seconds: float = Field(default=10.0, gt=0.0)
+    """How often ``poll`` looks at the repository."""
     backend: str = "onnxruntime"
     """Inference backend: ``onnxruntime`` (in process) or ``triton`` (a Triton / Open Inference
     Protocol server serving the same model repository, at ``triton_url``)."""

@@ -49,6 +49,35 @@ def classifier_from(ckpt: dict[str, Any]) -> CamNet:
     return net.eval()
 
 
+def export_next_version(path: Path, repo: Path) -> list[tuple[str, int]]:
+    """Export into a live repository as each model's next version: exported and validated in a
+    hidden folder beside, then config.pbtxt / labels.txt / training.json replaced and the version
+    folder renamed into place last (a watching server never sees half a model). Returns
+    (model, version) pairs."""
+    import os
+    import shutil
+    import tempfile
+
+    repo.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=repo))
+    try:
+        names = export(path, staging)
+        placed = []
+        for name in names:
+            target = repo / name
+            target.mkdir(exist_ok=True)
+            versions = [int(p.name) for p in target.iterdir() if p.is_dir() and p.name.isdigit()]
+            version = max(versions, default=0) + 1
+            for f in (staging / name).iterdir():
+                if f.is_file():
+                    os.replace(f, target / f.name)
+            os.rename(staging / name / "1", target / str(version))
+            placed.append((name, version))
+        return placed
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def export(path: Path, repo: Path) -> list[str]:
     """Export the checkpoint at ``path`` into ``repo``, validate it with the service's loader; returns the model names."""
     ckpt = load(path)

@@ -140,6 +140,10 @@ def cmd_train_deeplab(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    if args.next_version:
+        placed = checkpoints.export_next_version(Path(args.checkpoint), Path(args.repo))
+        print(f"exported {', '.join(f'{n} version {v}' for n, v in placed)} into {args.repo} (validated by the service's loader)")
+        return
     names = checkpoints.export(Path(args.checkpoint), Path(args.repo))
     print(f"exported {', '.join(names)} into {args.repo} (validated by the service's loader)")
 
@@ -296,6 +300,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("export", help="export a checkpoint into a model repository (validated by the service's loader)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--repo", required=True)
+    p.add_argument("--next-version", action="store_true",
+                   help="add the models as their next version (a live repository: a server with WSSS_MODEL_CONTROL_MODE=poll switches to it)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="mIoU of every method on a folder with masks; JSON + Markdown + overlays")

@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry, start_http_server
 from service import malloc
 from service.api.security import BearerTokenInterceptor, server_credentials
 from service.api.servicer import SegmentationServicer, add_to_server
-from service.api.state import ServiceState
+from service.api.state import SERVED_MODELS, ServiceState
 from service.metrics import Metrics
+from service.runtime.model_repo import repository_fingerprints
 from service.settings import Settings
 from wsss.v1 import segmentation_pb2 as pb
 
@@ -47,6 +48,8 @@ class Server:
         log.info("gRPC server listening on port %d; loading models", self.port)
         await asyncio.get_running_loop().run_in_executor(self.executor, self.state.load)
         self._keep(asyncio.get_running_loop().create_task(self._trim_when_idle()))
+        if self.state.settings.model_control_mode == "poll":
+            self._keep(asyncio.get_running_loop().create_task(self._poll_repository()))
         if self.state.ready:
             await self.set_health(health_pb2.HealthCheckResponse.SERVING)
             log.info("SERVING")
@@ -63,6 +66,34 @@ class Server:
         if self.state.ready:
             await self.set_health(health_pb2.HealthCheckResponse.SERVING)
             log.info("SERVING (the backend answered)")
+
+    async def _poll_repository(self) -> None:
+        """``WSSS_MODEL_CONTROL_MODE=poll``: reload when the repository changed and then held still
+        for a quarter period (at most 1 s: a file being copied is not loaded half-written); a
+        state that was refused is not tried again until it changes."""
+        loop = asyncio.get_running_loop()
+        period = self.state.settings.repository_poll_seconds
+        settle = min(1.0, period / 4)
+        root = self.state.settings.model_repo
+
+        def changed(now: dict[str, str]) -> bool:
+            generation = self.state.generation
+            serving = generation.fingerprints if generation is not None else {}
+            return {k: v for k, v in now.items() if k in SERVED_MODELS} != serving and now != self.state.last_refused
+
+        while True:
+            await asyncio.sleep(period)
+            try:
+                now = await loop.run_in_executor(self.executor, repository_fingerprints, root)
+                if not changed(now):
+                    continue
+                await asyncio.sleep(settle)  # still being written? then the next poll will see it again
+                if await loop.run_in_executor(self.executor, repository_fingerprints, root) != now:
+                    continue
+                if await loop.run_in_executor(self.executor, self.state.reload):
+                    await self.set_health(health_pb2.HealthCheckResponse.SERVING)  # also after a first load that had failed
+            except Exception:  # the watch must outlive anything a repository can do (a folder vanishing mid-scan...)
+                log.exception("repository poll failed; polling on")
 
     def _unhealthy(self, reason: str) -> None:
         """The health watch gave up on this process (called on the event loop): NOT_SERVING for good."""

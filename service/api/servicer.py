@@ -126,46 +126,49 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         """Decode, run the pipeline, encode (in a worker thread)."""
         if isinstance(request, Undecodable):
             raise request.error()
-        segmenter = self.state.require_segmenter()
-        settings = self.state.settings
-        data = converters.segment_input(
-            request, len(segmenter.classes), settings.max_image_pixels, settings.max_image_side, check=segmenter.check_budget
-        )
-        try:
-            result = segmenter.segment(data, should_stop)
-            self.metrics.observe_stages(result.timings)
-            return converters.segment_response(request.id, result, segmenter.classes)
-        finally:
-            _trim_after(data.image.shape[0] * data.image.shape[1])
+        with self.state.acquire() as generation:  # the models this request started on, whatever a reload does meanwhile
+            segmenter = self.state.require_segmenter(generation)
+            settings = self.state.settings
+            data = converters.segment_input(
+                request, len(segmenter.classes), settings.max_image_pixels, settings.max_image_side, check=segmenter.check_budget
+            )
+            try:
+                result = segmenter.segment(data, should_stop)
+                self.metrics.observe_stages(result.timings)
+                return converters.segment_response(request.id, result, segmenter.classes)
+            finally:
+                _trim_after(data.image.shape[0] * data.image.shape[1])
 
     def _predict(self, request: pb.PredictRequest | Undecodable, should_stop: Callable[[], bool]) -> pb.PredictResponse:
         if isinstance(request, Undecodable):
             raise request.error()
-        predictor = self.state.require_predictor()
-        settings = self.state.settings
-        image = converters.decode_image(request.image, settings.max_image_pixels, settings.max_image_side, check=predictor.check_budget)
-        try:
-            result = predictor.predict(image, converters.mask_formats(request.mask_formats), should_stop)
-            self.metrics.observe_stages(result.timings)
-            return converters.predict_response(request.id, result)
-        finally:
-            _trim_after(image.shape[0] * image.shape[1])
+        with self.state.acquire() as generation:
+            predictor = self.state.require_predictor(generation)
+            settings = self.state.settings
+            image = converters.decode_image(request.image, settings.max_image_pixels, settings.max_image_side, check=predictor.check_budget)
+            try:
+                result = predictor.predict(image, converters.mask_formats(request.mask_formats), should_stop)
+                self.metrics.observe_stages(result.timings)
+                return converters.predict_response(request.id, result)
+            finally:
+                _trim_after(image.shape[0] * image.shape[1])
 
     def _everything(self, request: pb.SegmentEverythingRequest | Undecodable, should_stop: Callable[[], bool]) -> pb.SegmentEverythingResponse:
         if isinstance(request, Undecodable):
             raise request.error()
-        generator = self.state.require_everything()
-        settings = self.state.settings
-        options = converters.everything_options(request.options, EverythingOptions())
-        image = converters.decode_image(
-            request.image, settings.max_image_pixels, settings.max_image_side, check=lambda h, w: generator.check_budget(h, w, options)
-        )
-        try:
-            result = generator.run(image, options, should_stop)
-            self.metrics.observe_stages(result.timings)
-            return converters.everything_response(request.id, result)
-        finally:
-            _trim_after(image.shape[0] * image.shape[1])
+        with self.state.acquire() as generation:
+            generator = self.state.require_everything(generation)
+            settings = self.state.settings
+            options = converters.everything_options(request.options, EverythingOptions())
+            image = converters.decode_image(
+                request.image, settings.max_image_pixels, settings.max_image_side, check=lambda h, w: generator.check_budget(h, w, options)
+            )
+            try:
+                result = generator.run(image, options, should_stop)
+                self.metrics.observe_stages(result.timings)
+                return converters.everything_response(request.id, result)
+            finally:
+                _trim_after(image.shape[0] * image.shape[1])
 
     def _working_bytes(self, request: pb.SegmentRequest | pb.PredictRequest | pb.SegmentEverythingRequest | Undecodable) -> int:
         """The request's estimated working memory from its image's declared size (0 when unknown:

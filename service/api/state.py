@@ -1,9 +1,13 @@
-"""Composition root: settings -> backend -> model wrappers -> pipelines, loaded once at start."""
+"""Composition root: settings -> backend -> model wrappers -> pipelines, loaded at start and
+again, beside the serving ones, when the repository changes (``reload``)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from service.errors import ModelNotFound, ModelNotReady
@@ -18,6 +22,8 @@ from service.pipeline.predict import Predictor
 from service.pipeline.segment import PipelineConfig, Segmenter
 from service.runtime import InferenceBackend, ModelRepository, create_backend
 from service.runtime.batching import BatchingBackend
+from service.runtime.model_repo import repository_fingerprints
+from service.runtime.onnxruntime_backend import adopt
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,6 +31,7 @@ log = logging.getLogger(__name__)
 SEGMENT_MODELS = ("cam_classifier", "sam_encoder", "sam_decoder")
 BATCHED_MODELS = ("cam_classifier", "deeplab")
 PREDICT_MODELS = ("deeplab",)
+SERVED_MODELS = SEGMENT_MODELS + PREDICT_MODELS
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -46,33 +53,134 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
     )
 
 
+@dataclass
+class Generation:
+    """Everything loaded from one state of the repository; never changed once built. A request
+    holds the generation it started on (``ServiceState.acquire``) until it is done, so a reload
+    never changes models under a running request; a retired generation is closed when its last
+    request leaves."""
+
+    backend: InferenceBackend
+    fingerprints: dict[str, str]
+    segmenter: Segmenter | None = None
+    predictor: Predictor | None = None
+    everything: EverythingGenerator | None = None
+    encoder: CachedEncoder | None = None
+    users: int = 0
+    retired: bool = False
+
+    def versions(self) -> dict[str, str]:
+        return {name: m.version for name, m in self.backend.models().items()}
+
+
 class ServiceState:
-    """The loaded models and pipelines; ``ready`` once every model loaded and ran a warm-up."""
+    """The loaded models and pipelines; ``ready`` once every model loaded and ran a warm-up.
+    ``reload`` builds a new generation beside the serving one and switches to it atomically."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.backend: InferenceBackend | None = None
-        self.segmenter: Segmenter | None = None
-        self.predictor: Predictor | None = None
-        self.everything: EverythingGenerator | None = None
         self.error: str | None = None
         self.retryable = False
         """True when loading failed only because the backend was unreachable (worth retrying)."""
         self._ready = threading.Event()
+        self._generation: Generation | None = None
+        self._lock = threading.Lock()
+        self.last_refused: dict[str, str] = {}
+        """Fingerprints of the last repository state a reload refused (not tried again unchanged)."""
 
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
+
+    @property
+    def generation(self) -> Generation | None:
+        return self._generation
+
+    @property
+    def backend(self) -> InferenceBackend | None:
+        return None if self._generation is None else self._generation.backend
+
+    @property
+    def segmenter(self) -> Segmenter | None:
+        return None if self._generation is None else self._generation.segmenter
+
+    @property
+    def predictor(self) -> Predictor | None:
+        return None if self._generation is None else self._generation.predictor
+
+    @property
+    def everything(self) -> EverythingGenerator | None:
+        return None if self._generation is None else self._generation.everything
 
     def load(self) -> None:
         """Load, validate and warm up every model of the repository (blocking).
 
         On failure ``error`` says why (naming the model) and the state stays not ready.
         """
+        try:
+            generation = self._build(None)
+        except Exception as exc:  # any failure leaves the server up, NOT_SERVING, with the reason logged
+            self.error = str(exc)
+            self.retryable = isinstance(exc, ModelNotReady)
+            log.error("model loading failed: %s", exc)
+            return
+        self._generation = generation
+        self.error = None
+        self._ready.set()
+        log.info("models loaded and warmed up: %s", ", ".join(f"{n} v{v}" for n, v in sorted(generation.versions().items())))
+
+    def reload(self) -> bool:
+        """Build a generation from the repository as it is now (models whose files did not change
+        are taken over, not loaded again), warm it up, switch to it; the old one is closed when
+        its last request leaves. A failure is logged (naming the model and file) and the serving
+        generation stays. Returns whether it switched."""
+        current = self._generation
+        try:
+            fingerprints = repository_fingerprints(self.settings.model_repo)
+            generation = self._build(current, fingerprints)
+        except Exception as exc:
+            self.last_refused = fingerprints if "fingerprints" in locals() else {}
+            log.error("new model version refused, the serving one stays: %s", exc)
+            self.metrics.reloads.labels("refused").inc()
+            return False
+        with self._lock:
+            self._generation = generation
+            if current is not None:
+                current.retired = True
+                idle = current.users == 0
+        if current is not None and idle:
+            self._close(current.backend)
+        self.error = None
+        self._ready.set()
+        self.metrics.reloads.labels("switched").inc()
+        log.info("switched to models %s", ", ".join(f"{n} v{v}" for n, v in sorted(generation.versions().items())))
+        return True
+
+    @contextmanager
+    def acquire(self) -> Iterator[Generation]:
+        """The serving generation, held until the block ends (raises ModelNotReady before the first load)."""
+        with self._lock:
+            generation = self._generation
+            if generation is None or not self.ready:
+                raise ModelNotReady(self._not_ready_message())
+            generation.users += 1
+        try:
+            yield generation
+        finally:
+            with self._lock:
+                generation.users -= 1
+                close = generation.retired and generation.users == 0
+            if close:
+                self._close(generation.backend)
+
+    def _build(self, previous: Generation | None, fingerprints: dict[str, str] | None = None) -> Generation:
+        """A loaded and warmed-up generation of the repository (taking over ``previous``'s models
+        whose files are unchanged)."""
         backend: InferenceBackend | None = None
         try:
             repo = ModelRepository(self.settings.model_repo)
+            fingerprints = fingerprints if fingerprints is not None else repository_fingerprints(self.settings.model_repo)
             names = [n for n in SEGMENT_MODELS + PREDICT_MODELS if n in repo]
             missing = [n for n in SEGMENT_MODELS if n not in repo]
             if missing and not any(n in repo for n in PREDICT_MODELS):
@@ -94,16 +202,21 @@ class ServiceState:
                 backend = BatchingBackend(
                     backend, set(BATCHED_MODELS), self.settings.batch_max_size, self.settings.batch_max_delay_ms / 1000, self.metrics.observe_batch
                 )
-            backend.load(names)
-            self.backend = backend
-            encoder, decoder = None, None
+            same = [] if previous is None else [n for n in names if n in previous.fingerprints and previous.fingerprints[n] == fingerprints.get(n)]
+            unchanged = adopt(backend, previous.backend, same) if previous is not None and same else []
+            backend.load([n for n in names if n not in unchanged])
+            generation = Generation(backend, {n: fingerprints[n] for n in names if n in fingerprints})
+            decoder = None
             if "sam_encoder" in repo and "sam_decoder" in repo:
                 encoder = CachedEncoder(SamEncoder(backend), self.settings.embedding_cache_bytes, self.metrics.observe_cache,
                                         self._shared_cache(repo.get("sam_encoder").model_path, backend.models()["sam_encoder"].version))
+                if previous is not None and previous.encoder is not None and "sam_encoder" in unchanged:
+                    encoder.take_entries(previous.encoder)
+                generation.encoder = encoder
                 decoder = SamDecoder(backend)
-                self.everything = EverythingGenerator(encoder, decoder, self.settings.max_work_side, self.settings.max_request_bytes)
+                generation.everything = EverythingGenerator(encoder, decoder, self.settings.max_work_side, self.settings.max_request_bytes)
             if not missing:
-                segmenter = Segmenter(CamClassifier(backend), encoder, decoder, pipeline_config(self.settings))
+                segmenter = Segmenter(CamClassifier(backend), generation.encoder, decoder, pipeline_config(self.settings))
             elif missing == ["sam_encoder", "sam_decoder"]:
                 log.warning("no SAM model in %s: Segment serves boxes only, by GrabCut", repo.root)
                 segmenter = Segmenter(CamClassifier(backend), None, None, pipeline_config(self.settings))
@@ -112,23 +225,18 @@ class ServiceState:
                 log.warning("Segment is unavailable: models %s are not in %s", missing, repo.root)
             if segmenter is not None:
                 segmenter.warmup()
-                self.segmenter = segmenter
+                generation.segmenter = segmenter
             if "deeplab" in repo:
                 predictor = Predictor(DeepLab(backend), self.settings.max_work_side, self.settings.max_request_bytes)
                 predictor.warmup()
-                self.predictor = predictor
+                generation.predictor = predictor
             else:
                 log.warning("Predict is unavailable: model 'deeplab' is not in %s", repo.root)
-        except Exception as exc:  # any failure leaves the server up, NOT_SERVING, with the reason logged
-            self.error = str(exc)
-            self.retryable = isinstance(exc, ModelNotReady)
-            log.error("model loading failed: %s", exc)
-            if backend is not None:  # a retry builds a new one; release this one's sessions, channel and threads
-                self.backend = None
+            return generation
+        except BaseException:
+            if backend is not None:  # release this attempt's sessions, channel and threads (taken-over sessions stay with their owner)
                 self._close(backend)
-            return
-        self._ready.set()
-        log.info("models loaded and warmed up: %s", ", ".join(sorted(self.backend.models())))
+            raise
 
     def _shared_cache(self, model_path: Path, version: str) -> SharedEmbeddingStore | None:
         """The Redis embedding cache of ``WSSS_EMBEDDING_CACHE_URL`` (None when unset)."""
@@ -143,10 +251,10 @@ class ServiceState:
         return store
 
     def close(self) -> None:
-        """Release the backend (sessions, Triton channel and client loop)."""
-        backend, self.backend = self.backend, None
-        if backend is not None:
-            self._close(backend)
+        """Release the serving generation's backend (sessions, Triton channel and client loop)."""
+        generation, self._generation = self._generation, None
+        if generation is not None:
+            self._close(generation.backend)
 
     @staticmethod
     def _close(backend: InferenceBackend) -> None:
@@ -155,26 +263,32 @@ class ServiceState:
         except Exception:  # closing is best effort at shutdown
             log.exception("closing the inference backend failed")
 
-    def require_segmenter(self) -> Segmenter:
+    def require_segmenter(self, generation: Generation | None = None) -> Segmenter:
         if not self.ready:
             raise ModelNotReady(self._not_ready_message())
-        if self.segmenter is None:
+        g = generation or self._generation
+        segmenter = g.segmenter if g is not None else None
+        if segmenter is None:
             raise ModelNotFound("Segment needs model cam_classifier (and sam_encoder + sam_decoder for all but boxes) in the model repository")
-        return self.segmenter
+        return segmenter
 
-    def require_predictor(self) -> Predictor:
+    def require_predictor(self, generation: Generation | None = None) -> Predictor:
         if not self.ready:
             raise ModelNotReady(self._not_ready_message())
-        if self.predictor is None:
+        g = generation or self._generation
+        predictor = g.predictor if g is not None else None
+        if predictor is None:
             raise ModelNotFound("Predict needs model 'deeplab' in the model repository")
-        return self.predictor
+        return predictor
 
-    def require_everything(self) -> EverythingGenerator:
+    def require_everything(self, generation: Generation | None = None) -> EverythingGenerator:
         if not self.ready:
             raise ModelNotReady(self._not_ready_message())
-        if self.everything is None:
+        g = generation or self._generation
+        everything = g.everything if g is not None else None
+        if everything is None:
             raise ModelNotFound("SegmentEverything needs models 'sam_encoder' and 'sam_decoder' in the model repository")
-        return self.everything
+        return everything
 
     def require_backend(self) -> InferenceBackend:
         if not self.ready or self.backend is None:

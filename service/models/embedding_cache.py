@@ -92,5 +92,15 @@ class CachedEncoder:
                 self._bytes -= old.embeddings.nbytes
         return embedding
 
+    def take_entries(self, other: CachedEncoder) -> None:
+        """Keep ``other``'s cached embeddings (a reload that did not change the encoder)."""
+        with other._lock:
+            items = list(other._items.items())
+        with self._lock:
+            for key, embedding in items:
+                if key not in self._items and self._bytes + embedding.embeddings.nbytes <= self.max_bytes:
+                    self._items[key] = embedding
+                    self._bytes += embedding.embeddings.nbytes
+
     def warmup(self) -> ImageEmbedding:
         return self.encoder.warmup()

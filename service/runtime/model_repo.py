@@ -7,6 +7,7 @@ folder loads in Triton unchanged.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,3 +268,29 @@ class ModelRepository:
             return self.configs[name]
         except KeyError:
             raise ModelNotFound(f"model {name!r} is not in the model repository {self.root}") from None
+
+
+def repository_fingerprints(root: Path) -> dict[str, str]:
+    """Model name -> a digest of its folder's files (config.pbtxt, labels, every version's
+    model.onnx: name, size and modification time; hidden staging files and folders left out): it
+    changes when a version is added, removed, replaced or still being written, and when the config
+    changes."""
+    import hashlib
+
+    out: dict[str, str] = {}
+    root = Path(root)
+    if not root.is_dir():
+        return out
+    for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and (p / "config.pbtxt").is_file()):
+        h = hashlib.sha256()
+        for dirpath, dirnames, filenames in os.walk(model_dir, onerror=lambda _: None):  # a folder renamed meanwhile is skipped
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # staging folders are not the model's yet
+            for name in sorted(f for f in filenames if not f.startswith(".")):
+                path = Path(dirpath) / name
+                try:
+                    st = path.stat()
+                except OSError:  # removed or renamed between the listing and here
+                    continue
+                h.update(f"{path.relative_to(model_dir)}:{st.st_size}:{st.st_mtime_ns};".encode())
+        out[model_dir.name] = h.hexdigest()[:16]
+    return out

@@ -241,3 +241,22 @@ class OnnxRuntimeBackend:
             self._sessions.clear()
             self._loaded.clear()
             self._bound.clear()
+
+
+def adopt(backend: object, previous: object, names: list[str]) -> list[str]:
+    """Take over ``previous``'s loaded sessions of ``names`` (unchanged models across a reload:
+    not loaded twice, no second copy in memory); returns the names taken over (none unless both
+    are ONNX Runtime backends, possibly inside a BatchingBackend)."""
+    new, old = getattr(backend, "backend", backend), getattr(previous, "backend", previous)
+    if not isinstance(new, OnnxRuntimeBackend) or not isinstance(old, OnnxRuntimeBackend):
+        return []
+    taken = []
+    with old._lock, new._lock:
+        for name in names:
+            if name in old._sessions:
+                new._sessions[name] = old._sessions[name]
+                new._loaded[name] = old._loaded[name]
+                if name in old._bound:
+                    new._bound.add(name)
+                taken.append(name)
+    return taken

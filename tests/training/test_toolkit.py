@@ -310,3 +310,26 @@ def test_classifier_can_start_from_a_deeplab_backbone(trained: dict[str, Path]) 
         assert torch.equal(v, backbone[k])
     with pytest.raises(ValueError, match="no classifier backbone"):
         checkpoints.classifier_from(checkpoints.load(trained["tmp"] / "prm.pt"))
+
+
+def test_export_next_version_into_a_live_repository(tmp_path: Path, trained: dict[str, Path]) -> None:
+    """``export --next-version`` adds the models as version max + 1 (the highest is then served)
+    and leaves no staging folder behind; the live repository's fingerprint ignores staging."""
+    import shutil
+
+    from service.runtime import ModelRepository
+    from service.runtime.model_repo import repository_fingerprints
+
+    repo = tmp_path / "live"
+    shutil.copytree(trained["repo_gt"], repo)
+    before = repository_fingerprints(repo)
+    (repo / "deeplab" / ".staging-x").mkdir()
+    (repo / "deeplab" / ".staging-x" / "model.onnx").write_bytes(b"half written")
+    assert repository_fingerprints(repo) == before
+    shutil.rmtree(repo / "deeplab" / ".staging-x")
+    for expected in (2, 3):
+        assert training_main(["export", "--checkpoint", str(trained["tmp"] / "dl_gt.pt"), "--repo", str(repo), "--next-version"]) == 0
+        assert ModelRepository(repo).get("deeplab").version == str(expected)
+    assert sorted(p.name for p in (repo / "deeplab").iterdir()) == ["1", "2", "3", "config.pbtxt", "labels.txt", "training.json"]
+    assert not [p for p in repo.iterdir() if p.name.startswith(".")]
+    assert repository_fingerprints(repo)["deeplab"] != before["deeplab"]
