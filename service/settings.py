@@ -28,13 +28,14 @@ class Settings(BaseSettings):
     """Serve Prometheus metrics over HTTP."""
     model_repo: Path = REPO_ROOT / "model_repo"
     """Triton-layout model repository."""
-    model_control_mode: Literal["none", "poll"] = "none"
+    model_control_mode: Literal["none", "poll", "explicit"] = "none"
     """As Triton names it: ``none`` loads the repository once at start; ``poll`` watches it every
     ``repository_poll_seconds`` and, when a model's files changed and stayed unchanged a quarter
     period later (at most 1 s: a copy has finished), loads the new state beside the serving one, warms it up and
     switches atomically; running requests finish on the models they started on, which are then
     freed. A new state that fails to load is logged (naming the model and file) and refused; the
-    serving models stay, health stays SERVING."""
+    serving models stay, health stays SERVING. ``explicit``: the admin service's LoadModel and
+    UnloadModel (with an admin token) load or drop one model the same way."""
     repository_poll_seconds: float = Field(default=10.0, gt=0.0)
     """How often ``poll`` looks at the repository."""
     backend: str = "onnxruntime"
@@ -170,6 +171,9 @@ class Settings(BaseSettings):
     auth_tokens: SecretStr | None = None
     """Comma-separated bearer tokens; when set every call but the health service needs
     ``authorization: Bearer <token>`` metadata (UNAUTHENTICATED otherwise). Never logged."""
+    admin_tokens: SecretStr | None = None
+    """Comma-separated bearer tokens for the admin service (``ModelRepositoryService``); a caller
+    token is never one. Unset = admin calls are refused. Never logged."""
     auth_token_file: Path | None = None
     """A file with one bearer token per line (an alternative to ``auth_tokens``, e.g. a mounted secret)."""
 
@@ -179,6 +183,12 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("embedding_cache_url must be a redis://, rediss:// or unix:// URL")
         return value
+
+    def admin_token_set(self) -> frozenset[str]:
+        """Every accepted admin token (empty: admin calls are refused)."""
+        if self.admin_tokens is None:
+            return frozenset()
+        return frozenset(t.strip() for t in self.admin_tokens.get_secret_value().split(",") if t.strip())
 
     def bearer_tokens(self) -> frozenset[str]:
         """Every accepted token (empty: authentication off)."""

@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 OPEN_SERVICES = ("/grpc.health.v1.Health/",)
 """Methods callable without a token: orchestrators' health probes carry none."""
+ADMIN_SERVICES = ("/wsss.v1.ModelRepositoryService/",)
+"""Methods that need an admin token (never a caller token)."""
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -37,7 +39,9 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
-    """UNAUTHENTICATED unless the call carries ``authorization: Bearer <one of tokens>``.
+    """UNAUTHENTICATED unless the call carries ``authorization: Bearer <one of tokens>``; on the
+    admin service the token must be one of ``admin_tokens`` (no token: UNAUTHENTICATED; another
+    token, a caller's too: PERMISSION_DENIED). With no caller tokens the caller methods are open.
 
     The scheme is case-insensitive (RFC 7235). Tokens are compared in constant time and never
     logged; the health service stays open. Refusals are logged at most once per
@@ -45,21 +49,29 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     flood the log).
     """
 
-    def __init__(self, tokens: frozenset[str], log_interval: float = 10.0) -> None:
+    def __init__(self, tokens: frozenset[str], log_interval: float = 10.0, admin_tokens: frozenset[str] = frozenset()) -> None:
         self._tokens = tuple(t.encode() for t in tokens)
+        self._admin = tuple(t.encode() for t in admin_tokens)
         self.log_interval = log_interval
         self.refused = 0
         """Refusals not yet logged."""
         self._last_log = -float("inf")
 
-    def _allowed(self, metadata: tuple[tuple[str, Any], ...]) -> bool:
+    @staticmethod
+    def _token(metadata: tuple[tuple[str, Any], ...]) -> bytes | None:
+        """The bearer token of the call (None: no ``authorization: Bearer`` metadata)."""
         for key, value in metadata:
             if key == "authorization" and isinstance(value, str):
                 scheme, _, given = value.strip().partition(" ")
-                if scheme.lower() != "bearer":
-                    return False
-                return any(hmac.compare_digest(given.strip().encode(), t) for t in self._tokens)
-        return False
+                return given.strip().encode() if scheme.lower() == "bearer" and given.strip() else None
+        return None
+
+    @staticmethod
+    def _one_of(token: bytes | None, accepted: tuple[bytes, ...]) -> bool:
+        return token is not None and any(hmac.compare_digest(token, t) for t in accepted)
+
+    def _allowed(self, metadata: tuple[tuple[str, Any], ...]) -> bool:
+        return not self._tokens or self._one_of(self._token(metadata), self._tokens)
 
     def _log_refusal(self, method: str) -> None:
         self.refused += 1
@@ -75,19 +87,32 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         method = handler_call_details.method
-        if method.startswith(OPEN_SERVICES) or self._allowed(tuple(handler_call_details.invocation_metadata or ())):
+        metadata = tuple(handler_call_details.invocation_metadata or ())
+        if method.startswith(ADMIN_SERVICES):
+            token = self._token(metadata)
+            if self._one_of(token, self._admin):
+                return await continuation(handler_call_details)
+            handler = await continuation(handler_call_details)
+            self._log_refusal(method)
+            if token is None:
+                return _deny(handler, grpc.StatusCode.UNAUTHENTICATED, "admin calls need metadata 'authorization: Bearer <admin token>'")
+            return _deny(handler, grpc.StatusCode.PERMISSION_DENIED,
+                         "this token may not administer models (admin tokens: WSSS_ADMIN_TOKENS)" if self._admin else
+                         "admin calls are disabled: no WSSS_ADMIN_TOKENS")
+        if method.startswith(OPEN_SERVICES) or self._allowed(metadata):
             return await continuation(handler_call_details)
         handler = await continuation(handler_call_details)
         self._log_refusal(method)
         return _deny(handler)
 
 
-def _deny(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler:
+def _deny(handler: grpc.RpcMethodHandler | None, code: grpc.StatusCode = grpc.StatusCode.UNAUTHENTICATED,
+          message: str = "missing or invalid bearer token (metadata 'authorization: Bearer <token>')") -> grpc.RpcMethodHandler:
     async def abort_unary(request: Any, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token (metadata 'authorization: Bearer <token>')")
+        await context.abort(code, message)
 
     async def abort_stream(request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token (metadata 'authorization: Bearer <token>')")
+        await context.abort(code, message)
 
     if handler is not None and handler.request_streaming:
         return grpc.stream_stream_rpc_method_handler(abort_stream) if handler.response_streaming else grpc.stream_unary_rpc_method_handler(abort_stream)

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
 from service import malloc
+from service.api.admin import ModelRepositoryServicer
 from service.api.security import BearerTokenInterceptor, server_credentials
 from service.api.servicer import SegmentationServicer, add_to_server
 from service.api.state import SERVED_MODELS, ServiceState
@@ -22,10 +23,12 @@ from service.metrics import Metrics
 from service.runtime.model_repo import repository_fingerprints
 from service.settings import Settings
 from wsss.v1 import segmentation_pb2 as pb
+from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SegmentationService"].full_name
+ADMIN_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ModelRepositoryService"].full_name
 
 
 @dataclass
@@ -178,18 +181,24 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
         *connection_options(settings),
     ]
     tokens = settings.bearer_tokens()
-    interceptors = [BearerTokenInterceptor(tokens)] if tokens else []
+    interceptors = [BearerTokenInterceptor(tokens, admin_tokens=settings.admin_token_set())]  # also guards the admin service
     server = grpc.aio.server(options=limits, interceptors=interceptors)
     servicer = SegmentationServicer(state, metrics, executor)
     add_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
+
+    async def after_admin_load() -> None:  # SERVING, also when the first load had failed
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    pb_grpc.add_ModelRepositoryServiceServicer_to_server(ModelRepositoryServicer(state, executor, after_admin_load), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection((SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     credentials = server_credentials(settings)
     address = f"{settings.host}:{settings.port}"
     port = server.add_secure_port(address, credentials) if credentials is not None else server.add_insecure_port(address)
-    log.info("gRPC on %s: %s, authentication %s", address, "mutual TLS" if settings.tls_client_ca else "TLS" if credentials else "plaintext",
-             f"on ({len(tokens)} token(s))" if tokens else "off")
+    log.info("gRPC on %s: %s, authentication %s, admin %s", address, "mutual TLS" if settings.tls_client_ca else "TLS" if credentials else "plaintext",
+             f"on ({len(tokens)} token(s))" if tokens else "off", f"on ({len(settings.admin_token_set())} token(s))" if settings.admin_token_set() else "off")
     if port == 0:
         raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
     return Server(server, port, state, health_servicer, metrics, executor, servicer)

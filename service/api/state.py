@@ -88,6 +88,9 @@ class ServiceState:
         self._lock = threading.Lock()
         self.last_refused: dict[str, str] = {}
         """Fingerprints of the last repository state a reload refused (not tried again unchanged)."""
+        self.last_error = ""
+        """Why the last reload was refused."""
+
 
     @property
     def ready(self) -> bool:
@@ -130,17 +133,26 @@ class ServiceState:
         self._ready.set()
         log.info("models loaded and warmed up: %s", ", ".join(f"{n} v{v}" for n, v in sorted(generation.versions().items())))
 
-    def reload(self) -> bool:
+    def reload(self, only: str | None = None, unload: str | None = None) -> bool:
         """Build a generation from the repository as it is now (models whose files did not change
         are taken over, not loaded again), warm it up, switch to it; the old one is closed when
-        its last request leaves. A failure is logged (naming the model and file) and the serving
-        generation stays. Returns whether it switched."""
+        its last request leaves. ``only``: (re)load that model alone, every other one kept as it
+        is served; ``unload``: the same generation without that model. A failure is logged
+        (naming the model and file) and the serving generation stays. Returns whether it switched."""
         current = self._generation
+        fingerprints: dict[str, str] = {}
         try:
             fingerprints = repository_fingerprints(self.settings.model_repo)
-            generation = self._build(current, fingerprints)
+            allowed = None
+            if only is not None or unload is not None:
+                serving = dict(current.fingerprints) if current is not None else {}
+                keep = {n: f for n, f in serving.items() if n not in (only, unload)}
+                fingerprints = {**{n: f for n, f in fingerprints.items() if n == only}, **keep}
+                allowed = set(fingerprints)
+            generation = self._build(current, fingerprints, allowed)
         except Exception as exc:
-            self.last_refused = fingerprints if "fingerprints" in locals() else {}
+            self.last_refused = fingerprints
+            self.last_error = str(exc)
             log.error("new model version refused, the serving one stays: %s", exc)
             self.metrics.reloads.labels("refused").inc()
             return False
@@ -174,16 +186,17 @@ class ServiceState:
             if close:
                 self._close(generation.backend)
 
-    def _build(self, previous: Generation | None, fingerprints: dict[str, str] | None = None) -> Generation:
+    def _build(self, previous: Generation | None, fingerprints: dict[str, str] | None = None, allowed: set[str] | None = None) -> Generation:
         """A loaded and warmed-up generation of the repository (taking over ``previous``'s models
-        whose files are unchanged)."""
+        whose files are unchanged; only the ``allowed`` models when given)."""
         backend: InferenceBackend | None = None
         try:
             repo = ModelRepository(self.settings.model_repo)
             fingerprints = fingerprints if fingerprints is not None else repository_fingerprints(self.settings.model_repo)
-            names = [n for n in SEGMENT_MODELS + PREDICT_MODELS if n in repo]
-            missing = [n for n in SEGMENT_MODELS if n not in repo]
-            if missing and not any(n in repo for n in PREDICT_MODELS):
+            present = [n for n in SEGMENT_MODELS + PREDICT_MODELS if n in repo and (allowed is None or n in allowed)]
+            names = present
+            missing = [n for n in SEGMENT_MODELS if n not in present]
+            if missing and "deeplab" not in present and previous is None:
                 raise ModelNotFound(f"model repository {repo.root} has none of the models this service serves")
             backend = create_backend(
                 self.settings.backend,
@@ -207,7 +220,7 @@ class ServiceState:
             backend.load([n for n in names if n not in unchanged])
             generation = Generation(backend, {n: fingerprints[n] for n in names if n in fingerprints})
             decoder = None
-            if "sam_encoder" in repo and "sam_decoder" in repo:
+            if "sam_encoder" in names and "sam_decoder" in names:
                 encoder = CachedEncoder(SamEncoder(backend), self.settings.embedding_cache_bytes, self.metrics.observe_cache,
                                         self._shared_cache(repo.get("sam_encoder").model_path, backend.models()["sam_encoder"].version))
                 if previous is not None and previous.encoder is not None and "sam_encoder" in unchanged:
@@ -217,7 +230,7 @@ class ServiceState:
                 generation.everything = EverythingGenerator(encoder, decoder, self.settings.max_work_side, self.settings.max_request_bytes)
             if not missing:
                 segmenter = Segmenter(CamClassifier(backend), generation.encoder, decoder, pipeline_config(self.settings))
-            elif missing == ["sam_encoder", "sam_decoder"]:
+            elif missing == ["sam_encoder", "sam_decoder"] and "cam_classifier" in names:
                 log.warning("no SAM model in %s: Segment serves boxes only, by GrabCut", repo.root)
                 segmenter = Segmenter(CamClassifier(backend), None, None, pipeline_config(self.settings))
             else:
@@ -226,7 +239,7 @@ class ServiceState:
             if segmenter is not None:
                 segmenter.warmup()
                 generation.segmenter = segmenter
-            if "deeplab" in repo:
+            if "deeplab" in names:
                 predictor = Predictor(DeepLab(backend), self.settings.max_work_side, self.settings.max_request_bytes)
                 predictor.warmup()
                 generation.predictor = predictor

@@ -462,3 +462,55 @@ class SegmentEverythingResponse(_message.Message):
     timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
     model_versions: _containers.ScalarMap[str, str]
     def __init__(self, id: _Optional[str] = ..., proposals: _Optional[_Iterable[_Union[Proposal, _Mapping]]] = ..., points: _Optional[int] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., model_versions: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class RepositoryIndexRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RepositoryModel(_message.Message):
+    __slots__ = ("name", "versions_on_disk", "version_served", "state", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_ON_DISK_FIELD_NUMBER: _ClassVar[int]
+    VERSION_SERVED_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    versions_on_disk: _containers.RepeatedScalarFieldContainer[str]
+    version_served: str
+    state: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., versions_on_disk: _Optional[_Iterable[str]] = ..., version_served: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RepositoryIndexResponse(_message.Message):
+    __slots__ = ("models", "model_control_mode")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_CONTROL_MODE_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[RepositoryModel]
+    model_control_mode: str
+    def __init__(self, models: _Optional[_Iterable[_Union[RepositoryModel, _Mapping]]] = ..., model_control_mode: _Optional[str] = ...) -> None: ...
+
+class LoadModelRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class LoadModelResponse(_message.Message):
+    __slots__ = ("name", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class UnloadModelRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class UnloadModelResponse(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...

@@ -275,3 +275,177 @@ class SegmentationService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ModelRepositoryServiceStub:
+    """Administration of the model repository (Triton's names). Every call needs an admin token
+    (`authorization: Bearer <token>` from WSSS_ADMIN_TOKENS): none is UNAUTHENTICATED, any other
+    token (a caller's too) PERMISSION_DENIED. LoadModel and UnloadModel act only with
+    WSSS_MODEL_CONTROL_MODE=explicit (FAILED_PRECONDITION otherwise).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.RepositoryIndex = channel.unary_unary(
+                '/wsss.v1.ModelRepositoryService/RepositoryIndex',
+                request_serializer=wsss_dot_v1_dot_segmentation__pb2.RepositoryIndexRequest.SerializeToString,
+                response_deserializer=wsss_dot_v1_dot_segmentation__pb2.RepositoryIndexResponse.FromString,
+                _registered_method=True)
+        self.LoadModel = channel.unary_unary(
+                '/wsss.v1.ModelRepositoryService/LoadModel',
+                request_serializer=wsss_dot_v1_dot_segmentation__pb2.LoadModelRequest.SerializeToString,
+                response_deserializer=wsss_dot_v1_dot_segmentation__pb2.LoadModelResponse.FromString,
+                _registered_method=True)
+        self.UnloadModel = channel.unary_unary(
+                '/wsss.v1.ModelRepositoryService/UnloadModel',
+                request_serializer=wsss_dot_v1_dot_segmentation__pb2.UnloadModelRequest.SerializeToString,
+                response_deserializer=wsss_dot_v1_dot_segmentation__pb2.UnloadModelResponse.FromString,
+                _registered_method=True)
+
+
+class ModelRepositoryServiceServicer:
+    """Administration of the model repository (Triton's names). Every call needs an admin token
+    (`authorization: Bearer <token>` from WSSS_ADMIN_TOKENS): none is UNAUTHENTICATED, any other
+    token (a caller's too) PERMISSION_DENIED. LoadModel and UnloadModel act only with
+    WSSS_MODEL_CONTROL_MODE=explicit (FAILED_PRECONDITION otherwise).
+    """
+
+    def RepositoryIndex(self, request, context):
+        """Every model folder of the repository: versions on disk, version served, state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LoadModel(self, request, context):
+        """Load (or reload) one model at its newest version on disk, beside the serving ones; switches
+        atomically once it is warm; running requests finish on what they started with.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnloadModel(self, request, context):
+        """Stop serving one model (its RPCs answer NOT_FOUND until it is loaded again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ModelRepositoryServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'RepositoryIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.RepositoryIndex,
+                    request_deserializer=wsss_dot_v1_dot_segmentation__pb2.RepositoryIndexRequest.FromString,
+                    response_serializer=wsss_dot_v1_dot_segmentation__pb2.RepositoryIndexResponse.SerializeToString,
+            ),
+            'LoadModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.LoadModel,
+                    request_deserializer=wsss_dot_v1_dot_segmentation__pb2.LoadModelRequest.FromString,
+                    response_serializer=wsss_dot_v1_dot_segmentation__pb2.LoadModelResponse.SerializeToString,
+            ),
+            'UnloadModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnloadModel,
+                    request_deserializer=wsss_dot_v1_dot_segmentation__pb2.UnloadModelRequest.FromString,
+                    response_serializer=wsss_dot_v1_dot_segmentation__pb2.UnloadModelResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'wsss.v1.ModelRepositoryService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('wsss.v1.ModelRepositoryService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ModelRepositoryService:
+    """Administration of the model repository (Triton's names). Every call needs an admin token
+    (`authorization: Bearer <token>` from WSSS_ADMIN_TOKENS): none is UNAUTHENTICATED, any other
+    token (a caller's too) PERMISSION_DENIED. LoadModel and UnloadModel act only with
+    WSSS_MODEL_CONTROL_MODE=explicit (FAILED_PRECONDITION otherwise).
+    """
+
+    @staticmethod
+    def RepositoryIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wsss.v1.ModelRepositoryService/RepositoryIndex',
+            wsss_dot_v1_dot_segmentation__pb2.RepositoryIndexRequest.SerializeToString,
+            wsss_dot_v1_dot_segmentation__pb2.RepositoryIndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LoadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wsss.v1.ModelRepositoryService/LoadModel',
+            wsss_dot_v1_dot_segmentation__pb2.LoadModelRequest.SerializeToString,
+            wsss_dot_v1_dot_segmentation__pb2.LoadModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnloadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wsss.v1.ModelRepositoryService/UnloadModel',
+            wsss_dot_v1_dot_segmentation__pb2.UnloadModelRequest.SerializeToString,
+            wsss_dot_v1_dot_segmentation__pb2.UnloadModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
