@@ -43,7 +43,7 @@ def channel_options(max_message_bytes: int = 64 * 1024 * 1024, load_balancing: s
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.service_config", service_config(load_balancing, retry)),
-        ("grpc.enable_retries", 1 if retry else 0),
+        ("grpc.enable_retries", 1),  # also without a retry policy: gRPC's transparent retry of calls a GOAWAY stopped before the server saw them
         ("grpc.dns_min_time_between_resolutions_ms", 1000),
         ("grpc.keepalive_time_ms", 30_000),      # >= the server's WSSS_MIN_CLIENT_PING_INTERVAL_SECONDS
         ("grpc.keepalive_timeout_ms", 10_000),

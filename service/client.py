@@ -199,13 +199,14 @@ def _decode_rle(rle: pb.CocoRle) -> npt.NDArray[np.bool_]:
     return mask_from_counts(decompress_counts(rle.counts), h, w)
 
 
-def served_classes(stub: pb_grpc.SegmentationServiceStub, timeout: float) -> list[str]:
-    """The classes the server segments (its CAM classifier's, background excluded)."""
-    models = stub.ListModels(pb.ListModelsRequest(), timeout=timeout).models
-    for m in models:
-        if m.name.endswith("cam_classifier") and m.classes:
-            return list(m.classes)
-    raise LabelingError(f"the server lists no cam_classifier with classes (models: {[m.name for m in models]})")
+def served_classes(stub: pb_grpc.SegmentationServiceStub, timeout: float, model_set: str = "") -> list[str]:
+    """The classes model set ``model_set`` segments ("" = the default set; background excluded)."""
+    listed = stub.ListModels(pb.ListModelsRequest(), timeout=timeout)
+    wanted = model_set or "default"
+    for s in listed.model_sets:
+        if s.name == wanted and s.classes:
+            return list(s.classes)
+    raise LabelingError(f"the server has no model set {wanted!r} with classes (sets: {[s.name for s in listed.model_sets]})")
 
 
 def _renames(pairs: list[str]) -> dict[str, str]:
@@ -222,7 +223,7 @@ def cmd_label(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespace) -
     """Bulk labeling: a data-set folder or images + a COCO detection file -> annotations.json,
     masks/, confidence/, overlays/, review.html in --out (resumable; see service/labeling)."""
     try:
-        classes = served_classes(stub, args.timeout)
+        classes = served_classes(stub, args.timeout, args.model_set)
         source = Path(args.input)
         if args.coco:
             items = inputs.from_coco(source / "images" if (source / "images").is_dir() else source, Path(args.coco), classes, _renames(args.map))
@@ -234,7 +235,7 @@ def cmd_label(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespace) -
     out = Path(args.out)
     try:
         report = run.label(stub, items, out, classes, window=args.window, retries=args.retries, backoff=args.backoff, title=source.name,
-                           stream_seconds=args.stream_seconds)
+                           stream_seconds=args.stream_seconds, model_set=args.model_set)
     except KeyboardInterrupt:
         print(f"interrupted: what finished is in {out} (annotations.json, review.html); run the same command again to go on", file=sys.stderr)
         return 130
@@ -322,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--out", required=True, help="output folder (re-running with the same one resumes)")
     lab.add_argument("--coco", default="", help="COCO detection JSON: its boxes are the weak labels")
     lab.add_argument("--map", action="append", default=[], help="NAME=CLASS: a COCO category name -> a served class (repeatable)")
+    lab.add_argument("--model-set", default="", help="the server's model set to label with (default: its default set)")
     lab.add_argument("--window", type=int, default=4, help="requests in flight on the stream")
     lab.add_argument("--retries", type=int, default=5, help="retries of an item (UNAVAILABLE, RESOURCE_EXHAUSTED) and of a failed stream")
     lab.add_argument("--backoff", type=float, default=0.5, help="first retry wait, seconds (doubles, at most 8)")

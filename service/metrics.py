@@ -40,6 +40,9 @@ class Metrics:
         self.cache = Counter("wsss_embedding_cache", "SAM embedding cache lookups by result.", ["result"], registry=registry)
         self.cache.labels("hit")
         self.cache.labels("miss")
+        self.set_requests = Counter("wsss_model_set_requests", "Successful requests by RPC, model set and the version of the set's "
+                                    "main model (Segment: its classifier, Predict: its DeepLab, SegmentEverything: its SAM encoder).",
+                                    ["rpc", "model_set", "version"], registry=registry)
         self.reloads = Counter("wsss_model_reloads", "Repository reloads by outcome: switched to a new generation, or refused "
                                "(the serving models stay).", ["outcome"], registry=registry)
         self.shared_cache = Counter("wsss_shared_embedding_cache", "Shared (Redis) embedding cache calls by result: hit, miss, store, "

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     replica_name: str = ""
     """Sent back as ``wsss-replica`` metadata on every call, so a caller can tell which replica
     answered (default: host name and process id)."""
+    shutdown_drain_seconds: float = Field(default=1.0, ge=0.0)
+    """On SIGTERM/SIGINT: seconds between health NOT_SERVING and the GOAWAY, still serving, so
+    clients watching health (and load balancers) move new calls away before connections close."""
     max_in_flight: int = Field(default=64, ge=1)
     """Requests processed or waiting at once; beyond it RESOURCE_EXHAUSTED at once."""
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=4 * 1024 * 1024)

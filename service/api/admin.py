@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from service.api.state import SERVED_MODELS, ServiceState
+from service.api.state import SERVED_MODELS, ServiceState, model_set_of
 from service.runtime.model_repo import ModelRepository
 from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
@@ -41,7 +41,7 @@ class ModelRepositoryServicer(pb_grpc.ModelRepositoryServiceServicer):
             elif name in self.state.last_error and self.state.last_error:
                 state, reason = "UNAVAILABLE", self.state.last_error
             else:
-                state, reason = "UNLOADED", "" if name in SERVED_MODELS else "not a model this service serves"
+                state, reason = "UNLOADED", "" if model_set_of(name) is not None else "not a model this service serves"
             models.append(pb.RepositoryModel(name=name, versions_on_disk=versions, version_served=served.get(name, ""), state=state, reason=reason))
         return pb.RepositoryIndexResponse(models=models, model_control_mode=self.state.settings.model_control_mode)
 
@@ -54,8 +54,9 @@ class ModelRepositoryServicer(pb_grpc.ModelRepositoryServiceServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"model control mode is {mode!r}: LoadModel and UnloadModel need WSSS_MODEL_CONTROL_MODE=explicit")
         if not NAME.fullmatch(name):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name: a model name (letters, digits, '_', '.', '-'), not a path")
-        if name not in SERVED_MODELS:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"name: {name!r} is not a model this service serves ({', '.join(SERVED_MODELS)})")
+        if model_set_of(name) is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"name: {name!r} is not a model this service serves ({', '.join(SERVED_MODELS)}, or <set>.<one of them>)")
 
     async def LoadModel(self, request: pb.LoadModelRequest, context: grpc.aio.ServicerContext) -> pb.LoadModelResponse:
         await self._check(request.name, context)

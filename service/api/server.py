@@ -18,7 +18,7 @@ from service import malloc
 from service.api.admin import ModelRepositoryServicer
 from service.api.security import BearerTokenInterceptor, server_credentials
 from service.api.servicer import SegmentationServicer, add_to_server
-from service.api.state import SERVED_MODELS, ServiceState
+from service.api.state import ServiceState, model_set_of
 from service.metrics import Metrics
 from service.runtime.model_repo import repository_fingerprints
 from service.settings import Settings
@@ -82,7 +82,7 @@ class Server:
         def changed(now: dict[str, str]) -> bool:
             generation = self.state.generation
             serving = generation.fingerprints if generation is not None else {}
-            return {k: v for k, v in now.items() if k in SERVED_MODELS} != serving and now != self.state.last_refused
+            return {k: v for k, v in now.items() if model_set_of(k) is not None} != serving and now != self.state.last_refused
 
         while True:
             await asyncio.sleep(period)
@@ -131,8 +131,8 @@ class Server:
         sends every connection a GOAWAY at once (clients move new calls to other replicas; a call
         that crossed the GOAWAY was never started here and is retried transparently by the client)
         and stops listening, while calls already started run on, for at most ``grace`` seconds.
-        Work still running then stops at its next stage boundary. ``drain``: seconds the process
-        waits before the GOAWAY (for a load balancer to see NOT_SERVING; 0 by default)."""
+        Work still running then stops at its next stage boundary. ``drain``: seconds between
+        NOT_SERVING and the GOAWAY, still serving (clients watching health move away first)."""
         if self._retry is not None:
             self._retry.cancel()
         for task in list(self._tasks):
@@ -218,5 +218,5 @@ async def serve(settings: Settings) -> None:
     await server.start()
     await stop.wait()
     log.info("shutting down: in-flight requests get %.0f s", settings.shutdown_grace_seconds)
-    await server.stop(grace=settings.shutdown_grace_seconds)
+    await server.stop(grace=settings.shutdown_grace_seconds, drain=settings.shutdown_drain_seconds)
     log.info("stopped")

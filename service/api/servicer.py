@@ -19,8 +19,8 @@ from service import malloc
 from service.api import converters
 from service.api.errors import status_of
 from service.api.guards import HealthWatch, InFlight, MemoryBudget, Undecodable, tolerant_deserializer
-from service.api.state import ServiceState
-from service.errors import Cancelled, InvalidInput
+from service.api.state import DEFAULT_SET, ServiceState
+from service.errors import Cancelled, InvalidInput, WsssError
 from service.metrics import Metrics
 from service.pipeline.everything import EverythingOptions
 from wsss.v1 import segmentation_pb2 as pb
@@ -127,7 +127,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         if isinstance(request, Undecodable):
             raise request.error()
         with self.state.acquire() as generation:  # the models this request started on, whatever a reload does meanwhile
-            segmenter = self.state.require_segmenter(generation)
+            segmenter = self.state.require_segmenter(generation, request.model_set)
             settings = self.state.settings
             data = converters.segment_input(
                 request, len(segmenter.classes), settings.max_image_pixels, settings.max_image_side, check=segmenter.check_budget
@@ -135,6 +135,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
             try:
                 result = segmenter.segment(data, should_stop)
                 self.metrics.observe_stages(result.timings)
+                self.metrics.set_requests.labels("Segment", request.model_set or DEFAULT_SET, segmenter.classifier.version).inc()
                 return converters.segment_response(request.id, result, segmenter.classes)
             finally:
                 _trim_after(data.image.shape[0] * data.image.shape[1])
@@ -143,12 +144,13 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         if isinstance(request, Undecodable):
             raise request.error()
         with self.state.acquire() as generation:
-            predictor = self.state.require_predictor(generation)
+            predictor = self.state.require_predictor(generation, request.model_set)
             settings = self.state.settings
             image = converters.decode_image(request.image, settings.max_image_pixels, settings.max_image_side, check=predictor.check_budget)
             try:
                 result = predictor.predict(image, converters.mask_formats(request.mask_formats), should_stop)
                 self.metrics.observe_stages(result.timings)
+                self.metrics.set_requests.labels("Predict", request.model_set or DEFAULT_SET, result.model_version).inc()
                 return converters.predict_response(request.id, result)
             finally:
                 _trim_after(image.shape[0] * image.shape[1])
@@ -157,7 +159,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         if isinstance(request, Undecodable):
             raise request.error()
         with self.state.acquire() as generation:
-            generator = self.state.require_everything(generation)
+            generator = self.state.require_everything(generation, request.model_set)
             settings = self.state.settings
             options = converters.everything_options(request.options, EverythingOptions())
             image = converters.decode_image(
@@ -179,15 +181,22 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         settings = self.state.settings
         if size is None or min(size) <= 0 or max(size) > settings.max_image_side or size[0] * size[1] > settings.max_image_pixels:
             return 0
+        generation = self.state.generation
+        try:
+            model_set = generation.model_set(request.model_set) if generation is not None else None
+        except WsssError:
+            return 0  # refused before any real work
+        if model_set is None:
+            return 0
         if isinstance(request, pb.SegmentEverythingRequest):
-            if self.state.everything is None:
+            if model_set.everything is None:
                 return 0
             try:
                 options = converters.everything_options(request.options, EverythingOptions())
             except InvalidInput:
                 return 0  # refused before any real work
-            return self.state.everything.working_bytes(*size, options)
-        pipeline = self.state.segmenter if isinstance(request, pb.SegmentRequest) else self.state.predictor
+            return model_set.everything.working_bytes(*size, options)
+        pipeline = model_set.segmenter if isinstance(request, pb.SegmentRequest) else model_set.predictor
         return 0 if pipeline is None else pipeline.working_bytes(*size)
 
     async def Segment(self, request: pb.SegmentRequest | Undecodable, context: grpc.aio.ServicerContext) -> pb.SegmentResponse:
@@ -205,8 +214,14 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         def work(_: Callable[[], bool]) -> pb.ListModelsResponse:
             if isinstance(request, Undecodable):
                 raise request.error()
-            models = self.state.require_backend().models()
-            return pb.ListModelsResponse(models=[converters.model_info(m) for _, m in sorted(models.items())])
+            with self.state.acquire() as generation:
+                models = generation.backend.models()
+                sets = [
+                    pb.ModelSetInfo(name=s.label, classes=(s.segmenter or s.predictor).classes if (s.segmenter or s.predictor) else [],  # type: ignore[union-attr]
+                                    models=s.models, versions={n: models[n].version for n in s.models.values() if n in models})
+                    for _, s in sorted(generation.sets.items())
+                ]
+                return pb.ListModelsResponse(models=[converters.model_info(m) for _, m in sorted(models.items())], model_sets=sets)
 
         return await self._unary("ListModels", context, work)
 

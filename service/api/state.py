@@ -4,13 +4,14 @@ again, beside the serving ones, when the repository changes (``reload``)."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.errors import ModelNotFound, ModelNotReady
+from service.errors import InvalidInput, ModelNotFound, ModelNotReady
 from service.metrics import Metrics
 from service.models.cam_classifier import CamClassifier
 from service.models.deeplab import DeepLab
@@ -32,6 +33,8 @@ SEGMENT_MODELS = ("cam_classifier", "sam_encoder", "sam_decoder")
 BATCHED_MODELS = ("cam_classifier", "deeplab")
 PREDICT_MODELS = ("deeplab",)
 SERVED_MODELS = SEGMENT_MODELS + PREDICT_MODELS
+DEFAULT_SET = "default"
+"""How the set of the repository's unprefixed models is named in ListModels, metrics and errors."""
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -53,6 +56,35 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
     )
 
 
+SET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+"""A model set's name: the prefix of its models' folders (``<set>.cam_classifier``); never a path."""
+
+
+def model_set_of(folder: str) -> tuple[str, str] | None:
+    """(set, model) of a repository folder name: ``deeplab`` -> ("", "deeplab"), ``tile_a.deeplab``
+    -> ("tile_a", "deeplab"); None for a folder that is no model this service serves."""
+    prefix, _, model = folder.rpartition(".")
+    if model not in SERVED_MODELS or (prefix and not SET_NAME.fullmatch(prefix)):
+        return None
+    return prefix, model
+
+
+@dataclass
+class ModelSet:
+    """One model set's pipelines: its classifier and DeepLab, with its own SAM or the repository's."""
+
+    name: str
+    segmenter: Segmenter | None = None
+    predictor: Predictor | None = None
+    everything: EverythingGenerator | None = None
+    models: dict[str, str] = field(default_factory=dict)
+    """Role (cam_classifier, deeplab, sam_encoder, sam_decoder) -> repository folder name."""
+
+    @property
+    def label(self) -> str:
+        return self.name or DEFAULT_SET
+
+
 @dataclass
 class Generation:
     """Everything loaded from one state of the repository; never changed once built. A request
@@ -62,15 +94,40 @@ class Generation:
 
     backend: InferenceBackend
     fingerprints: dict[str, str]
-    segmenter: Segmenter | None = None
-    predictor: Predictor | None = None
-    everything: EverythingGenerator | None = None
-    encoder: CachedEncoder | None = None
+    sets: dict[str, ModelSet] = field(default_factory=dict)
+    encoders: dict[str, CachedEncoder] = field(default_factory=dict)
+    """SAM encoder folder -> its cached encoder (one per SAM, shared by the sets using it)."""
     users: int = 0
     retired: bool = False
 
     def versions(self) -> dict[str, str]:
         return {name: m.version for name, m in self.backend.models().items()}
+
+    def model_set(self, name: str) -> ModelSet:
+        """The set ``name`` ("" or ``default``: the default set).
+
+        Raises:
+            InvalidInput: not a set name; ModelNotFound: no such set (naming the sets there are).
+        """
+        key = "" if name in ("", DEFAULT_SET) else name
+        if key and not SET_NAME.fullmatch(key):
+            raise InvalidInput(f"model_set: {name[:80]!r} is not a set name (lower-case letters, digits, '_', '-')")
+        found = self.sets.get(key)
+        if found is None:
+            raise ModelNotFound(f"model_set {name!r} is not served; sets: {', '.join(sorted(s.label for s in self.sets.values())) or 'none'}")
+        return found
+
+    @property
+    def segmenter(self) -> Segmenter | None:
+        return self.sets[""].segmenter if "" in self.sets else None
+
+    @property
+    def predictor(self) -> Predictor | None:
+        return self.sets[""].predictor if "" in self.sets else None
+
+    @property
+    def everything(self) -> EverythingGenerator | None:
+        return self.sets[""].everything if "" in self.sets else None
 
 
 class ServiceState:
@@ -193,11 +250,10 @@ class ServiceState:
         try:
             repo = ModelRepository(self.settings.model_repo)
             fingerprints = fingerprints if fingerprints is not None else repository_fingerprints(self.settings.model_repo)
-            present = [n for n in SEGMENT_MODELS + PREDICT_MODELS if n in repo and (allowed is None or n in allowed)]
-            names = present
-            missing = [n for n in SEGMENT_MODELS if n not in present]
-            if missing and "deeplab" not in present and previous is None:
-                raise ModelNotFound(f"model repository {repo.root} has none of the models this service serves")
+            names = [n for n in sorted(repo.configs) if model_set_of(n) is not None and (allowed is None or n in allowed)]
+            if not names and previous is None:
+                raise ModelNotFound(f"model repository {repo.root} has none of the models this service serves ({', '.join(SERVED_MODELS)}, "
+                                    "or <set>.<model>)")
             backend = create_backend(
                 self.settings.backend,
                 repo,
@@ -212,44 +268,60 @@ class ServiceState:
                 self.settings.ort_io_binding,
             )
             if self.settings.batch_max_size > 1:
-                backend = BatchingBackend(
-                    backend, set(BATCHED_MODELS), self.settings.batch_max_size, self.settings.batch_max_delay_ms / 1000, self.metrics.observe_batch
-                )
+                batched = {n for n in names if model_set_of(n)[1] in BATCHED_MODELS}  # type: ignore[index]
+                backend = BatchingBackend(backend, batched, self.settings.batch_max_size, self.settings.batch_max_delay_ms / 1000, self.metrics.observe_batch)
             same = [] if previous is None else [n for n in names if n in previous.fingerprints and previous.fingerprints[n] == fingerprints.get(n)]
             unchanged = adopt(backend, previous.backend, same) if previous is not None and same else []
             backend.load([n for n in names if n not in unchanged])
             generation = Generation(backend, {n: fingerprints[n] for n in names if n in fingerprints})
-            decoder = None
-            if "sam_encoder" in names and "sam_decoder" in names:
-                encoder = CachedEncoder(SamEncoder(backend), self.settings.embedding_cache_bytes, self.metrics.observe_cache,
-                                        self._shared_cache(repo.get("sam_encoder").model_path, backend.models()["sam_encoder"].version))
-                if previous is not None and previous.encoder is not None and "sam_encoder" in unchanged:
-                    encoder.take_entries(previous.encoder)
-                generation.encoder = encoder
-                decoder = SamDecoder(backend)
-                generation.everything = EverythingGenerator(encoder, decoder, self.settings.max_work_side, self.settings.max_request_bytes)
-            if not missing:
-                segmenter = Segmenter(CamClassifier(backend), generation.encoder, decoder, pipeline_config(self.settings))
-            elif missing == ["sam_encoder", "sam_decoder"] and "cam_classifier" in names:
-                log.warning("no SAM model in %s: Segment serves boxes only, by GrabCut", repo.root)
-                segmenter = Segmenter(CamClassifier(backend), None, None, pipeline_config(self.settings))
-            else:
-                segmenter = None
-                log.warning("Segment is unavailable: models %s are not in %s", missing, repo.root)
-            if segmenter is not None:
-                segmenter.warmup()
-                generation.segmenter = segmenter
-            if "deeplab" in names:
-                predictor = Predictor(DeepLab(backend), self.settings.max_work_side, self.settings.max_request_bytes)
-                predictor.warmup()
-                generation.predictor = predictor
-            else:
-                log.warning("Predict is unavailable: model 'deeplab' is not in %s", repo.root)
+            roles: dict[str, dict[str, str]] = {}
+            for n in names:
+                set_name, role = model_set_of(n)  # type: ignore[misc]
+                roles.setdefault(set_name, {})[role] = n
+            shared_sam = roles.get("", {})
+            for set_name, own in sorted(roles.items()):
+                generation.sets[set_name] = self._model_set(set_name, own, shared_sam, generation, previous, unchanged, repo)
             return generation
         except BaseException:
             if backend is not None:  # release this attempt's sessions, channel and threads (taken-over sessions stay with their owner)
                 self._close(backend)
             raise
+
+    def _model_set(self, name: str, own: dict[str, str], shared: dict[str, str], generation: Generation, previous: Generation | None,
+                   unchanged: list[str], repo: ModelRepository) -> ModelSet:
+        """A set's pipelines, warmed up: its own SAM when it has both halves, else the repository's."""
+        backend = generation.backend
+        sam = own if "sam_encoder" in own and "sam_decoder" in own else shared
+        models = dict(own)
+        encoder = decoder = None
+        if "sam_encoder" in sam and "sam_decoder" in sam:
+            models.update(sam_encoder=sam["sam_encoder"], sam_decoder=sam["sam_decoder"])
+            enc_name = sam["sam_encoder"]
+            encoder = generation.encoders.get(enc_name)
+            if encoder is None:  # one cached encoder per SAM: sets sharing it share its embedding cache
+                encoder = CachedEncoder(SamEncoder(backend, enc_name), self.settings.embedding_cache_bytes, self.metrics.observe_cache,
+                                        self._shared_cache(repo.get(enc_name).model_path, backend.models()[enc_name].version))
+                if previous is not None and enc_name in previous.encoders and enc_name in unchanged:
+                    encoder.take_entries(previous.encoders[enc_name])
+                generation.encoders[enc_name] = encoder
+            decoder = SamDecoder(backend, sam["sam_decoder"])
+        result = ModelSet(name, models=models)
+        label = name or DEFAULT_SET
+        if encoder is not None and decoder is not None and (name == "" or "cam_classifier" in own or "deeplab" in own):
+            result.everything = EverythingGenerator(encoder, decoder, self.settings.max_work_side, self.settings.max_request_bytes)
+        if "cam_classifier" in own:
+            if encoder is None:
+                log.warning("model set %s has no SAM model: Segment serves boxes only, by GrabCut", label)
+            result.segmenter = Segmenter(CamClassifier(backend, own["cam_classifier"]), encoder, decoder, pipeline_config(self.settings))
+            result.segmenter.warmup()
+        else:
+            log.warning("model set %s: Segment is unavailable (no %scam_classifier in %s)", label, f"{name}." if name else "", repo.root)
+        if "deeplab" in own:
+            result.predictor = Predictor(DeepLab(backend, own["deeplab"]), self.settings.max_work_side, self.settings.max_request_bytes)
+            result.predictor.warmup()
+        else:
+            log.warning("model set %s: Predict is unavailable (no %sdeeplab in %s)", label, f"{name}." if name else "", repo.root)
+        return result
 
     def _shared_cache(self, model_path: Path, version: str) -> SharedEmbeddingStore | None:
         """The Redis embedding cache of ``WSSS_EMBEDDING_CACHE_URL`` (None when unset)."""
@@ -276,32 +348,33 @@ class ServiceState:
         except Exception:  # closing is best effort at shutdown
             log.exception("closing the inference backend failed")
 
-    def require_segmenter(self, generation: Generation | None = None) -> Segmenter:
+    def _set(self, generation: Generation | None, model_set: str) -> ModelSet:
         if not self.ready:
             raise ModelNotReady(self._not_ready_message())
         g = generation or self._generation
-        segmenter = g.segmenter if g is not None else None
-        if segmenter is None:
-            raise ModelNotFound("Segment needs model cam_classifier (and sam_encoder + sam_decoder for all but boxes) in the model repository")
-        return segmenter
+        if g is None:
+            raise ModelNotReady(self._not_ready_message())
+        return g.model_set(model_set)
 
-    def require_predictor(self, generation: Generation | None = None) -> Predictor:
-        if not self.ready:
-            raise ModelNotReady(self._not_ready_message())
-        g = generation or self._generation
-        predictor = g.predictor if g is not None else None
-        if predictor is None:
-            raise ModelNotFound("Predict needs model 'deeplab' in the model repository")
-        return predictor
+    def require_segmenter(self, generation: Generation | None = None, model_set: str = "") -> Segmenter:
+        found = self._set(generation, model_set)
+        if found.segmenter is None:
+            prefix = f"{found.name}." if found.name else ""
+            raise ModelNotFound(f"Segment needs model {prefix}cam_classifier (and sam_encoder + sam_decoder for all but boxes) in the model repository")
+        return found.segmenter
 
-    def require_everything(self, generation: Generation | None = None) -> EverythingGenerator:
-        if not self.ready:
-            raise ModelNotReady(self._not_ready_message())
-        g = generation or self._generation
-        everything = g.everything if g is not None else None
-        if everything is None:
+    def require_predictor(self, generation: Generation | None = None, model_set: str = "") -> Predictor:
+        found = self._set(generation, model_set)
+        if found.predictor is None:
+            prefix = f"{found.name}." if found.name else ""
+            raise ModelNotFound(f"Predict needs model '{prefix}deeplab' in the model repository")
+        return found.predictor
+
+    def require_everything(self, generation: Generation | None = None, model_set: str = "") -> EverythingGenerator:
+        found = self._set(generation, model_set)
+        if found.everything is None:
             raise ModelNotFound("SegmentEverything needs models 'sam_encoder' and 'sam_decoder' in the model repository")
-        return everything
+        return found.everything
 
     def require_backend(self) -> InferenceBackend:
         if not self.ready or self.backend is None:

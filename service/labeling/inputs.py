@@ -35,12 +35,14 @@ class Item:
     labels: pb.WeakLabels | None
     known_empty: bool = False
 
-    def input_hash(self, options: pb.SegmentOptions) -> str:
-        """sha256 of what decides the output: the image bytes, the weak labels and the options."""
+    def input_hash(self, options: pb.SegmentOptions, model_set: str = "") -> str:
+        """sha256 of what decides the output: the image bytes, the weak labels, the options and the model set."""
         h = hashlib.sha256(self.path.read_bytes())
         h.update(b"\0labels\0" + (self.labels.SerializeToString(deterministic=True) if self.labels is not None else b"none"))
         h.update(b"\0empty\0" + bytes([self.known_empty]))
         h.update(b"\0options\0" + options.SerializeToString(deterministic=True))
+        if model_set:
+            h.update(b"\0set\0" + model_set.encode())
         return h.hexdigest()
 
 

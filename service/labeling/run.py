@@ -69,7 +69,9 @@ class _Task:
 class _Window:
     """Items waiting to be sent and items sent whose answer has not come (in sending order)."""
 
-    def __init__(self, tasks: Sequence[_Task], size: int) -> None:
+    def __init__(self, tasks: Sequence[_Task], size: int, options: pb.SegmentOptions = OPTIONS, model_set: str = "") -> None:
+        self.options = options
+        self.model_set = model_set
         self.cond = threading.Condition()
         self.waiting: deque[_Task] = deque(tasks)
         self.in_flight: deque[_Task] = deque()
@@ -110,7 +112,8 @@ class _Window:
                     self.cond.wait(timeout=0.2)
             item = task.item
             yield pb.SegmentRequest(id=item.name, image=pb.Image(encoded=item.path.read_bytes()),
-                                    labels=item.labels if item.labels is not None else pb.WeakLabels(), options=OPTIONS)
+                                    labels=item.labels if item.labels is not None else pb.WeakLabels(), options=self.options,
+                                    model_set=self.model_set)
 
     def answered(self) -> _Task:
         with self.cond:
@@ -146,7 +149,7 @@ def _finish(out: Path, journal: Journal, items: Sequence[Item], hashes: dict[str
 
 def label(
     stub: pb_grpc.SegmentationServiceStub, items: Sequence[Item], out: Path, classes: Sequence[str], *, window: int = 4,
-    retries: int = 5, backoff: float = 0.5, title: str = "", progress: bool = True, stream_seconds: float = 20.0,
+    retries: int = 5, backoff: float = 0.5, title: str = "", progress: bool = True, stream_seconds: float = 20.0, model_set: str = "",
 ) -> Report:
     """Label ``items`` into ``out``; returns the report (``stopped`` says why a run ended early).
 
@@ -161,7 +164,7 @@ def label(
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     journal = Journal(out)
-    hashes = {i.name: i.input_hash(OPTIONS) for i in items}
+    hashes = {i.name: i.input_hash(OPTIONS, model_set) for i in items}
     report = Report(total=len(items))
     todo = [i for i in items if not journal.done(i.name, hashes[i.name])]
     report.skipped = len(items) - len(todo)
@@ -171,7 +174,7 @@ def label(
             journal.append(empty_entry(out, item, hashes[item.name]))
             report.known_empty += 1
             bar.update()
-        win = _Window([_Task(i, hashes[i.name]) for i in todo if not i.known_empty], window)
+        win = _Window([_Task(i, hashes[i.name]) for i in todo if not i.known_empty], window, OPTIONS, model_set)
         failures_in_a_row = 0
         while win.pending():
             win.open()

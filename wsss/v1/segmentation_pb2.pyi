@@ -158,18 +158,20 @@ class SegmentOptions(_message.Message):
     def __init__(self, mask_formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., confidence_score: _Optional[_Union[ConfidenceScore, str]] = ..., refinement: _Optional[_Union[Refinement, str]] = ..., peak_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., label_threshold: _Optional[float] = ..., omit_mask: _Optional[bool] = ..., return_low_res_logits: _Optional[bool] = ..., instance_per_peak: _Optional[bool] = ...) -> None: ...
 
 class SegmentRequest(_message.Message):
-    __slots__ = ("id", "image", "labels", "options", "ground_truth")
+    __slots__ = ("id", "image", "labels", "options", "ground_truth", "model_set")
     ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SET_FIELD_NUMBER: _ClassVar[int]
     id: str
     image: Image
     labels: WeakLabels
     options: SegmentOptions
     ground_truth: Image
-    def __init__(self, id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., labels: _Optional[_Union[WeakLabels, _Mapping]] = ..., options: _Optional[_Union[SegmentOptions, _Mapping]] = ..., ground_truth: _Optional[_Union[Image, _Mapping]] = ...) -> None: ...
+    model_set: str
+    def __init__(self, id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., labels: _Optional[_Union[WeakLabels, _Mapping]] = ..., options: _Optional[_Union[SegmentOptions, _Mapping]] = ..., ground_truth: _Optional[_Union[Image, _Mapping]] = ..., model_set: _Optional[str] = ...) -> None: ...
 
 class MaskOutput(_message.Message):
     __slots__ = ("height", "width", "png", "raw", "confidence")
@@ -319,14 +321,16 @@ class SegmentResponse(_message.Message):
     def __init__(self, id: _Optional[str] = ..., mask: _Optional[_Union[MaskOutput, _Mapping]] = ..., classes: _Optional[_Iterable[_Union[ClassResult, _Mapping]]] = ..., metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., labels_source: _Optional[_Union[LabelsSource, str]] = ..., uncertain_fraction: _Optional[float] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., review_score: _Optional[float] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("id", "image", "mask_formats")
+    __slots__ = ("id", "image", "mask_formats", "model_set")
     ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     MASK_FORMATS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SET_FIELD_NUMBER: _ClassVar[int]
     id: str
     image: Image
     mask_formats: _containers.RepeatedScalarFieldContainer[MaskFormat]
-    def __init__(self, id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mask_formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ...) -> None: ...
+    model_set: str
+    def __init__(self, id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mask_formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., model_set: _Optional[str] = ...) -> None: ...
 
 class PredictedClass(_message.Message):
     __slots__ = ("class_id", "class_name", "area", "mean_confidence", "rle")
@@ -391,10 +395,38 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., provider: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
-    __slots__ = ("models",)
+    __slots__ = ("models", "model_sets")
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SETS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
-    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+    model_sets: _containers.RepeatedCompositeFieldContainer[ModelSetInfo]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., model_sets: _Optional[_Iterable[_Union[ModelSetInfo, _Mapping]]] = ...) -> None: ...
+
+class ModelSetInfo(_message.Message):
+    __slots__ = ("name", "classes", "models", "versions")
+    class ModelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class VersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    classes: _containers.RepeatedScalarFieldContainer[str]
+    models: _containers.ScalarMap[str, str]
+    versions: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., models: _Optional[_Mapping[str, str]] = ..., versions: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class EverythingOptions(_message.Message):
     __slots__ = ("points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh", "stability_score_offset", "box_nms_thresh", "min_mask_region_area", "max_masks")
@@ -417,14 +449,16 @@ class EverythingOptions(_message.Message):
     def __init__(self, points_per_side: _Optional[int] = ..., points_per_batch: _Optional[int] = ..., pred_iou_thresh: _Optional[float] = ..., stability_score_thresh: _Optional[float] = ..., stability_score_offset: _Optional[float] = ..., box_nms_thresh: _Optional[float] = ..., min_mask_region_area: _Optional[int] = ..., max_masks: _Optional[int] = ...) -> None: ...
 
 class SegmentEverythingRequest(_message.Message):
-    __slots__ = ("id", "image", "options")
+    __slots__ = ("id", "image", "options", "model_set")
     ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SET_FIELD_NUMBER: _ClassVar[int]
     id: str
     image: Image
     options: EverythingOptions
-    def __init__(self, id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., options: _Optional[_Union[EverythingOptions, _Mapping]] = ...) -> None: ...
+    model_set: str
+    def __init__(self, id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., options: _Optional[_Union[EverythingOptions, _Mapping]] = ..., model_set: _Optional[str] = ...) -> None: ...
 
 class Proposal(_message.Message):
     __slots__ = ("rle", "bbox", "area", "predicted_iou", "stability_score", "point")
