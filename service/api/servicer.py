@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Executor
 from typing import TypeVar
 
@@ -23,6 +23,7 @@ from service.api.state import DEFAULT_SET, ServiceState
 from service.errors import Cancelled, InvalidInput, WsssError
 from service.metrics import Metrics
 from service.pipeline.everything import EverythingOptions
+from service.runtime.backend import LoadedModel
 from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 
@@ -127,7 +128,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         if isinstance(request, Undecodable):
             raise request.error()
         with self.state.acquire() as generation:  # the models this request started on, whatever a reload does meanwhile
-            segmenter = self.state.require_segmenter(generation, request.model_set)
+            segmenter = self.state.require_segmenter(generation, request.model_set, request.model_version)
             settings = self.state.settings
             data = converters.segment_input(
                 request, len(segmenter.classes), settings.max_image_pixels, settings.max_image_side, check=segmenter.check_budget
@@ -144,7 +145,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
         if isinstance(request, Undecodable):
             raise request.error()
         with self.state.acquire() as generation:
-            predictor = self.state.require_predictor(generation, request.model_set)
+            predictor = self.state.require_predictor(generation, request.model_set, request.model_version)
             settings = self.state.settings
             image = converters.decode_image(request.image, settings.max_image_pixels, settings.max_image_side, check=predictor.check_budget)
             try:
@@ -218,7 +219,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
                 models = generation.backend.models()
                 sets = [
                     pb.ModelSetInfo(name=s.label, classes=(s.segmenter or s.predictor).classes if (s.segmenter or s.predictor) else [],  # type: ignore[union-attr]
-                                    models=s.models, versions={n: models[n].version for n in s.models.values() if n in models})
+                                    models=s.models, versions={n: ",".join(served_versions_of(models, n)) for n in s.models.values() if n in models})
                     for _, s in sorted(generation.sets.items())
                 ]
                 return pb.ListModelsResponse(models=[converters.model_info(m) for _, m in sorted(models.items())], model_sets=sets)
@@ -247,6 +248,12 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
             self.metrics.requests.labels("SegmentStream", code.name).inc()
             self.metrics.latency.labels("SegmentStream").observe(time.perf_counter() - start)
             yield response
+
+
+def served_versions_of(models: Mapping[str, LoadedModel], name: str) -> list[str]:
+    """Versions of model ``name`` loaded (``name`` and its ``name@<v>`` keys), newest first."""
+    versions = [m.version for key, m in models.items() if key == name or key.startswith(f"{name}@")]
+    return sorted(versions, key=lambda v: (len(v), v), reverse=True)
 
 
 def _trim_after(pixels: int) -> None:

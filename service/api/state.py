@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from service.errors import InvalidInput, ModelNotFound, ModelNotReady
 from service.metrics import Metrics
@@ -60,6 +61,12 @@ SET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 """A model set's name: the prefix of its models' folders (``<set>.cam_classifier``); never a path."""
 
 
+def version_keys(repo: ModelRepository, name: str) -> list[str]:
+    """Backend keys of every version model ``name`` serves: ``name`` for the newest, ``name@<v>`` for older ones."""
+    config = repo.get(name)
+    return [name] + [f"{name}@{v}" for v in config.versions[1:]]
+
+
 def model_set_of(folder: str) -> tuple[str, str] | None:
     """(set, model) of a repository folder name: ``deeplab`` -> ("", "deeplab"), ``tile_a.deeplab``
     -> ("tile_a", "deeplab"); None for a folder that is no model this service serves."""
@@ -67,6 +74,18 @@ def model_set_of(folder: str) -> tuple[str, str] | None:
     if model not in SERVED_MODELS or (prefix and not SET_NAME.fullmatch(prefix)):
         return None
     return prefix, model
+
+
+T = TypeVar("T")
+
+
+def _pinned(by_version: dict[str, T], version: str, newest: T, model: str, set_label: str) -> T:
+    if not version:
+        return newest
+    if version not in by_version:
+        raise ModelNotFound(f"model_version {version[:20]!r} of {model} is not served in model set {set_label}; served: "
+                            f"{', '.join(sorted(by_version, key=lambda v: (len(v), v), reverse=True))} (config.pbtxt version_policy)")
+    return by_version[version]
 
 
 @dataclass
@@ -79,6 +98,10 @@ class ModelSet:
     everything: EverythingGenerator | None = None
     models: dict[str, str] = field(default_factory=dict)
     """Role (cam_classifier, deeplab, sam_encoder, sam_decoder) -> repository folder name."""
+    segmenters: dict[str, Segmenter] = field(default_factory=dict)
+    """Classifier version -> its pipeline, for every version served (``segmenter``: the newest)."""
+    predictors: dict[str, Predictor] = field(default_factory=dict)
+    """DeepLab version -> its pipeline, for every version served (``predictor``: the newest)."""
 
     @property
     def label(self) -> str:
@@ -270,9 +293,11 @@ class ServiceState:
             if self.settings.batch_max_size > 1:
                 batched = {n for n in names if model_set_of(n)[1] in BATCHED_MODELS}  # type: ignore[index]
                 backend = BatchingBackend(backend, batched, self.settings.batch_max_size, self.settings.batch_max_delay_ms / 1000, self.metrics.observe_batch)
+            keys = [k for n in names for k in version_keys(repo, n)]  # every version each model's version_policy serves
             same = [] if previous is None else [n for n in names if n in previous.fingerprints and previous.fingerprints[n] == fingerprints.get(n)]
-            unchanged = adopt(backend, previous.backend, same) if previous is not None and same else []
-            backend.load([n for n in names if n not in unchanged])
+            same_keys = [k for k in keys if k.partition("@")[0] in same]
+            unchanged = adopt(backend, previous.backend, same_keys) if previous is not None and same_keys else []
+            backend.load([k for k in keys if k not in unchanged])
             generation = Generation(backend, {n: fingerprints[n] for n in names if n in fingerprints})
             roles: dict[str, dict[str, str]] = {}
             for n in names:
@@ -312,13 +337,19 @@ class ServiceState:
         if "cam_classifier" in own:
             if encoder is None:
                 log.warning("model set %s has no SAM model: Segment serves boxes only, by GrabCut", label)
-            result.segmenter = Segmenter(CamClassifier(backend, own["cam_classifier"]), encoder, decoder, pipeline_config(self.settings))
-            result.segmenter.warmup()
+            for key in version_keys(repo, own["cam_classifier"]):
+                segmenter = Segmenter(CamClassifier(backend, key), encoder, decoder, pipeline_config(self.settings))
+                segmenter.warmup()
+                result.segmenters[segmenter.classifier.version] = segmenter
+                result.segmenter = result.segmenter or segmenter  # the newest
         else:
             log.warning("model set %s: Segment is unavailable (no %scam_classifier in %s)", label, f"{name}." if name else "", repo.root)
         if "deeplab" in own:
-            result.predictor = Predictor(DeepLab(backend, own["deeplab"]), self.settings.max_work_side, self.settings.max_request_bytes)
-            result.predictor.warmup()
+            for key in version_keys(repo, own["deeplab"]):
+                predictor = Predictor(DeepLab(backend, key), self.settings.max_work_side, self.settings.max_request_bytes)
+                predictor.warmup()
+                result.predictors[predictor.deeplab.version] = predictor
+                result.predictor = result.predictor or predictor
         else:
             log.warning("model set %s: Predict is unavailable (no %sdeeplab in %s)", label, f"{name}." if name else "", repo.root)
         return result
@@ -356,19 +387,21 @@ class ServiceState:
             raise ModelNotReady(self._not_ready_message())
         return g.model_set(model_set)
 
-    def require_segmenter(self, generation: Generation | None = None, model_set: str = "") -> Segmenter:
+    def require_segmenter(self, generation: Generation | None = None, model_set: str = "", version: str = "") -> Segmenter:
+        """The set's Segment pipeline, with its classifier at ``version`` ("" = the newest served)."""
         found = self._set(generation, model_set)
         if found.segmenter is None:
             prefix = f"{found.name}." if found.name else ""
             raise ModelNotFound(f"Segment needs model {prefix}cam_classifier (and sam_encoder + sam_decoder for all but boxes) in the model repository")
-        return found.segmenter
+        return _pinned(found.segmenters, version, found.segmenter, "cam_classifier", found.label)
 
-    def require_predictor(self, generation: Generation | None = None, model_set: str = "") -> Predictor:
+    def require_predictor(self, generation: Generation | None = None, model_set: str = "", version: str = "") -> Predictor:
+        """The set's Predict pipeline, with its DeepLab at ``version`` ("" = the newest served)."""
         found = self._set(generation, model_set)
         if found.predictor is None:
             prefix = f"{found.name}." if found.name else ""
             raise ModelNotFound(f"Predict needs model '{prefix}deeplab' in the model repository")
-        return found.predictor
+        return _pinned(found.predictors, version, found.predictor, "deeplab", found.label)
 
     def require_everything(self, generation: Generation | None = None, model_set: str = "") -> EverythingGenerator:
         found = self._set(generation, model_set)

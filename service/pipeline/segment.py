@@ -121,7 +121,7 @@ class Segmenter:
 
     def model_versions(self) -> dict[str, str]:
         models = [m for m in (self.classifier, self.encoder, self.decoder) if m is not None]
-        return {m.name: m.version for m in models}
+        return {m.name.partition("@")[0]: m.version for m in models}  # "cam_classifier@2" is version 2 of cam_classifier
 
     def segment(self, request: SegmentInput, should_stop: Callable[[], bool] | None = None) -> SegmentResult:
         """Run the pipeline on one decoded request.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,9 +158,11 @@ class ModelConfig:
         platform: ``onnxruntime_onnx`` (Triton's platform or backend name).
         max_batch_size: Triton max_batch_size; 0 = the model does not batch (shapes are full).
         inputs / outputs: tensor specs, batch dimension included.
-        version: the version folder served (the highest number, Triton's default policy).
-        model_path: the version's ``model.onnx``.
+        version: the newest version served (Triton's default policy serves only it).
+        model_path: that version's ``model.onnx``.
         labels: class names from the output's ``label_filename`` (empty if none).
+        versions: every version served under the config's ``version_policy`` (``latest {
+            num_versions: N }``, ``specific { versions: [...] }``, ``all {}``), newest first.
     """
 
     name: str
@@ -171,9 +173,45 @@ class ModelConfig:
     version: str
     model_path: Path
     labels: tuple[str, ...]
+    versions: tuple[str, ...] = ()
 
     def output(self, name: str) -> TensorSpec | None:
         return next((t for t in self.outputs if t.name == name), None)
+
+    def at(self, version: str) -> ModelConfig:
+        """The same model at another served version (its name becomes ``<name>@<version>``).
+
+        Raises:
+            ModelNotFound: the version is not served.
+        """
+        if version not in self.versions:
+            raise ModelNotFound(f"model {self.name!r} has no version {version!r} served; served: {', '.join(self.versions)}")
+        return replace(self, name=f"{self.name}@{version}", version=version, model_path=self.model_path.parent.parent / version / "model.onnx")
+
+
+def served_versions(name: str, on_disk: list[int], policy: Any) -> list[int]:
+    """The versions ``version_policy`` serves among ``on_disk`` (newest first); Triton's default
+    (no policy) is the newest one."""
+    if not policy:
+        return on_disk[:1]
+    if not isinstance(policy, dict) or len(policy) != 1:
+        raise ModelRepositoryError(f"model {name!r}: version_policy must be one of latest, specific, all; got {policy!r}")
+    kind, body = next(iter(policy.items()))
+    body = body if isinstance(body, dict) else {}
+    if kind == "all":
+        return on_disk
+    if kind == "latest":
+        n = int(body.get("num_versions", 1))
+        if n < 1:
+            raise ModelRepositoryError(f"model {name!r}: version_policy latest num_versions must be at least 1")
+        return on_disk[:n]
+    if kind == "specific":
+        wanted = sorted({int(v) for v in _as_list(body.get("versions"))}, reverse=True)
+        missing = [v for v in wanted if v not in on_disk]
+        if not wanted or missing:
+            raise ModelRepositoryError(f"model {name!r}: version_policy specific names versions {missing or wanted} with no model.onnx")
+        return wanted
+    raise ModelRepositoryError(f"model {name!r}: version_policy must be one of latest, specific, all; got {kind!r}")
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -235,15 +273,17 @@ def load_config(model_dir: Path) -> ModelConfig:
             if not path.is_file():
                 raise ModelRepositoryError(f"model {name!r}: label_filename {label_file!r} not found in {model_dir}")
             labels = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    served = served_versions(name, versions, raw.get("version_policy"))
     return ModelConfig(
         name=name,
         platform=platform,
         max_batch_size=max_batch,
         inputs=inputs,
         outputs=outputs,
-        version=str(versions[0]),
-        model_path=model_dir / str(versions[0]) / "model.onnx",
+        version=str(served[0]),
+        model_path=model_dir / str(served[0]) / "model.onnx",
         labels=labels,
+        versions=tuple(str(v) for v in served),
     )
 
 
@@ -263,11 +303,13 @@ class ModelRepository:
         return name in self.configs
 
     def get(self, name: str) -> ModelConfig:
-        """The config of model ``name``. Raises ModelNotFound."""
+        """The config of model ``name`` (``<name>@<version>``: at that served version). Raises ModelNotFound."""
+        base, _, version = name.partition("@")
         try:
-            return self.configs[name]
+            config = self.configs[base]
         except KeyError:
-            raise ModelNotFound(f"model {name!r} is not in the model repository {self.root}") from None
+            raise ModelNotFound(f"model {base!r} is not in the model repository {self.root}") from None
+        return config.at(version) if version else config
 
 
 def repository_fingerprints(root: Path) -> dict[str, str]:

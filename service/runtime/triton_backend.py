@@ -78,14 +78,15 @@ class TritonBackend:
     def load(self, names: list[str]) -> None:
         for name in names:
             config = self.repo.get(name)
+            base, _, pinned = name.partition("@")  # "deeplab@2": Triton's model deeplab, version 2
             try:
-                ready = self._run(self.client.is_model_ready(name, client_timeout=self.timeout))
+                ready = self._run(self.client.is_model_ready(base, model_version=pinned, client_timeout=self.timeout))
             except InferenceServerException as exc:
                 raise self._unavailable(f"model {name!r} readiness", exc) from exc
             if not ready:
                 raise ModelNotReady(f"Triton server at {self.url} has model {name!r} but it is not ready")
             try:
-                meta = self._run(self.client.get_model_metadata(name, client_timeout=self.timeout))
+                meta = self._run(self.client.get_model_metadata(base, model_version=pinned, client_timeout=self.timeout))
             except InferenceServerException as exc:
                 raise self._unavailable(f"model {name!r} metadata", exc) from exc
             remote_in = {t.name: t for t in meta.inputs}
@@ -95,7 +96,7 @@ class TritonBackend:
                 remote = remote_in.get(spec.name)
                 if remote is not None and remote.datatype != OIP_DATATYPES[spec.dtype]:
                     raise ModelRepositoryError(f"model {name!r} input {spec.name!r}: Triton says {remote.datatype}, config.pbtxt {spec.dtype}")
-            version = meta.versions[-1] if meta.versions else config.version
+            version = pinned or (meta.versions[-1] if meta.versions else config.version)
             with self._lock:
                 self._loaded[name] = LoadedModel(name, str(version), self.name, "remote", f"triton@{self.url}", config.inputs, config.outputs, config.labels)
             log.info("model %s version %s served by Triton at %s", name, version, self.url)
@@ -122,7 +123,8 @@ class TritonBackend:
         outputs = [grpcclient.InferRequestedOutput(o.name) for o in loaded.outputs]
         start = time.perf_counter()
         try:
-            result = await self.client.infer(model, request, outputs=outputs, client_timeout=self.timeout)
+            base, _, pinned = model.partition("@")
+            result = await self.client.infer(base, request, model_version=pinned, outputs=outputs, client_timeout=self.timeout)
         except InferenceServerException as exc:
             if any(marker in str(exc) for marker in UNREACHABLE) or "UNAVAILABLE" in str(exc.status()):
                 raise self._unavailable(f"inference of {model!r}", exc) from exc

@@ -56,3 +56,74 @@ def test_a_request_keeps_its_generation_and_the_old_one_is_freed(tmp_path: Path)
     assert gone() is None
     assert state.generation is new and repository_fingerprints(repo) == {**new.fingerprints}
     state.close()
+
+
+def _with_policy(repo: Path, model: str, policy: str) -> None:
+    config = repo / model / "config.pbtxt"
+    config.write_text(config.read_text() + f"version_policy: {policy}\n")
+
+
+def test_version_policy_parsed_as_triton_does(tmp_path: Path) -> None:
+    import pytest
+
+    from service.errors import ModelNotFound, ModelRepositoryError
+    from service.runtime import ModelRepository
+
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO_ROOT / "model_repo", repo)
+    for v in (2, 3):
+        drop_version(repo, v)
+    base = (repo / "deeplab" / "config.pbtxt").read_text()
+    cases = {"": ("3",), "{ latest { num_versions: 2 } }": ("3", "2"), "{ all { } }": ("3", "2", "1"),
+             "{ specific { versions: [1, 3] } }": ("3", "1"), "{ specific { versions: 2 } }": ("2",)}
+    for policy, served in cases.items():
+        (repo / "deeplab" / "config.pbtxt").write_text(base + (f"version_policy: {policy}\n" if policy else ""))
+        config = ModelRepository(repo).get("deeplab")
+        assert (config.versions, config.version) == (served, served[0]), policy
+    assert ModelRepository(repo).get("deeplab@2").model_path == repo / "deeplab" / "2" / "model.onnx"
+    with pytest.raises(ModelNotFound, match="no version '3' served"):
+        ModelRepository(repo).get("deeplab@3")
+    for bad, words in (("{ specific { versions: [7] } }", "no model.onnx"), ("{ newest { } }", "latest, specific, all"),
+                       ("{ latest { num_versions: 0 } }", "at least 1")):
+        (repo / "deeplab" / "config.pbtxt").write_text(base + f"version_policy: {bad}\n")
+        with pytest.raises(ModelRepositoryError, match=words):
+            ModelRepository(repo)
+
+
+def test_requests_pin_a_served_version(tmp_path: Path) -> None:
+    """version_policy latest 2: both versions are served, the newest by default; a request may
+    pin either; an unserved one is NOT_FOUND naming those served; ListModels lists both."""
+    import grpc
+    import numpy as np
+    import pytest
+
+    from service.api.background import BackgroundServer
+    from wsss.v1 import segmentation_pb2 as pb
+    from wsss.v1 import segmentation_pb2_grpc as pb_grpc
+
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO_ROOT / "model_repo", repo)
+    drop_version(repo, 2)
+    _with_policy(repo, "deeplab", "{ latest { num_versions: 2 } }")
+    for v in ("2",):
+        shutil.copytree(repo / "cam_classifier" / "1", repo / "cam_classifier" / v)
+    _with_policy(repo, "cam_classifier", "{ all { } }")
+    server = BackgroundServer(make_settings(model_repo=repo))
+    try:
+        image = np.zeros((64, 64, 3), np.uint8)
+        raw = pb.Image(raw=pb.RawImage(data=image.tobytes(), height=64, width=64, channels=3))
+        with server.channel() as channel:
+            stub = pb_grpc.SegmentationServiceStub(channel)
+            assert stub.Predict(pb.PredictRequest(image=raw), timeout=30).model_version == "2"
+            assert stub.Predict(pb.PredictRequest(image=raw, model_version="1"), timeout=30).model_version == "1"
+            seg = stub.Segment(pb.SegmentRequest(image=raw, labels=pb.WeakLabels(image_labels=["stain"]), model_version="1"), timeout=30)
+            assert seg.model_versions["cam_classifier"] == "1"
+            assert stub.Segment(pb.SegmentRequest(image=raw, labels=pb.WeakLabels(image_labels=["stain"])), timeout=30).model_versions["cam_classifier"] == "2"
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Predict(pb.PredictRequest(image=raw, model_version="7"), timeout=30)
+            assert info.value.code() == grpc.StatusCode.NOT_FOUND and "served: 2, 1" in info.value.details()
+            listed = stub.ListModels(pb.ListModelsRequest(), timeout=30)
+            default = next(s for s in listed.model_sets if s.name == "default")
+            assert default.versions["deeplab"] == "2,1" and default.versions["cam_classifier"] == "2,1"
+    finally:
+        server.stop()

@@ -158,20 +158,22 @@ class SegmentOptions(_message.Message):
     def __init__(self, mask_formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., confidence_score: _Optional[_Union[ConfidenceScore, str]] = ..., refinement: _Optional[_Union[Refinement, str]] = ..., peak_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., label_threshold: _Optional[float] = ..., omit_mask: _Optional[bool] = ..., return_low_res_logits: _Optional[bool] = ..., instance_per_peak: _Optional[bool] = ...) -> None: ...
 
 class SegmentRequest(_message.Message):
-    __slots__ = ("id", "image", "labels", "options", "ground_truth", "model_set")
+    __slots__ = ("id", "image", "labels", "options", "ground_truth", "model_set", "model_version")
     ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
     MODEL_SET_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     image: Image
     labels: WeakLabels
     options: SegmentOptions
     ground_truth: Image
     model_set: str
-    def __init__(self, id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., labels: _Optional[_Union[WeakLabels, _Mapping]] = ..., options: _Optional[_Union[SegmentOptions, _Mapping]] = ..., ground_truth: _Optional[_Union[Image, _Mapping]] = ..., model_set: _Optional[str] = ...) -> None: ...
+    model_version: str
+    def __init__(self, id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., labels: _Optional[_Union[WeakLabels, _Mapping]] = ..., options: _Optional[_Union[SegmentOptions, _Mapping]] = ..., ground_truth: _Optional[_Union[Image, _Mapping]] = ..., model_set: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class MaskOutput(_message.Message):
     __slots__ = ("height", "width", "png", "raw", "confidence")
@@ -321,16 +323,18 @@ class SegmentResponse(_message.Message):
     def __init__(self, id: _Optional[str] = ..., mask: _Optional[_Union[MaskOutput, _Mapping]] = ..., classes: _Optional[_Iterable[_Union[ClassResult, _Mapping]]] = ..., metrics: _Optional[_Union[QualityMetrics, _Mapping]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., model_versions: _Optional[_Mapping[str, str]] = ..., labels_source: _Optional[_Union[LabelsSource, str]] = ..., uncertain_fraction: _Optional[float] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., review_score: _Optional[float] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("id", "image", "mask_formats", "model_set")
+    __slots__ = ("id", "image", "mask_formats", "model_set", "model_version")
     ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     MASK_FORMATS_FIELD_NUMBER: _ClassVar[int]
     MODEL_SET_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     image: Image
     mask_formats: _containers.RepeatedScalarFieldContainer[MaskFormat]
     model_set: str
-    def __init__(self, id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mask_formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., model_set: _Optional[str] = ...) -> None: ...
+    model_version: str
+    def __init__(self, id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mask_formats: _Optional[_Iterable[_Union[MaskFormat, str]]] = ..., model_set: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class PredictedClass(_message.Message):
     __slots__ = ("class_id", "class_name", "area", "mean_confidence", "rle")
