@@ -49,7 +49,7 @@ def classifier_from(ckpt: dict[str, Any]) -> CamNet:
     return net.eval()
 
 
-def export_next_version(path: Path, repo: Path) -> list[tuple[str, int]]:
+def export_next_version(path: Path, repo: Path, model_set: str = "") -> list[tuple[str, int]]:
     """Export into a live repository as each model's next version: exported and validated in a
     hidden folder beside, then config.pbtxt / labels.txt / training.json replaced and the version
     folder renamed into place last (a watching server never sees half a model). Returns
@@ -61,7 +61,7 @@ def export_next_version(path: Path, repo: Path) -> list[tuple[str, int]]:
     repo.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=repo))
     try:
-        names = export(path, staging)
+        names = export(path, staging, model_set)
         placed = []
         for name in names:
             target = repo / name
@@ -78,23 +78,25 @@ def export_next_version(path: Path, repo: Path) -> list[tuple[str, int]]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def export(path: Path, repo: Path) -> list[str]:
-    """Export the checkpoint at ``path`` into ``repo``, validate it with the service's loader; returns the model names."""
+def export(path: Path, repo: Path, model_set: str = "") -> list[str]:
+    """Export the checkpoint at ``path`` into ``repo`` (as model set ``model_set``'s models,
+    ``<set>.<model>``, when given), validate it with the service's loader; returns the model names."""
     ckpt = load(path)
     kind, classes = ckpt["kind"], ckpt["classes"]
+    prefix = f"{model_set}." if model_set else ""
     if kind == "cam_classifier":
-        export_classifier(classifier_from(ckpt), classes, repo)
+        export_classifier(classifier_from(ckpt), classes, repo, name=f"{prefix}cam_classifier")
     elif kind == "deeplab":
         net = DeepLab(len(classes))
         net.load_state_dict(ckpt["state"]["net"])
-        export_deeplab(net.eval(), classes, repo)
+        export_deeplab(net.eval(), classes, repo, name=f"{prefix}deeplab")
     else:
         enc, dec = PromptEncoderBody(), PromptDecoderNet()
         enc.load_state_dict(ckpt["state"]["encoder"])
         dec.load_state_dict(ckpt["state"]["decoder"])
-        export_sam_encoder(enc.eval(), repo)
-        export_sam_decoder(dec.eval(), repo)
-    names = list(MODELS_OF[kind])
+        export_sam_encoder(enc.eval(), repo, name=f"{prefix}sam_encoder")
+        export_sam_decoder(dec.eval(), repo, name=f"{prefix}sam_decoder")
+    names = [f"{prefix}{n}" for n in MODELS_OF[kind]]
     for name in names:
         (repo / name / "training.json").write_text(json.dumps(ckpt["provenance"], indent=1) + "\n")
     check_repo(repo, names)

@@ -140,11 +140,15 @@ def cmd_train_deeplab(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    from service.api.state import SET_NAME
+
+    if args.model_set and not SET_NAME.fullmatch(args.model_set):
+        raise DatasetError(f"--model-set {args.model_set!r}: lower-case letters, digits, '_' and '-' (it prefixes folder names)")
     if args.next_version:
-        placed = checkpoints.export_next_version(Path(args.checkpoint), Path(args.repo))
+        placed = checkpoints.export_next_version(Path(args.checkpoint), Path(args.repo), args.model_set)
         print(f"exported {', '.join(f'{n} version {v}' for n, v in placed)} into {args.repo} (validated by the service's loader)")
         return
-    names = checkpoints.export(Path(args.checkpoint), Path(args.repo))
+    names = checkpoints.export(Path(args.checkpoint), Path(args.repo), args.model_set)
     print(f"exported {', '.join(names)} into {args.repo} (validated by the service's loader)")
 
 
@@ -300,6 +304,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("export", help="export a checkpoint into a model repository (validated by the service's loader)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--repo", required=True)
+    p.add_argument("--model-set", default="", help="export as that model set's models (<set>.deeplab, ...); default: the default set")
     p.add_argument("--next-version", action="store_true",
                    help="add the models as their next version (a live repository: a server with WSSS_MODEL_CONTROL_MODE=poll switches to it)")
     p.set_defaults(func=cmd_export)

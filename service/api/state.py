@@ -339,7 +339,8 @@ class ServiceState:
                 log.warning("model set %s has no SAM model: Segment serves boxes only, by GrabCut", label)
             for key in version_keys(repo, own["cam_classifier"]):
                 segmenter = Segmenter(CamClassifier(backend, key), encoder, decoder, pipeline_config(self.settings))
-                segmenter.warmup()
+                if {key, sam.get("sam_encoder"), sam.get("sam_decoder")} - {None, *unchanged}:  # else all taken over warm
+                    segmenter.warmup()
                 result.segmenters[segmenter.classifier.version] = segmenter
                 result.segmenter = result.segmenter or segmenter  # the newest
         else:
@@ -347,7 +348,8 @@ class ServiceState:
         if "deeplab" in own:
             for key in version_keys(repo, own["deeplab"]):
                 predictor = Predictor(DeepLab(backend, key), self.settings.max_work_side, self.settings.max_request_bytes)
-                predictor.warmup()
+                if key not in unchanged:  # a session taken over is warm already
+                    predictor.warmup()
                 result.predictors[predictor.deeplab.version] = predictor
                 result.predictor = result.predictor or predictor
         else:

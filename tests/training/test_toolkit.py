@@ -333,3 +333,8 @@ def test_export_next_version_into_a_live_repository(tmp_path: Path, trained: dic
     assert sorted(p.name for p in (repo / "deeplab").iterdir()) == ["1", "2", "3", "config.pbtxt", "labels.txt", "training.json"]
     assert not [p for p in repo.iterdir() if p.name.startswith(".")]
     assert repository_fingerprints(repo)["deeplab"] != before["deeplab"]
+    assert training_main(["export", "--checkpoint", str(trained["tmp"] / "dl_gt.pt"), "--repo", str(repo), "--next-version", "--model-set", "tile_b"]) == 0
+    config = ModelRepository(repo).get("tile_b.deeplab")
+    assert config.version == "1" and (repo / "tile_b.deeplab" / "config.pbtxt").read_text().startswith('name: "tile_b.deeplab"')
+    assert training_main(["export", "--checkpoint", str(trained["tmp"] / "dl_gt.pt"), "--repo", str(repo), "--model-set", "../x"]) == 2
+    assert not (repo.parent / "x.deeplab").exists()
