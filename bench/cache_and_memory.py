@@ -57,7 +57,7 @@ def main() -> None:
                 "first_request_ms": round(1000 * float(np.mean(first)), 1),
                 "second_request_same_image_ms": round(1000 * float(np.mean(second)), 1),
                 "second_over_first": round(float(np.mean(second) / np.mean(first)), 3),
-                "note": "the second request skips the SAM encoder (cached embedding); it also sends clicks instead of tags",
+                "note": "the second request skips the SAM encoder (cached embedding) and the classifier (cached CAMs); it also sends clicks instead of tags",
             }
             reqs = [pb.PredictRequest(image=pb.Image(encoded=png_bytes(generate(HELD_OUT_SEED, i).image))) for i in range(50)]
             stub.Predict(reqs[0], timeout=60)

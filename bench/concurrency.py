@@ -198,7 +198,7 @@ def main() -> None:
     for batch in args.batch:
         # embedding cache off: the rounds send the same images again, and a cache hit would skip
         # the encoder the raw replay runs (its effect is measured by bench/cache_and_memory.py)
-        proc, port = start_server(WSSS_BATCH_MAX_SIZE=str(batch), WSSS_EMBEDDING_CACHE_BYTES="0")
+        proc, port = start_server(WSSS_BATCH_MAX_SIZE=str(batch), WSSS_EMBEDDING_CACHE_BYTES="0", WSSS_CAM_CACHE_BYTES="0")
         try:
             with grpc.insecure_channel(f"127.0.0.1:{port}", options=opts) as channel:
                 stub = pb_grpc.SegmentationServiceStub(channel)

@@ -56,7 +56,8 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/segment_latency.json")
     args = parser.parse_args()
     metrics_port = free_port()
-    proc, port = start_server(WSSS_METRICS_ENABLED="true", WSSS_METRICS_PORT=str(metrics_port), WSSS_EMBEDDING_CACHE_BYTES="0")
+    proc, port = start_server(WSSS_METRICS_ENABLED="true", WSSS_METRICS_PORT=str(metrics_port), WSSS_EMBEDDING_CACHE_BYTES="0",
+                              WSSS_CAM_CACHE_BYTES="0")
     samples = [generate(HELD_OUT_SEED, i) for i in range(args.n)]
     report: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",

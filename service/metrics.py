@@ -43,6 +43,7 @@ class Metrics:
         self.set_requests = Counter("wsss_model_set_requests", "Successful requests by RPC, model set and the version of the set's "
                                     "main model (Segment: its classifier, Predict: its DeepLab, SegmentEverything: its SAM encoder).",
                                     ["rpc", "model_set", "version"], registry=registry)
+        self.cam_cache = Counter("wsss_cam_cache", "Per-image CAM cache lookups by result.", ["result"], registry=registry)
         self.reloads = Counter("wsss_model_reloads", "Repository reloads by outcome: switched to a new generation, or refused "
                                "(the serving models stay).", ["outcome"], registry=registry)
         self.shared_cache = Counter("wsss_shared_embedding_cache", "Shared (Redis) embedding cache calls by result: hit, miss, store, "
@@ -62,6 +63,9 @@ class Metrics:
     def observe_cache(self, hit: bool) -> None:
         """The embedding cache's observer."""
         self.cache.labels("hit" if hit else "miss").inc()
+
+    def observe_cam_cache(self, hit: bool) -> None:
+        self.cam_cache.labels("hit" if hit else "miss").inc()
 
     def observe_shared_cache(self, result: str) -> None:
         """The shared embedding cache's observer."""

@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     """Bytes of SAM image embeddings kept (LRU, keyed by decoded pixels + encoder version); 0 = off.
     One 256x64x64 float32 embedding is 4 MiB. With I/O binding on a GPU they are kept in GPU
     memory, so this is also the GPU memory the cache may take."""
+    cam_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    """Bytes of per-image CAMs and classifier outputs kept (LRU, keyed by the working pixels and the
+    classifier), so a new round of clicks or boxes on a known image skips the classifier as the
+    embedding cache skips the encoder; 0 = off."""
     embedding_cache_url: SecretStr | None = None
     """``redis://[:password@]host:6379/0``: a SAM embedding cache shared by replicas, behind the
     local one (an interactive round on another replica skips the encoder). Unset = local only.

@@ -19,6 +19,7 @@ from service.models.deeplab import DeepLab
 from service.models.embedding_cache import CachedEncoder
 from service.models.sam import SamDecoder, SamEncoder
 from service.models.shared_cache import SharedEmbeddingStore, model_fingerprint
+from service.pipeline.cam_cache import CamCache
 from service.pipeline.everything import EverythingGenerator
 from service.pipeline.predict import Predictor
 from service.pipeline.segment import PipelineConfig, Segmenter
@@ -120,6 +121,8 @@ class Generation:
     sets: dict[str, ModelSet] = field(default_factory=dict)
     encoders: dict[str, CachedEncoder] = field(default_factory=dict)
     """SAM encoder folder -> its cached encoder (one per SAM, shared by the sets using it)."""
+    cam_cache: CamCache | None = None
+    """Per-image CAMs of every set's classifiers (keys name the classifier and its version)."""
     users: int = 0
     retired: bool = False
 
@@ -298,7 +301,8 @@ class ServiceState:
             same_keys = [k for k in keys if k.partition("@")[0] in same]
             unchanged = adopt(backend, previous.backend, same_keys) if previous is not None and same_keys else []
             backend.load([k for k in keys if k not in unchanged])
-            generation = Generation(backend, {n: fingerprints[n] for n in names if n in fingerprints})
+            generation = Generation(backend, {n: fingerprints[n] for n in names if n in fingerprints},
+                                    cam_cache=CamCache(self.settings.cam_cache_bytes, self.metrics.observe_cam_cache))
             roles: dict[str, dict[str, str]] = {}
             for n in names:
                 set_name, role = model_set_of(n)  # type: ignore[misc]
@@ -338,7 +342,7 @@ class ServiceState:
             if encoder is None:
                 log.warning("model set %s has no SAM model: Segment serves boxes only, by GrabCut", label)
             for key in version_keys(repo, own["cam_classifier"]):
-                segmenter = Segmenter(CamClassifier(backend, key), encoder, decoder, pipeline_config(self.settings))
+                segmenter = Segmenter(CamClassifier(backend, key), encoder, decoder, pipeline_config(self.settings), generation.cam_cache)
                 if {key, sam.get("sam_encoder"), sam.get("sam_decoder")} - {None, *unchanged}:  # else all taken over warm
                     segmenter.warmup()
                 result.segmenters[segmenter.classifier.version] = segmenter

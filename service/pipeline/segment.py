@@ -18,6 +18,7 @@ from service.errors import Cancelled, InvalidInput
 from service.models.cam_classifier import CamClassifier
 from service.models.sam import ImageEncoder, SamDecoder
 from service.pipeline import aggregation, cam, evaluation, grabcut, prompts, refinement, sam_masks, scribbles, weak_labels
+from service.pipeline.cam_cache import CamCache
 from service.pipeline.encoding import coco_rle, encode_png
 from service.pipeline.types import (
     IGNORE,
@@ -109,8 +110,10 @@ class Segmenter:
     Without SAM (``encoder`` and ``decoder`` None) only boxes are served, by GrabCut.
     """
 
-    def __init__(self, classifier: CamClassifier, encoder: ImageEncoder | None, decoder: SamDecoder | None, config: PipelineConfig) -> None:
+    def __init__(self, classifier: CamClassifier, encoder: ImageEncoder | None, decoder: SamDecoder | None, config: PipelineConfig,
+                 cam_cache: CamCache | None = None) -> None:
         self.classifier = classifier
+        self.cam_cache = cam_cache
         self.encoder = encoder
         self.decoder = decoder
         self.config = config
@@ -145,7 +148,10 @@ class Segmenter:
             image = frame.image_to_work(request.image)
             work_shape = (frame.work_height, frame.work_width)
         with timer.stage("cam"):
-            cams = cam.multiscale_cams(self.classifier, image, cfg.cam_scales, cfg.cam_flip)
+            if self.cam_cache is not None:  # a later round on the same image skips the classifier
+                cams = self.cam_cache.cams(self.classifier, image, cfg.cam_scales, cfg.cam_flip)
+            else:
+                cams = cam.multiscale_cams(self.classifier, image, cfg.cam_scales, cfg.cam_flip)
         if request.labels.empty:
             threshold = cfg.label_threshold if opts.label_threshold is None else opts.label_threshold
             tagged = tuple(int(i) + 1 for i in np.flatnonzero(cams.probabilities > threshold))

@@ -108,7 +108,7 @@ def test_review_score_and_omit_mask(stub: pb_grpc.SegmentationServiceStub) -> No
     assert resp.review_score >= 1 - worst - 1e-6
 
 
-def test_interactive_round_reuses_the_embedding(server: BackgroundServer, stub: pb_grpc.SegmentationServiceStub) -> None:
+def test_interactive_round_reuses_the_embedding_and_the_cams(server: BackgroundServer, stub: pb_grpc.SegmentationServiceStub) -> None:
     s = next(s for s in SAMPLES if _interior_clicks(s))
     click = _interior_clicks(s)[0]
     image = pb.Image(encoded=png_bytes(s.image))
@@ -117,11 +117,15 @@ def test_interactive_round_reuses_the_embedding(server: BackgroundServer, stub: 
     (cls,) = first.classes
     assert len(cls.low_res_logits) == 256 * 256 * 4
     encoder_runs = server.metric("wsss_model_inference_seconds_count", {"model": "sam_encoder", "provider": "CPUExecutionProvider"})
+    classifier_runs = server.metric("wsss_model_inference_seconds_count", {"model": "cam_classifier", "provider": "CPUExecutionProvider"})
     hits = server.metric("wsss_embedding_cache_total", {"result": "hit"})
+    cam_hits = server.metric("wsss_cam_cache_total", {"result": "hit"})
     again = pb.WeakLabels(points=[click], mask_inputs=[pb.MaskInput(label=click.label, low_res_logits=cls.low_res_logits)])
     second = stub.Segment(pb.SegmentRequest(image=image, labels=again, options=opts), timeout=60)
     assert server.metric("wsss_model_inference_seconds_count", {"model": "sam_encoder", "provider": "CPUExecutionProvider"}) == encoder_runs
+    assert server.metric("wsss_model_inference_seconds_count", {"model": "cam_classifier", "provider": "CPUExecutionProvider"}) == classifier_runs
     assert server.metric("wsss_embedding_cache_total", {"result": "hit"}) == hits + 1
+    assert server.metric("wsss_cam_cache_total", {"result": "hit"}) == cam_hits + 1
     k = CLASSES.index(click.label) + 1
     assert iou(_label_map(second) == k, s.mask == k) > 0.3
 
