@@ -4,13 +4,12 @@ version; optionally in front of a cache shared by replicas (``shared_cache``).""
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 
+from service.models.lru import BytesLRU
 from service.models.sam import ImageEmbedding, SamEncoder
 from service.models.shared_cache import SharedEmbeddingStore
 
@@ -41,16 +40,14 @@ class CachedEncoder:
         self.version = encoder.version
         self.max_bytes = max_bytes
         self.observer = observer
-        self._items: OrderedDict[tuple[str, str], ImageEmbedding] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
+        self._lru: BytesLRU[ImageEmbedding] = BytesLRU(max_bytes, lambda e: e.embeddings.nbytes)
 
     @property
     def size_bytes(self) -> int:
-        return self._bytes
+        return self._lru.size_bytes
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._lru)
 
     def _compute(self, image: npt.NDArray[np.uint8], pixels: str) -> ImageEmbedding:
         """A local miss: the shared cache's embedding, or the encoder's (then shared)."""
@@ -71,36 +68,19 @@ class CachedEncoder:
         if self.max_bytes <= 0:
             return self._compute(image, pixels)
         key = (pixels, self.encoder.version)
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
+        hit = self._lru.get(key)
         if self.observer is not None:
             self.observer(hit is not None)
         if hit is not None:
             return hit
         embedding = self._compute(image, pixels)
-        size = embedding.embeddings.nbytes
-        if size > self.max_bytes:
-            return embedding
-        with self._lock:
-            if key not in self._items:
-                self._items[key] = embedding
-                self._bytes += size
-            while self._bytes > self.max_bytes:
-                _, old = self._items.popitem(last=False)
-                self._bytes -= old.embeddings.nbytes
+        self._lru.put(key, embedding)
         return embedding
 
     def take_entries(self, other: CachedEncoder) -> None:
         """Keep ``other``'s cached embeddings (a reload that did not change the encoder)."""
-        with other._lock:
-            items = list(other._items.items())
-        with self._lock:
-            for key, embedding in items:
-                if key not in self._items and self._bytes + embedding.embeddings.nbytes <= self.max_bytes:
-                    self._items[key] = embedding
-                    self._bytes += embedding.embeddings.nbytes
+        for key, embedding in other._lru.items():
+            self._lru.put(key, embedding, evict=False)
 
     def warmup(self) -> ImageEmbedding:
         return self.encoder.warmup()
