@@ -140,7 +140,7 @@ def cmd_train_deeplab(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from service.api.state import SET_NAME
+    from service.runtime.model_repo import SET_NAME
 
     if args.model_set and not SET_NAME.fullmatch(args.model_set):
         raise DatasetError(f"--model-set {args.model_set!r}: lower-case letters, digits, '_' and '-' (it prefixes folder names)")

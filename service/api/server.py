@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import time
@@ -93,7 +94,7 @@ class Server:
                 await asyncio.sleep(settle)  # still being written? then the next poll will see it again
                 if await loop.run_in_executor(self.executor, repository_fingerprints, root) != now:
                     continue
-                if await loop.run_in_executor(self.executor, self.state.reload):
+                if await loop.run_in_executor(self.executor, functools.partial(self.state.reload, fingerprints=now)):
                     await self.set_health(health_pb2.HealthCheckResponse.SERVING)  # also after a first load that had failed
             except Exception:  # the watch must outlive anything a repository can do (a folder vanishing mid-scan...)
                 log.exception("repository poll failed; polling on")

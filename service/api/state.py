@@ -4,7 +4,6 @@ again, beside the serving ones, when the repository changes (``reload``)."""
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from service.pipeline.predict import Predictor
 from service.pipeline.segment import PipelineConfig, Segmenter
 from service.runtime import InferenceBackend, ModelRepository, create_backend
 from service.runtime.batching import BatchingBackend
-from service.runtime.model_repo import repository_fingerprints
+from service.runtime.model_repo import SET_NAME, repository_fingerprints
 from service.runtime.onnxruntime_backend import adopt
 from service.settings import Settings
 
@@ -56,10 +55,6 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         stuff_agreement=settings.stuff_agreement,
         stuff_cam_threshold=settings.stuff_cam_threshold,
     )
-
-
-SET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-"""A model set's name: the prefix of its models' folders (``<set>.cam_classifier``); never a path."""
 
 
 def version_keys(repo: ModelRepository, name: str) -> list[str]:
@@ -143,18 +138,6 @@ class Generation:
             raise ModelNotFound(f"model_set {name!r} is not served; sets: {', '.join(sorted(s.label for s in self.sets.values())) or 'none'}")
         return found
 
-    @property
-    def segmenter(self) -> Segmenter | None:
-        return self.sets[""].segmenter if "" in self.sets else None
-
-    @property
-    def predictor(self) -> Predictor | None:
-        return self.sets[""].predictor if "" in self.sets else None
-
-    @property
-    def everything(self) -> EverythingGenerator | None:
-        return self.sets[""].everything if "" in self.sets else None
-
 
 class ServiceState:
     """The loaded models and pipelines; ``ready`` once every model loaded and ran a warm-up.
@@ -174,7 +157,6 @@ class ServiceState:
         self.last_error = ""
         """Why the last reload was refused."""
 
-
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
@@ -184,20 +166,10 @@ class ServiceState:
         return self._generation
 
     @property
-    def backend(self) -> InferenceBackend | None:
-        return None if self._generation is None else self._generation.backend
-
-    @property
     def segmenter(self) -> Segmenter | None:
-        return None if self._generation is None else self._generation.segmenter
-
-    @property
-    def predictor(self) -> Predictor | None:
-        return None if self._generation is None else self._generation.predictor
-
-    @property
-    def everything(self) -> EverythingGenerator | None:
-        return None if self._generation is None else self._generation.everything
+        """The default set's Segment pipeline as served now (None before a load or without one)."""
+        g = self._generation
+        return g.sets[""].segmenter if g is not None and "" in g.sets else None
 
     def load(self) -> None:
         """Load, validate and warm up every model of the repository (blocking).
@@ -216,16 +188,17 @@ class ServiceState:
         self._ready.set()
         log.info("models loaded and warmed up: %s", ", ".join(f"{n} v{v}" for n, v in sorted(generation.versions().items())))
 
-    def reload(self, only: str | None = None, unload: str | None = None) -> bool:
+    def reload(self, only: str | None = None, unload: str | None = None, fingerprints: dict[str, str] | None = None) -> bool:
         """Build a generation from the repository as it is now (models whose files did not change
         are taken over, not loaded again), warm it up, switch to it; the old one is closed when
         its last request leaves. ``only``: (re)load that model alone, every other one kept as it
         is served; ``unload``: the same generation without that model. A failure is logged
-        (naming the model and file) and the serving generation stays. Returns whether it switched."""
+        (naming the model and file) and the serving generation stays. ``fingerprints``: the
+        repository's, when the caller has just taken them. Returns whether it switched."""
         current = self._generation
-        fingerprints: dict[str, str] = {}
         try:
-            fingerprints = repository_fingerprints(self.settings.model_repo)
+            if fingerprints is None:
+                fingerprints = repository_fingerprints(self.settings.model_repo)
             allowed = None
             if only is not None or unload is not None:
                 serving = dict(current.fingerprints) if current is not None else {}
@@ -234,7 +207,7 @@ class ServiceState:
                 allowed = set(fingerprints)
             generation = self._build(current, fingerprints, allowed)
         except Exception as exc:
-            self.last_refused = fingerprints
+            self.last_refused = fingerprints or {}
             self.last_error = str(exc)
             log.error("new model version refused, the serving one stays: %s", exc)
             self.metrics.reloads.labels("refused").inc()
@@ -414,11 +387,6 @@ class ServiceState:
         if found.everything is None:
             raise ModelNotFound("SegmentEverything needs models 'sam_encoder' and 'sam_decoder' in the model repository")
         return found.everything
-
-    def require_backend(self) -> InferenceBackend:
-        if not self.ready or self.backend is None:
-            raise ModelNotReady(self._not_ready_message())
-        return self.backend
 
     def _not_ready_message(self) -> str:
         if self.error:

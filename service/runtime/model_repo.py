@@ -15,6 +15,9 @@ from typing import Any
 
 from service.errors import ModelNotFound, ModelRepositoryError
 
+SET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+"""A model set's name: the prefix of its models' folders (``<set>.cam_classifier``); never a path."""
+
 TRITON_TO_NUMPY = {
     "TYPE_FP32": "float32",
     "TYPE_FP16": "float16",

@@ -43,15 +43,16 @@ def test_a_request_keeps_its_generation_and_the_old_one_is_freed(tmp_path: Path)
         assert state.reload()
         new = state.generation
         assert new is not old and old.retired and not new.retired
-        assert old.predictor is not None and old.predictor.predict(__import__("numpy").zeros((64, 64, 3), "uint8")).model_version == "1"
-        assert new.predictor is not None and new.predictor.deeplab.version == "2"
+        old_predictor, new_predictor = old.sets[""].predictor, new.sets[""].predictor
+        assert old_predictor is not None and old_predictor.predict(__import__("numpy").zeros((64, 64, 3), "uint8")).model_version == "1"
+        assert new_predictor is not None and new_predictor.deeplab.version == "2"
         old_backend, new_backend = old.backend, new.backend
         assert new_backend._sessions["cam_classifier"] is old_backend._sessions["cam_classifier"]  # type: ignore[attr-defined]
         assert new_backend._sessions["deeplab"] is not old_backend._sessions["deeplab"]  # type: ignore[attr-defined]
         assert "deeplab" in old_backend._sessions  # type: ignore[attr-defined]  # still open while the request runs
     assert old_backend._sessions == {}  # type: ignore[attr-defined]  # closed when the request left
     gone = weakref.ref(old)
-    del old, old_backend
+    del old, old_backend, old_predictor
     gc.collect()
     assert gone() is None
     assert state.generation is new and repository_fingerprints(repo) == {**new.fingerprints}
