@@ -30,6 +30,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def scraped(metrics_port: int, prefix: str, contains: str = "") -> float:
+    """Sum of a server's Prometheus samples (its /metrics on 127.0.0.1) whose line starts with
+    ``prefix`` and contains ``contains`` (e.g. ``wsss_requests_total{``, ``rpc="SegmentStream"``)."""
+    import urllib.request
+
+    body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(prefix) and contains in line)
+
+
 def rss_mib(pid: int, field: str = "VmRSS") -> float:
     """Resident memory of process ``pid`` in MiB (Linux /proc); ``field="VmHWM"`` gives its peak
     since start or the last ``reset_peak``."""

@@ -24,7 +24,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -33,19 +32,12 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port, scraped  # noqa: E402
 from bench.real_data import CONFIGS, DATA  # noqa: E402
 from service.healthcheck import main as healthcheck  # noqa: E402
 from training.derive_labels import boxes as derive_boxes  # noqa: E402
 
 METHOD = {"msrc_v2": "s2c", "magnetic_tile": "boxes"}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def split_ids(name: str) -> list[str]:
@@ -95,9 +87,8 @@ def start_server(repo: Path, port: int, metrics_port: int, log: Path, stuff: flo
 
 
 def stream_items(metrics_port: int) -> int:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-    return int(sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-                   if line.startswith("wsss_requests_total{") and 'rpc="SegmentStream"' in line))
+    """SegmentStream items the server answered (its Prometheus counter)."""
+    return int(scraped(metrics_port, "wsss_requests_total{", 'rpc="SegmentStream"'))
 
 
 def journal_ok(out: Path, sent_only: bool = False) -> int:

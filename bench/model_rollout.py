@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import grpc
@@ -30,23 +29,14 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import rss_mib  # noqa: E402
-from bench.scale_out import Load, free_port, wait_serving  # noqa: E402
+from bench.common import free_port, rss_mib, scraped  # noqa: E402
+from bench.scale_out import Load, wait_serving  # noqa: E402
 from service.healthcheck import main as healthcheck  # noqa: E402
+from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
 
 
-class VersionLoad(Load):
-    """Load whose outcomes are the DeepLab version that answered."""
-
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            try:
-                resp = self.stub.Predict(self.request, timeout=30)
-                with self._lock:
-                    self.outcomes.append((time.monotonic(), resp.model_version))
-            except grpc.RpcError as err:
-                with self._lock:
-                    self.errors.append((time.monotonic(), f"{err.code().name}: {err.details()}"))  # type: ignore[attr-defined]
+def answering_version(response: pb.PredictResponse, call: grpc.Call) -> str:
+    return response.model_version
 
 
 def drop_version(repo: Path, version: int, corrupt: bool = False) -> None:
@@ -58,11 +48,6 @@ def drop_version(repo: Path, version: int, corrupt: bool = False) -> None:
     else:
         shutil.copy(repo / "deeplab" / "1" / "model.onnx", staging / "model.onnx")
     os.rename(staging, repo / "deeplab" / str(version))
-
-
-def metric(port: int, name: str) -> float:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(name))
 
 
 def idle_rss(pid: int, settle: float = 4.0) -> float:
@@ -84,12 +69,12 @@ def rollout(work: Path, poll: float = 1.0, swaps: int = 5, workers: int = 3, war
         try:
             wait_serving(proc, f"127.0.0.1:{port}")
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                warm = VersionLoad(channel, workers)
+                warm = Load(channel, workers, answering_version)
                 warm.start()
                 time.sleep(warm_seconds)
                 warm.stop()
                 rss_before = idle_rss(proc.pid)
-                load = VersionLoad(channel, workers)
+                load = Load(channel, workers, answering_version)
                 load.start()
                 switches = []
                 for version in range(2, 2 + swaps):
@@ -109,8 +94,8 @@ def rollout(work: Path, poll: float = 1.0, swaps: int = 5, workers: int = 3, war
                 serving = healthcheck([f"127.0.0.1:{port}"]) == 0
                 load.stop()
                 rss_after = idle_rss(proc.pid)
-            refused = metric(metrics_port, 'wsss_model_reloads_total{outcome="refused"}')
-            switched = metric(metrics_port, 'wsss_model_reloads_total{outcome="switched"}')
+            refused = scraped(metrics_port, 'wsss_model_reloads_total{outcome="refused"}')
+            switched = scraped(metrics_port, 'wsss_model_reloads_total{outcome="switched"}')
         finally:
             proc.send_signal(signal.SIGTERM)
             try:

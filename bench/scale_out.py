@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -34,18 +35,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import free_port  # noqa: E402
 from service.channel_config import channel_options  # noqa: E402
 from service.healthcheck import main as healthcheck  # noqa: E402
 from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc  # noqa: E402
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def start_replica(name: str, host: str, port: int, age: float, log: IO[str], **env: str) -> subprocess.Popen[str]:
@@ -71,10 +65,17 @@ def _request() -> pb.PredictRequest:
     return pb.PredictRequest(image=pb.Image(raw=pb.RawImage(data=image.tobytes(), height=96, width=96, channels=3)))
 
 
-class Load:
-    """Workers sending Predict in a loop on one channel; every outcome is (time, replica or error)."""
+def answering_replica(response: pb.PredictResponse, call: grpc.Call) -> str:
+    return str(dict(call.trailing_metadata() or ()).get("wsss-replica", "?"))
 
-    def __init__(self, channel: grpc.Channel, workers: int) -> None:
+
+class Load:
+    """Workers sending Predict in a loop on one channel; every outcome is (time, ``label`` of the
+    answer: by default the replica that answered) or (time, error)."""
+
+    def __init__(self, channel: grpc.Channel, workers: int,
+                 label: Callable[[pb.PredictResponse, grpc.Call], str] = answering_replica) -> None:
+        self.label = label
         self.stub = pb_grpc.SegmentationServiceStub(channel)
         self.request = _request()
         self.outcomes: list[tuple[float, str]] = []
@@ -86,10 +87,9 @@ class Load:
     def _work(self) -> None:
         while not self._stop.is_set():
             try:
-                _, call = self.stub.Predict.with_call(self.request, timeout=30)
-                replica = dict(call.trailing_metadata() or ()).get("wsss-replica", "?")
+                response, call = self.stub.Predict.with_call(self.request, timeout=30)
                 with self._lock:
-                    self.outcomes.append((time.monotonic(), str(replica)))
+                    self.outcomes.append((time.monotonic(), self.label(response, call)))
             except grpc.RpcError as err:
                 with self._lock:
                     self.errors.append((time.monotonic(), f"{err.code().name}: {err.details()}"))  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from service.channel_config import channel_options
 from service.labeling import inputs, run
 from service.labeling.inputs import LabelingError
-from service.pipeline.encoding import decompress_counts, mask_from_counts
+from service.pipeline.encoding import decode_rle
 from service.render import overlay
 from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
@@ -196,7 +196,7 @@ def cmd_everything(stub: pb_grpc.SegmentationServiceStub, args: argparse.Namespa
 def _decode_rle(rle: pb.CocoRle) -> npt.NDArray[np.bool_]:
     """COCO compressed RLE -> binary [H, W] mask (the inverse of the server's encoding)."""
     h, w = rle.size
-    return mask_from_counts(decompress_counts(rle.counts), h, w)
+    return decode_rle(rle.counts, h, w)
 
 
 def served_classes(stub: pb_grpc.SegmentationServiceStub, timeout: float, model_set: str = "") -> list[str]:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import grpc
@@ -20,6 +19,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from bench.common import scraped
 from service.api.background import BackgroundServer
 from service.client import main as client_main
 from service.labeling import inputs, run
@@ -208,12 +208,6 @@ def test_input_errors(tmp_path: Path) -> None:
         inputs.from_coco(folder / "images", det, CLASSES, {})
 
 
-def _stream_items(metrics_port: int) -> int:
-    """SegmentStream items the server answered (its Prometheus counter)."""
-    body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-    return int(sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith("wsss_requests_total{") and 'rpc="SegmentStream"' in line))
-
-
 def test_server_killed_mid_run_then_rerun_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
     """A server killed (SIGKILL) mid-run: the run stops after its retries, keeping what is done;
     the same command against the restarted server sends exactly the images not done, once."""
@@ -251,7 +245,7 @@ def test_server_killed_mid_run_then_rerun_loses_nothing_and_sends_nothing_twice(
                 second = run.label(pb_grpc.SegmentationServiceStub(channel), items, out, CLASSES, progress=False)
             assert not second.stopped and second.failed == 0
             assert second.sent == second.ok == n_sent - done_first
-            assert _stream_items(metrics2) == n_sent - done_first  # the server's own count: nothing twice
+            assert scraped(metrics2, "wsss_requests_total{", 'rpc="SegmentStream"') == n_sent - done_first  # the server's own count: nothing twice
         finally:
             proc2.send_signal(signal.SIGTERM)
             proc2.wait(timeout=30)

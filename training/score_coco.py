@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from service.pipeline.encoding import decompress_counts, mask_from_counts
+from service.pipeline.encoding import decode_rle
 from training.datasets import DatasetError, DatasetFolder
 from training.evaluate import MethodScore
 from training.pseudo_label import fill_unlabelled
@@ -32,7 +32,7 @@ def label_maps(coco: dict[str, Any]) -> dict[str, npt.NDArray[np.uint8]]:
         seg = a["segmentation"]
         if not isinstance(seg, dict) or not isinstance(seg.get("counts"), str):
             raise DatasetError(f"annotation {a.get('id')}: only compressed RLE segmentations are read here")
-        lm[mask_from_counts(decompress_counts(seg["counts"]), *lm.shape)] = int(a["category_id"])
+        lm[decode_rle(seg["counts"], *lm.shape)] = int(a["category_id"])
     return maps
 
 

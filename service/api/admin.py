@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 
 from service.api.state import SERVED_MODELS, ServiceState, model_set_of
-from service.runtime.model_repo import ModelRepository
+from service.runtime.model_repo import ModelRepository, versions_on_disk
 from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 
@@ -33,8 +33,7 @@ class ModelRepositoryServicer(pb_grpc.ModelRepositoryServiceServicer):
         served = generation.versions() if generation is not None else {}
         models = []
         for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and (p / "config.pbtxt").is_file()) if root.is_dir() else []:
-            versions = sorted((p.name for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and (p / "model.onnx").is_file()),
-                              key=int, reverse=True)
+            versions = versions_on_disk(model_dir)
             name = model_dir.name
             if name in served:
                 state, reason = "READY", ""

@@ -48,6 +48,11 @@ class BackgroundServer:
         """A sample of the server's registry (0 when absent)."""
         return self.registry.get_sample_value(name, labels or {}) or 0.0
 
+    def inference_count(self, model: str) -> float:
+        """Inferences model ``model`` has run, on any provider."""
+        return sum(s.value for m in self.registry.collect() if m.name == "wsss_model_inference_seconds" for s in m.samples
+                   if s.name.endswith("_count") and s.labels.get("model") == model)
+
     def stop(self, grace: float = 0.0) -> None:
         self.call(self.server.stop(grace=grace))
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -24,6 +24,7 @@ from service.errors import Cancelled, InvalidInput, WsssError
 from service.metrics import Metrics
 from service.pipeline.everything import EverythingOptions
 from service.runtime.backend import LoadedModel
+from service.runtime.model_repo import newest_first
 from wsss.v1 import segmentation_pb2 as pb
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc
 
@@ -253,7 +254,7 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
 def served_versions_of(models: Mapping[str, LoadedModel], name: str) -> list[str]:
     """Versions of model ``name`` loaded (``name`` and its ``name@<v>`` keys), newest first."""
     versions = [m.version for key, m in models.items() if key == name or key.startswith(f"{name}@")]
-    return sorted(versions, key=lambda v: (len(v), v), reverse=True)
+    return newest_first(versions)
 
 
 def _trim_after(pixels: int) -> None:

@@ -24,7 +24,7 @@ from service.pipeline.predict import Predictor
 from service.pipeline.segment import PipelineConfig, Segmenter
 from service.runtime import InferenceBackend, ModelRepository, create_backend
 from service.runtime.batching import BatchingBackend
-from service.runtime.model_repo import SET_NAME, repository_fingerprints
+from service.runtime.model_repo import SET_NAME, newest_first, repository_fingerprints
 from service.runtime.onnxruntime_backend import adopt
 from service.settings import Settings
 
@@ -80,7 +80,7 @@ def _pinned(by_version: dict[str, T], version: str, newest: T, model: str, set_l
         return newest
     if version not in by_version:
         raise ModelNotFound(f"model_version {version[:20]!r} of {model} is not served in model set {set_label}; served: "
-                            f"{', '.join(sorted(by_version, key=lambda v: (len(v), v), reverse=True))} (config.pbtxt version_policy)")
+                            f"{', '.join(newest_first(by_version))} (config.pbtxt version_policy)")
     return by_version[version]
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from service.labeling.inputs import Item
 from service.labeling.journal import Entry, file_hash, write_atomic
-from service.pipeline.encoding import decompress_counts, mask_from_counts
+from service.pipeline.encoding import decode_rle
 from service.render import overlay, palette
 from wsss.v1 import segmentation_pb2 as pb
 
@@ -87,7 +87,7 @@ def ok_entry(out: Path, item: Item, input_hash: str, resp: pb.SegmentResponse) -
     annotations = []
     for c in resp.classes:
         for inst in c.instances:
-            region = mask_from_counts(decompress_counts(inst.rle.counts), h, w) if inst.rle.counts else np.zeros((h, w), bool)
+            region = decode_rle(inst.rle.counts, h, w) if inst.rle.counts else np.zeros((h, w), bool)
             if not region.any():
                 continue  # an instance whose pixels all went to other instances or classes
             annotations.append({

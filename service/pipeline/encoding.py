@@ -69,6 +69,11 @@ def decompress_counts(counts: str) -> list[int]:
     return out
 
 
+def decode_rle(counts: str, height: int, width: int) -> npt.NDArray[np.bool_]:
+    """COCO compressed RLE counts -> binary [height, width] mask (the inverse of ``coco_rle``)."""
+    return mask_from_counts(decompress_counts(counts), height, width)
+
+
 def mask_from_counts(counts: list[int] | tuple[int, ...], height: int, width: int) -> npt.NDArray[np.bool_]:
     """The binary [H, W] mask of uncompressed run lengths (column-major, zeros first)."""
     flat = np.zeros(height * width, bool)

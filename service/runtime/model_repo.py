@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,16 @@ class ModelConfig:
         return replace(self, name=f"{self.name}@{version}", version=version, model_path=self.model_path.parent.parent / version / "model.onnx")
 
 
+def newest_first(versions: Iterable[str]) -> list[str]:
+    """Version folder names (digits) ordered as versions, newest first."""
+    return sorted(versions, key=int, reverse=True)
+
+
+def versions_on_disk(model_dir: Path) -> list[str]:
+    """The version folders of a model that hold a model.onnx, newest first."""
+    return newest_first(p.name for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and (p / "model.onnx").is_file())
+
+
 def served_versions(name: str, on_disk: list[int], policy: Any) -> list[int]:
     """The versions ``version_policy`` serves among ``on_disk`` (newest first); Triton's default
     (no policy) is the newest one."""
@@ -262,10 +273,7 @@ def load_config(model_dir: Path) -> ModelConfig:
     outputs = tuple(_tensor(name, e, max_batch > 0, "output") for e in _as_list(raw.get("output")))
     if not inputs or not outputs:
         raise ModelRepositoryError(f"model {name!r}: config.pbtxt must declare its inputs and outputs")
-    versions = sorted(
-        (int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and (p / "model.onnx").is_file()),
-        reverse=True,
-    )
+    versions = [int(v) for v in versions_on_disk(model_dir)]
     if not versions:
         raise ModelRepositoryError(f"model {name!r}: no version folder with a model.onnx under {model_dir}")
     labels: tuple[str, ...] = ()

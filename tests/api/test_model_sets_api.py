@@ -38,11 +38,6 @@ def two_sets(tmp_path_factory: pytest.TempPathFactory) -> BackgroundServer:
     server.stop()
 
 
-def _encoder_runs(server: BackgroundServer) -> float:
-    return sum(s.value for m in server.registry.collect() if m.name == "wsss_model_inference_seconds" for s in m.samples
-               if s.name.endswith("_count") and s.labels.get("model") == "sam_encoder")
-
-
 def test_sets_listed_with_their_classes(two_sets: BackgroundServer) -> None:
     with two_sets.channel() as channel:
         listed = pb_grpc.SegmentationServiceStub(channel).ListModels(pb.ListModelsRequest(), timeout=10)
@@ -60,12 +55,12 @@ def test_each_request_gets_its_sets_classes_through_one_sam(two_sets: Background
     image = pb.Image(encoded=png_bytes(s.image))
     with two_sets.channel() as channel:
         stub = pb_grpc.SegmentationServiceStub(channel)
-        before = _encoder_runs(two_sets)
+        before = two_sets.inference_count("sam_encoder")
         a = stub.Segment(pb.SegmentRequest(image=image, labels=pb.WeakLabels(image_labels=["stain"])), timeout=60)
         b = stub.Segment(pb.SegmentRequest(image=image, labels=pb.WeakLabels(image_labels=["smear"]), model_set="tile_b"), timeout=60)
         assert [c.class_name for c in a.classes] == ["stain"] and [c.class_name for c in b.classes] == ["smear"]
         assert "tile_b.cam_classifier" in b.model_versions and "cam_classifier" in a.model_versions
-        assert _encoder_runs(two_sets) - before == 1  # the second set's request reused the shared SAM's cached embedding
+        assert two_sets.inference_count("sam_encoder") - before == 1  # the second set's request reused the shared SAM's cached embedding
         with pytest.raises(grpc.RpcError) as info:
             stub.Segment(pb.SegmentRequest(image=image, labels=pb.WeakLabels(image_labels=["stain"]), model_set="tile_b"), timeout=60)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "smear" in info.value.details()

@@ -79,11 +79,6 @@ def test_an_outage_costs_only_hits(redis_process: RedisProcess) -> None:
     assert store.get("k3") is not None and results[-2:] == ["store", "hit"]
 
 
-def _encoder_runs(server: BackgroundServer) -> float:
-    return sum(s.value for m in server.registry.collect() if m.name == "wsss_model_inference_seconds" for s in m.samples
-               if s.name.endswith("_count") and s.labels.get("model") == "sam_encoder")
-
-
 def test_replica_b_reuses_what_replica_a_encoded(tmp_path: Path) -> None:
     """An interactive round on replica B after replica A encoded the image: B's encoder does not
     run (Redis on); with Redis killed the next rounds still answer OK."""
@@ -97,9 +92,9 @@ def test_replica_b_reuses_what_replica_a_encoded(tmp_path: Path) -> None:
             stub_a, stub_b = pb_grpc.SegmentationServiceStub(ca), pb_grpc.SegmentationServiceStub(cb)
             first = stub_a.Segment(pb.SegmentRequest(image=image, labels=pb.WeakLabels(points=[pb.PointLabel(label="stain", x=60, y=60)])), timeout=60)
             assert first.mask.png
-            before_b = _encoder_runs(b)
+            before_b = b.inference_count("sam_encoder")
             second = stub_b.Segment(pb.SegmentRequest(image=image, labels=pb.WeakLabels(points=[pb.PointLabel(label="stain", x=90, y=120)])), timeout=60)
-            assert second.mask.png and _encoder_runs(b) == before_b
+            assert second.mask.png and b.inference_count("sam_encoder") == before_b
             assert b.metric("wsss_shared_embedding_cache_total", {"result": "hit"}) == 1
             assert a.metric("wsss_shared_embedding_cache_total", {"result": "store"}) >= 1
 
