@@ -19,10 +19,38 @@ IMAGENET_STD = np.array([58.395, 57.12, 57.375], np.float32)
 
 
 def resize_image(image: npt.NDArray[np.uint8], height: int, width: int) -> npt.NDArray[np.uint8]:
-    """Bilinear resize of a uint8 [H, W, 3] RGB image to [height, width, 3] (Pillow)."""
+    """Bilinear resize of a uint8 [H, W, 3] RGB image to [height, width, 3]: Pillow's numbers
+    (segment-anything's reference resize: torchvision on a PIL image is Pillow's bilinear).
+
+    Downscaling is Pillow's own (antialiased); upscaling takes ``_upscale_like_pillow`` (OpenCV,
+    the same numbers, about 10x faster than Pillow's generic resampler).
+    """
     if image.shape[:2] == (height, width):
         return image
+    if _upscales(image.shape[:2], height, width):
+        return _upscale_like_pillow(image, height, width)
     return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
+
+
+def _upscale_like_pillow(image: npt.NDArray[np.uint8], height: int, width: int) -> npt.NDArray[np.uint8]:
+    """Pillow's bilinear upscale of uint8 [H, W, C]: a horizontal pass rounded to uint8, then a
+    vertical pass rounded to uint8 (half up). When upscaling, Pillow's filter is the half-pixel
+    triangle of support 1 with edge taps dropped and renormalised, which is OpenCV's INTER_LINEAR
+    with replicated edges; each pass is run in float32 and rounded as Pillow rounds. Pillow
+    computes in 22-bit fixed point: where a scale is not a power-of-two fraction (the short side of
+    most images), a value within that error of half a grey level can round the other way, one
+    grey level on up to ~0.5 % of the pixels; at power-of-two scales (4x, 1024 / 2^k) they are equal."""
+    h, w = image.shape[:2]
+    x: npt.NDArray[np.float32] = image.astype(np.float32)
+    if width != w:
+        x = np.asarray(cv2.resize(x, (width, h), interpolation=cv2.INTER_LINEAR), np.float32)
+        np.floor(x + 0.5, out=x)
+    if height == h:
+        return x.astype(np.uint8)
+    x = np.asarray(cv2.resize(x, (width, height), interpolation=cv2.INTER_LINEAR), np.float32)
+    # OpenCV rounds half to even; the 1e-4 makes its halves round up as Pillow's do (values are
+    # multiples of far coarser steps than 1e-4 near a half for the dyadic SAM scales)
+    return np.asarray(cv2.convertScaleAbs(x, alpha=1.0, beta=1e-4), np.uint8)
 
 
 def _upscales(shape: tuple[int, ...], height: int, width: int) -> bool:
@@ -61,24 +89,26 @@ def resize_maps(
     return out
 
 
-_LUT = np.ascontiguousarray(((np.arange(256, dtype=np.float32)[:, None] - IMAGENET_MEAN) / IMAGENET_STD).reshape(1, 256, 3))
+_LUTS = [np.ascontiguousarray(((np.arange(256, dtype=np.float32) - IMAGENET_MEAN[c]) / IMAGENET_STD[c]).reshape(1, 256)) for c in range(3)]
+"""Per channel, the normalised value of each grey level."""
 
 
 def normalise(image: npt.NDArray[np.uint8], out: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
     """uint8 [H, W, 3] RGB -> float32 [3, H, W], ImageNet mean/std in 0-255 units.
 
-    One per-channel lookup table pass and a channel split (OpenCV; 3x faster than numpy's
-    indexing); ``out`` [3, H, W] is filled in place when given (e.g. the top-left corner of a
-    padded SAM input).
+    A channel split of the uint8 image, then one lookup-table pass per channel written straight
+    into its output plane (OpenCV; 2.5x faster than a lookup on the interleaved image followed by
+    a float split, 8x faster than numpy's indexing); ``out`` [3, H, W] is filled in place when
+    given (e.g. the top-left corner of a padded SAM input).
     """
     if out is None:
         out = np.empty((3,) + image.shape[:2], np.float32)
-    hwc = cv2.LUT(np.ascontiguousarray(image), _LUT)
-    if all(out[c].flags.c_contiguous for c in range(3)):
-        cv2.split(hwc, [out[0], out[1], out[2]])
-    else:
-        for c in range(3):
-            out[c] = hwc[..., c]
+    planes = cv2.split(np.ascontiguousarray(image))
+    for c in range(3):
+        if out[c].flags.c_contiguous:
+            cv2.LUT(planes[c], _LUTS[c], dst=out[c])
+        else:
+            out[c] = cv2.LUT(planes[c], _LUTS[c])
     return out
 
 
@@ -112,3 +142,22 @@ def normalised_resize(
         return normalise(resize_image(image, height, width), out=out)
     base = normalise(image) if normalised is None else normalised
     return resize_maps(base, height, width, out=out)
+
+
+def upsample_crop_resize(
+    maps: npt.NDArray[np.float32], size: int, crop_height: int, crop_width: int, height: int, width: int
+) -> npt.NDArray[np.float32]:
+    """float32 [C, h, w] -> [C, height, width]: resize to ``size`` x ``size``, keep the top-left
+    ``crop_height`` x ``crop_width``, resize that to ``height`` x ``width`` (bilinear, half-pixel
+    centres, no antialiasing: torch's ``F.interpolate(..., "bilinear", align_corners=False)``
+    twice, as segment-anything post-processes its masks; OpenCV's INTER_LINEAR is that filter)."""
+    out = np.empty((maps.shape[0], height, width), np.float32)
+    big = np.empty((size, size), np.float32)
+    for c, m in enumerate(maps):
+        cv2.resize(np.ascontiguousarray(m, dtype=np.float32), (size, size), dst=big, interpolation=cv2.INTER_LINEAR)
+        crop = big[:crop_height, :crop_width]
+        if (crop_height, crop_width) == (height, width):
+            out[c] = crop
+        else:
+            cv2.resize(crop, (width, height), dst=out[c], interpolation=cv2.INTER_LINEAR)
+    return out

@@ -3,8 +3,10 @@
 Encode once, decode many: ``SamEncoder.embed`` runs the encoder once per image and returns an
 ``ImageEmbedding`` that carries the geometry; ``SamDecoder.predict`` takes prompts in original
 image pixels and returns low-res logits, which ``SamDecoder.upsample`` brings to the image size
-itself (crop the padded 256x256 to the resized shape, then resize), so decoders exported with the
-PyPI segment-anything aspect-ratio bug in ``masks`` still give aligned masks.
+itself (as ``SamPredictor`` does: upsample to 1024, crop the resized image, resize), so decoders
+exported with the PyPI segment-anything aspect-ratio bug in ``masks`` still give aligned masks.
+Preprocessing is ``SamPredictor``'s too: the uint8 image resized as Pillow resizes it, then
+normalised, then zero-padded.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.errors import ModelRepositoryError
-from service.models.imageops import normalised_resize, resize_maps
+from service.models.imageops import normalise, resize_image, upsample_crop_resize
 from service.runtime.backend import DeviceTensor, InferenceBackend
 
 SAM_IMG_SIZE = 1024
@@ -55,11 +57,6 @@ class ResizeLongestSide:
         out[..., 0] *= rw / self.width
         out[..., 1] *= rh / self.height
         return out
-
-    def low_res_box(self, low_res: int = LOW_RES) -> tuple[float, float, float, float]:
-        """The region of a [low_res, low_res] decoder mask that covers the image (not the padding)."""
-        rh, rw = self.resized
-        return (0.0, 0.0, rw * low_res / self.target, rh * low_res / self.target)
 
 
 @dataclass(frozen=True)
@@ -129,7 +126,7 @@ class SamEncoder:
         else:
             x[0, :, rh:, :] = 0.0
             x[0, :, :rh, rw:] = 0.0
-        normalised_resize(image, rh, rw, out=x[0, :, :rh, :rw])
+        normalise(resize_image(image, rh, rw), out=x[0, :, :rh, :rw])  # segment-anything's order: uint8 resize, then normalise
         return x, geometry
 
     def embed(self, image: npt.NDArray[np.uint8]) -> ImageEmbedding:
@@ -255,8 +252,11 @@ class SamDecoder:
 
     @staticmethod
     def upsample(low_res_logits: npt.NDArray[np.float32], geometry: ResizeLongestSide) -> npt.NDArray[np.float32]:
-        """Low-res logits [M, 256, 256] -> [M, H, W] logits on the original image."""
-        return resize_maps(low_res_logits, geometry.height, geometry.width, box=geometry.low_res_box())
+        """Low-res logits [M, 256, 256] -> [M, H, W] logits on the original image, as
+        segment-anything's ``postprocess_masks`` does it: upsample to 1024 x 1024, crop the resized
+        image's region, resize that to the original size (bilinear, half-pixel, no antialiasing)."""
+        rh, rw = geometry.resized
+        return upsample_crop_resize(low_res_logits, geometry.target, rh, rw, geometry.height, geometry.width)
 
     def warmup(self, embedding: ImageEmbedding) -> None:
         self.predict(embedding, np.array([[8.0, 8.0]], np.float32), np.array([1.0], np.float32))

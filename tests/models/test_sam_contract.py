@@ -97,7 +97,6 @@ def test_resize_longest_side_matches_segment_anything() -> None:
     g = ResizeLongestSide(480, 640)
     assert g.resized == (768, 1024)
     np.testing.assert_allclose(g.apply_coords(np.array([[640.0, 480.0]], np.float32)), [[1024.0, 768.0]])
-    assert g.low_res_box() == (0.0, 0.0, 256.0, 192.0)
     assert ResizeLongestSide(333, 1000).resized == (341, 1024)
 
 
@@ -118,7 +117,9 @@ def test_batched_and_looped_decoding_agree(tmp_path: Path) -> None:
 
 def test_encoder_input_buffer_is_reused_and_repadded() -> None:
     """The per-thread input buffer: each image's padding is zero whatever the image before it was."""
-    from service.models.imageops import IMAGENET_STD, normalise, resize_image
+    from PIL import Image
+
+    from service.models.imageops import IMAGENET_STD, normalise
     from service.models.sam import SAM_IMG_SIZE, SamEncoder
     from tests.conftest import DEFAULT_REPO
 
@@ -134,6 +135,11 @@ def test_encoder_input_buffer_is_reused_and_repadded() -> None:
         assert x is first  # same buffer
         rh, rw = geometry.resized
         want = np.zeros((1, 3, SAM_IMG_SIZE, SAM_IMG_SIZE), np.float32)
-        want[0, :, :rh, :rw] = normalise(resize_image(image, rh, rw))  # Pillow resize, then normalise
+        pillow = np.asarray(Image.fromarray(image).resize((rw, rh), Image.Resampling.BILINEAR))
+        want[0, :, :rh, :rw] = normalise(pillow)  # segment-anything: Pillow resize of the uint8 image, then normalise
         assert not x[0, :, rh:].any() and not x[0, :, :, rw:].any()
-        np.testing.assert_allclose(x, want, atol=1.01 / IMAGENET_STD.min())
+        # equal but where Pillow's 22-bit fixed-point weights and float32 round a value near half a
+        # grey level apart (the short side's non-dyadic scale): one grey level, under 1 % of pixels
+        apart = np.abs(x - want) > 1e-6
+        assert apart.mean() < 0.01
+        assert np.abs(x - want).max() <= 1.01 / IMAGENET_STD.min()
