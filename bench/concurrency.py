@@ -20,7 +20,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -47,7 +47,8 @@ from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc  # noqa: E402
 
 Feeds = dict[str, npt.NDArray[np.generic]]
-Calls = list[tuple[str, Feeds]]
+Calls = list[tuple[str, Feeds, Sequence[str] | None]]
+"""Per model call: model, feeds, the outputs asked for (None: all)."""
 CONCURRENCY = (1, 4, 16)
 
 
@@ -64,9 +65,11 @@ class RecordingBackend:
     def models(self) -> dict[str, LoadedModel]:
         return self.inner.models()
 
-    def infer(self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset()) -> dict[str, Tensor]:
-        self.calls.append((model, host_arrays(checked_inputs(model, self.inner.models()[model].inputs, inputs))))
-        return self.inner.infer(model, inputs)
+    def infer(
+        self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset(), outputs: Sequence[str] | None = None
+    ) -> dict[str, Tensor]:
+        self.calls.append((model, host_arrays(checked_inputs(model, self.inner.models()[model].inputs, inputs)), outputs))
+        return self.inner.infer(model, inputs, outputs=outputs)
 
     def close(self) -> None:
         self.inner.close()
@@ -123,7 +126,7 @@ class RawModels:
         repo = ModelRepository(settings.model_repo)
         providers = OnnxRuntimeBackend(repo, settings.providers).providers
         options = session_options(settings.intra_op_threads, settings.inter_op_threads, settings.ort_allow_spinning)
-        names = {m for requests in calls.values() for request in requests for m, _ in request}
+        names = {m for requests in calls.values() for request in requests for m, _, _ in request}
         self.sessions = {name: ort.InferenceSession(str(repo.get(name).model_path), options, providers=providers) for name in names}
         self.calls = calls
         for rpc in calls:
@@ -131,8 +134,8 @@ class RawModels:
                 self.replay(rpc, i)
 
     def replay(self, rpc: str, i: int) -> None:
-        for model, feeds in self.calls[rpc][i]:
-            self.sessions[model].run(None, feeds)
+        for model, feeds, outputs in self.calls[rpc][i]:
+            self.sessions[model].run(None if outputs is None else list(outputs), feeds)
 
     def figures(self, rpc: str, concurrency: int) -> dict[str, float]:
         n = len(self.calls[rpc])

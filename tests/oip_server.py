@@ -15,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 from kserve import Model, ModelServer
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from kserve.utils.utils import from_np_dtype
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -41,11 +42,14 @@ class OnnxModel(Model):
     async def predict(self, payload: InferRequest, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None) -> InferResponse:  # type: ignore[override]
         feeds = {i.name: i.as_numpy() for i in payload.inputs}
         names = [o.name for o in self.session.get_outputs()]
-        values = self.session.run(None, feeds)
+        if payload.request_outputs:  # only what the client asked for, as Triton does
+            names = [o.name for o in payload.request_outputs]
+        values = self.session.run(names, feeds)
         outputs = []
         for name, value in zip(names, values):
-            out = InferOutput(name=name, shape=list(value.shape), datatype="FP32")
-            out.set_data_from_numpy(np.ascontiguousarray(value, np.float32), binary_data=True)
+            value = np.ascontiguousarray(value)
+            out = InferOutput(name=name, shape=list(value.shape), datatype=from_np_dtype(value.dtype))
+            out.set_data_from_numpy(value, binary_data=True)
             outputs.append(out)
         return InferResponse(response_id=payload.id or "", model_name=self.name, infer_outputs=outputs, use_binary_outputs=True)
 

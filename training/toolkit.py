@@ -192,6 +192,13 @@ def cmd_score_coco(args: argparse.Namespace) -> None:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
 
+def cmd_upgrade_deeplab(args: argparse.Namespace) -> None:
+    from training.export import upgrade_deeplab
+
+    done = upgrade_deeplab(Path(args.repo), args.name)
+    print(f"{args.repo}/{args.name}: versions {', '.join(done) or 'none'} rewritten; every version now takes uint8 pixels and returns labels + confidence")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from service.models.deeplab import DeepLab
     from service.pipeline.predict import Predictor
@@ -308,6 +315,12 @@ def register(sub: Any) -> None:
     p.add_argument("--next-version", action="store_true",
                    help="add the models as their next version (a live repository: a server with WSSS_MODEL_CONTROL_MODE=poll switches to it)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("upgrade-deeplab", help="rewrite a repository's older DeepLab exports (float input, logits only) to take uint8 pixels "
+                       "and return labels + confidence from the graph")
+    p.add_argument("--repo", required=True, help="model repository")
+    p.add_argument("--name", default="deeplab", help="the DeepLab's folder (e.g. tile_b.deeplab)")
+    p.set_defaults(func=cmd_upgrade_deeplab)
 
     p = sub.add_parser("evaluate", help="mIoU of every method on a folder with masks; JSON + Markdown + overlays")
     add_split(p)

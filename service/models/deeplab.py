@@ -1,4 +1,4 @@
-"""The DeepLab wrapper (``deeplab``): ``image`` f32 [N,3,H,W] -> ``logits`` [N,C+1,H,W], background at 0."""
+"""The DeepLab wrapper (``deeplab``): image -> label map and confidence, background at 0 (two contracts: ``DeepLab``)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,15 @@ def label_map_and_confidence(logits: npt.NDArray[np.float32]) -> tuple[npt.NDArr
 
 
 class DeepLab:
-    """Runs ``deeplab`` through a backend. Its labels.txt lists the C foreground classes."""
+    """Runs ``deeplab`` through a backend. Its labels.txt lists the C foreground classes.
+
+    Two contracts are served (README, model repository):
+    - in-graph (``training.export.ServedDeepLab``): ``image`` uint8 [N,H,W,3] -> ``labels`` uint8
+      [N,H,W] + ``confidence`` [N,H,W] (and ``logits``, not asked for): the pixels go in as
+      decoded, argmax and softmax run in the model (on its device);
+    - logits only (older exports, any DeepLab of that contract): ``image`` float32 [N,3,H,W]
+      ImageNet-normalised -> ``logits`` [N,C+1,h,w], resized and reduced here.
+    """
 
     def __init__(self, backend: InferenceBackend, name: str = "deeplab") -> None:
         self.backend = backend
@@ -58,11 +66,23 @@ class DeepLab:
             raise ModelRepositoryError(f"model {name!r} is not loaded")
         self.classes: tuple[str, ...] = model.labels
         self.version = model.version
+        image = next((t for t in model.inputs if t.name == "image"), None)
+        self.uint8_input = image is not None and image.dtype == "TYPE_UINT8"
+        self.in_graph_labels = model.output("labels") is not None and model.output("confidence") is not None
 
     def predict(self, image: npt.NDArray[np.uint8]) -> DeepLabOutput:
         """Segment one uint8 [H, W, 3] RGB image."""
         h, w = image.shape[:2]
-        out = self.backend.infer(self.name, {"image": normalise(image)[None]})
+        x = image[None] if self.uint8_input else normalise(image)[None]
+        if self.in_graph_labels:
+            out = self.backend.infer(self.name, {"image": x}, outputs=("labels", "confidence"))
+            labels, confidence = np.asarray(out["labels"])[0], np.asarray(out["confidence"], np.float32)[0]
+            if labels.shape != (h, w) or confidence.shape != (h, w) or labels.dtype != np.uint8:
+                raise ModelRepositoryError(f"model {self.name!r} returned labels {labels.dtype} {labels.shape} / confidence {confidence.shape} for a {h} x {w} image")
+            if labels.size and int(labels.max()) > len(self.classes):
+                raise ModelRepositoryError(f"model {self.name!r} returned label {int(labels.max())} for {len(self.classes)} classes + background")
+            return DeepLabOutput(labels, confidence)
+        out = self.backend.infer(self.name, {"image": x}, outputs=("logits",))
         logits = np.asarray(out["logits"], np.float32)[0]
         if logits.shape[0] != len(self.classes) + 1:
             raise ModelRepositoryError(f"model {self.name!r} returned {logits.shape[0]} channels for {len(self.classes)} classes + background")

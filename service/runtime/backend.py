@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -121,8 +121,11 @@ class InferenceBackend(Protocol):
     def models(self) -> dict[str, LoadedModel]:
         """The loaded models by name."""
 
-    def infer(self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset()) -> dict[str, Tensor]:
-        """Run ``model`` on named input arrays; returns all its outputs by name.
+    def infer(
+        self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset(), outputs: Sequence[str] | None = None
+    ) -> dict[str, Tensor]:
+        """Run ``model`` on named input arrays; returns its outputs by name: all of them, or only
+        those named in ``outputs`` (the model then computes no more than they need).
 
         Outputs named in ``keep_on_device`` may come back as ``DeviceTensor`` where the backend can
         keep them in device memory (ONNX Runtime with I/O binding); every other output, and every

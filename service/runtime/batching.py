@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,8 +30,9 @@ class _Pending:
     error: BaseException | None = None
 
 
-def _key(model: str, inputs: Mapping[str, npt.NDArray[np.generic]]) -> tuple[object, ...]:
-    return (model,) + tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in inputs.items()))
+def _key(model: str, inputs: Mapping[str, npt.NDArray[np.generic]], outputs: Sequence[str] | None) -> tuple[object, ...]:
+    """Calls that can share a batch: same model, same item shapes and dtypes, same outputs wanted."""
+    return (model, None if outputs is None else tuple(outputs)) + tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in inputs.items()))
 
 
 class BatchingBackend:
@@ -65,15 +66,17 @@ class BatchingBackend:
     def close(self) -> None:
         self.backend.close()
 
-    def infer(self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset()) -> dict[str, Tensor]:
+    def infer(
+        self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset(), outputs: Sequence[str] | None = None
+    ) -> dict[str, Tensor]:
         if model not in self.batched or self.max_batch <= 1 or keep_on_device:
-            return self.backend.infer(model, inputs, keep_on_device)
+            return self.backend.infer(model, inputs, keep_on_device, outputs)
         arrays = host_arrays(inputs)
         sizes = {v.shape[0] for v in arrays.values() if v.ndim > 0}
         if len(sizes) != 1:
-            return self.backend.infer(model, arrays)
+            return self.backend.infer(model, arrays, outputs=outputs)
         item = _Pending(arrays, sizes.pop())
-        key = _key(model, arrays)
+        key = _key(model, arrays, outputs)
         with self._lock:
             queue = self._queues.setdefault(key, [])
             queue.append(item)
@@ -81,12 +84,14 @@ class BatchingBackend:
             self._active[model] = self._active.get(model, 0) + 1
             alone = self._active[model] == 1
         try:
-            return self._infer_batched(model, key, item, leader, alone)
+            return self._infer_batched(model, key, item, leader, alone, None if outputs is None else tuple(outputs))
         finally:
             with self._lock:
                 self._active[model] -= 1
 
-    def _infer_batched(self, model: str, key: tuple[object, ...], item: _Pending, leader: bool, alone: bool) -> dict[str, Tensor]:
+    def _infer_batched(
+        self, model: str, key: tuple[object, ...], item: _Pending, leader: bool, alone: bool, wanted: tuple[str, ...] | None
+    ) -> dict[str, Tensor]:
         if leader:
             deadline = time.monotonic() + (0.0 if alone else self.max_delay)
             while time.monotonic() < deadline:
@@ -107,7 +112,7 @@ class BatchingBackend:
                     del queue[: len(batch)]
                     if not queue:
                         del self._queues[key]
-                self._run(model, batch)
+                self._run(model, batch, wanted)
                 if not queue:
                     break
         item.done.wait()
@@ -116,23 +121,23 @@ class BatchingBackend:
         assert item.result is not None
         return dict(item.result)
 
-    def _run(self, model: str, batch: list[_Pending]) -> None:
+    def _run(self, model: str, batch: list[_Pending], wanted: tuple[str, ...] | None) -> None:
         if not batch:
             return
         try:
             if len(batch) == 1:
-                outputs = [host_arrays(self.backend.infer(model, batch[0].inputs))]
+                results = [host_arrays(self.backend.infer(model, batch[0].inputs, outputs=wanted))]
             else:
                 names = list(batch[0].inputs)
                 merged = {n: np.concatenate([p.inputs[n] for p in batch], axis=0) for n in names}
-                out = host_arrays(self.backend.infer(model, merged))
-                outputs, start = [], 0
+                out = host_arrays(self.backend.infer(model, merged, outputs=wanted))
+                results, start = [], 0
                 for p in batch:
-                    outputs.append({k: v[start : start + p.size] for k, v in out.items()})
+                    results.append({k: v[start : start + p.size] for k, v in out.items()})
                     start += p.size
             if self.observer is not None:
                 self.observer(model, sum(p.size for p in batch))
-            for p, res in zip(batch, outputs):
+            for p, res in zip(batch, results):
                 p.result = res
         except BaseException as exc:  # every waiting caller gets the failure
             for p in batch:

@@ -193,7 +193,9 @@ class OnnxRuntimeBackend:
         with self._lock:
             return dict(self._loaded)
 
-    def infer(self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset()) -> dict[str, Tensor]:
+    def infer(
+        self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset(), outputs: Sequence[str] | None = None
+    ) -> dict[str, Tensor]:
         session = self._sessions.get(model)
         if session is None:
             raise ModelNotFound(f"model {model!r} is not loaded")
@@ -202,10 +204,10 @@ class OnnxRuntimeBackend:
         on_device = any(isinstance(v, DeviceTensor) for v in feeds.values())
         start = time.perf_counter()
         if model in self._bound and (on_device or keep_on_device):
-            out = self._run_bound(session, feeds, keep_on_device, "cuda" if loaded.device == "GPU" else "cpu")
+            out = self._run_bound(session, feeds, keep_on_device, "cuda" if loaded.device == "GPU" else "cpu", outputs)
         else:
-            values = session.run(None, host_arrays(feeds))
-            out = {o.name: v for o, v in zip(session.get_outputs(), values)}
+            names = [o.name for o in session.get_outputs()] if outputs is None else list(outputs)
+            out = dict(zip(names, session.run(names, host_arrays(feeds))))
         elapsed = time.perf_counter() - start
         if self.observer is not None:
             self.observer(model, loaded.provider, elapsed)
@@ -213,7 +215,7 @@ class OnnxRuntimeBackend:
 
     @staticmethod
     def _run_bound(
-        session: ort.InferenceSession, feeds: Mapping[str, Tensor], keep: frozenset[str], device: str
+        session: ort.InferenceSession, feeds: Mapping[str, Tensor], keep: frozenset[str], device: str, outputs: Sequence[str] | None = None
     ) -> dict[str, Tensor]:
         """One inference through I/O binding: host inputs are copied in by ONNX Runtime, device
         tensors bound as they are; outputs in ``keep`` stay on ``device``, the rest come to the host."""
@@ -223,7 +225,7 @@ class OnnxRuntimeBackend:
                 binding.bind_ortvalue_input(name, value.value)
             else:
                 binding.bind_cpu_input(name, value)
-        names = [o.name for o in session.get_outputs()]
+        names = [o.name for o in session.get_outputs()] if outputs is None else list(outputs)
         for name in names:
             binding.bind_output(name, device if name in keep else "cpu")
         session.run_with_iobinding(binding)

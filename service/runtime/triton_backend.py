@@ -17,7 +17,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -105,12 +105,14 @@ class TritonBackend:
         with self._lock:
             return dict(self._loaded)
 
-    def infer(self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset()) -> dict[str, Tensor]:
+    def infer(
+        self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset(), outputs: Sequence[str] | None = None
+    ) -> dict[str, Tensor]:
         """Run ``model`` on the server (blocking the calling thread, not the client's loop).
         Outputs always come back to this host (``keep_on_device`` has nothing to keep here)."""
-        return dict(self._run(self.infer_async(model, inputs)))
+        return dict(self._run(self.infer_async(model, inputs, outputs)))
 
-    async def infer_async(self, model: str, inputs: Mapping[str, Tensor]) -> dict[str, npt.NDArray[np.generic]]:
+    async def infer_async(self, model: str, inputs: Mapping[str, Tensor], outputs: Sequence[str] | None = None) -> dict[str, npt.NDArray[np.generic]]:
         """The inference as a coroutine of the client's loop."""
         loaded = self._loaded.get(model)
         if loaded is None:
@@ -120,18 +122,19 @@ class TritonBackend:
             tensor = grpcclient.InferInput(spec.name, list(arr.shape), OIP_DATATYPES[spec.dtype])
             tensor.set_data_from_numpy(arr)
             request.append(tensor)
-        outputs = [grpcclient.InferRequestedOutput(o.name) for o in loaded.outputs]
+        names = [o.name for o in loaded.outputs] if outputs is None else list(outputs)
+        requested = [grpcclient.InferRequestedOutput(n) for n in names]
         start = time.perf_counter()
         try:
             base, _, pinned = model.partition("@")
-            result = await self.client.infer(base, request, model_version=pinned, outputs=outputs, client_timeout=self.timeout)
+            result = await self.client.infer(base, request, model_version=pinned, outputs=requested, client_timeout=self.timeout)
         except InferenceServerException as exc:
             if any(marker in str(exc) for marker in UNREACHABLE) or "UNAVAILABLE" in str(exc.status()):
                 raise self._unavailable(f"inference of {model!r}", exc) from exc
             raise ModelRepositoryError(f"Triton server at {self.url} failed model {model!r}: {exc}") from exc
         if self.observer is not None:
             self.observer(model, f"triton@{self.url}", time.perf_counter() - start)
-        return {o.name: result.as_numpy(o.name) for o in loaded.outputs}
+        return {n: result.as_numpy(n) for n in names}
 
     def close(self) -> None:
         if self._loop.is_closed():

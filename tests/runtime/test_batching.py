@@ -31,12 +31,12 @@ class Recording(OnnxRuntimeBackend):
         self.fail = False
         self.delay = 0.0
 
-    def infer(self, model, inputs, keep_on_device=frozenset()):  # type: ignore[no-untyped-def]
+    def infer(self, model, inputs, keep_on_device=frozenset(), outputs=None):  # type: ignore[no-untyped-def]
         self.batches.append(len(next(iter(inputs.values()))))
         if self.fail:
             raise RuntimeError("backend failed")
         time.sleep(self.delay)
-        return super().infer(model, inputs, keep_on_device)
+        return super().infer(model, inputs, keep_on_device, outputs)
 
 
 @pytest.fixture()

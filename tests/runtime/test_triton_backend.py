@@ -84,7 +84,7 @@ def test_outputs_equal_the_in_process_backend(oip: OipServer) -> None:
     rng = np.random.default_rng(0)
     feeds = {
         "cam_classifier": {"image": rng.standard_normal((2, 3, 96, 128)).astype(np.float32)},
-        "deeplab": {"image": rng.standard_normal((1, 3, 64, 80)).astype(np.float32)},
+        "deeplab": {"image": rng.integers(0, 256, (1, 64, 80, 3), dtype=np.uint8)},
         "sam_encoder": {"image": rng.standard_normal((1, 3, 1024, 1024)).astype(np.float32)},
         "sam_decoder": {
             "image_embeddings": rng.standard_normal((1, 256, 64, 64)).astype(np.float32),
@@ -100,6 +100,13 @@ def test_outputs_equal_the_in_process_backend(oip: OipServer) -> None:
         assert set(a) == set(b)
         for name in a:
             np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-5)
+    # only the outputs asked for come back, with their own dtypes (DeepLab's in-graph labels are uint8)
+    wanted = ("labels", "confidence")
+    a, b = remote.infer("deeplab", feeds["deeplab"], outputs=wanted), local.infer("deeplab", feeds["deeplab"], outputs=wanted)
+    assert set(a) == set(b) == set(wanted)
+    assert a["labels"].dtype == b["labels"].dtype == np.uint8 and a["labels"].shape == (1, 64, 80)
+    np.testing.assert_array_equal(a["labels"], b["labels"])
+    np.testing.assert_allclose(a["confidence"], b["confidence"], rtol=1e-5, atol=1e-6)
 
 
 def test_service_on_triton_matches_in_process(oip: OipServer) -> None:
