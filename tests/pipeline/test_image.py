@@ -91,3 +91,28 @@ def test_label_maps() -> None:
         decode_label_map(_encode(Image.fromarray(gt)), None, (2, 3), 4, **LIMITS)
     with pytest.raises(InvalidInput, match="single-channel"):
         decode_label_map(_encode(Image.new("RGB", (2, 2))), None, (2, 2), 4, **LIMITS)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "P+transparency", "RGBA+alpha", "I;16", "1"])
+def test_png_pixels_equal_pillows_whichever_decoder_runs(mode: str) -> None:
+    """8-bit PNGs are decoded by OpenCV (faster), the rest by Pillow: the pixels are Pillow's convert("RGB") in every case."""
+    rng = np.random.default_rng(len(mode))
+    rgb = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    if mode == "P+transparency":
+        rgb.quantize(16).save(buf, format="PNG", transparency=3)
+    elif mode == "RGBA+alpha":
+        Image.fromarray(np.dstack([np.asarray(rgb), rng.integers(0, 256, (37, 53), dtype=np.uint8)]), "RGBA").save(buf, format="PNG")
+    elif mode == "P":
+        rgb.quantize(64).save(buf, format="PNG")
+    elif mode == "I;16":
+        Image.fromarray(rng.integers(0, 65536, (37, 53), dtype=np.uint16)).save(buf, format="PNG")
+    else:
+        rgb.convert(mode).save(buf, format="PNG")
+    data = buf.getvalue()
+    got = decode_image(data, **LIMITS)
+    assert got.shape == (37, 53, 3) and got.dtype == np.uint8
+    if mode != "I;16":  # 16-bit is scaled by the service's own rule (test_valid_kinds_decode_to_rgb)
+        np.testing.assert_array_equal(got, np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+    with pytest.raises(InvalidInput, match="truncated or corrupt"):
+        decode_image(data[: len(data) // 2], **LIMITS)
