@@ -2,7 +2,10 @@
 
 1. Cache: for each image, Segment with its tags (encoder runs), then again with a click on the
    same pixels (embedding from the cache): mean latency of the second / the first.
-2. Memory: the server's RSS before and after N Predict requests (4 concurrent clients).
+2. Memory: Segment (image tags) on 50 images round robin from 4 concurrent clients; the server's
+   RSS after request 250 (caches full, allocator warm) and after the last, and its peak (VmHWM)
+   over the run, beside what the settings allow to be resident: the caches' byte limits and 4
+   requests' estimated working memory.
 
     .venv/bin/python bench/cache_and_memory.py --images 20 --requests 2000 --out bench/results/cache_and_memory.json
 """
@@ -14,6 +17,7 @@ import os
 import platform
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,11 +28,67 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import png_bytes, rss_mib, start_server, write_report  # noqa: E402
+from bench.common import png_bytes, reset_peak, rss_mib, start_server, write_report  # noqa: E402
 from training import derive_labels  # noqa: E402
 from training.synthetic import CLASSES, HELD_OUT_SEED, generate  # noqa: E402
 from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc  # noqa: E402
+
+
+def memory(stub: pb_grpc.SegmentationServiceStub, pid: int, requests: int, concurrency: int = 4) -> dict[str, object]:
+    """RSS of the server over ``requests`` Segment calls (see the module docstring)."""
+    from service.settings import Settings
+
+    samples = [s for s in (generate(HELD_OUT_SEED, 1000 + i) for i in range(120)) if s.labels][:50]
+    reqs = [pb.SegmentRequest(image=pb.Image(encoded=png_bytes(s.image)), labels=pb.WeakLabels(image_labels=s.labels)) for s in samples]
+    stub.Segment(reqs[0], timeout=60)
+    start_rss = rss_mib(pid)
+    reset_peak(pid)
+    marks: dict[int, float] = {}
+    done = [0]
+    lock = threading.Lock()
+
+    def call(i: int) -> None:
+        stub.Segment(reqs[i % len(reqs)], timeout=60)
+        with lock:
+            done[0] += 1
+            if done[0] in (250, requests):
+                marks[done[0]] = rss_mib(pid)
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(call, range(requests)))
+    wall = time.perf_counter() - t
+    peak = rss_mib(pid, "VmHWM")
+    settings = Settings()
+    per_request = segment_working_bytes(256, 256)
+    return {
+        "rpc": "Segment (image tags), 256 x 256 PNG, 50 images round robin", "requests": requests, "concurrency": concurrency,
+        "seconds": round(wall, 1), "rss_after_warmup_request_mib": round(start_rss, 1),
+        "rss_at_250_mib": round(marks[250], 1), f"rss_at_{requests}_mib": round(marks[requests], 1),
+        "growth_250_to_end_percent": round(100 * (marks[requests] - marks[250]) / marks[250], 2),
+        "peak_rss_mib": round(peak, 1),
+        "allowed": {
+            "embedding_cache_limit_mib": round(settings.embedding_cache_bytes / 2**20, 1),
+            "cam_cache_limit_mib": round(settings.cam_cache_bytes / 2**20, 1),
+            "embedding_cache_used_mib": round(50 * 256 * 64 * 64 * 4 / 2**20, 1),
+            "working_memory_estimate_per_request_mib": round(per_request / 2**20, 1),
+        },
+    }
+
+
+def segment_working_bytes(height: int, width: int) -> int:
+    """The service's own estimate of a Segment request's working memory (default models)."""
+    from service.models.cam_classifier import CamClassifier
+    from service.models.sam import SamDecoder, SamEncoder
+    from service.pipeline.segment import PipelineConfig, Segmenter
+    from service.runtime import ModelRepository
+    from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    backend = OnnxRuntimeBackend(ModelRepository(ROOT / "model_repo"), "CPUExecutionProvider")
+    backend.load(["cam_classifier", "sam_encoder", "sam_decoder"])
+    seg = Segmenter(CamClassifier(backend), SamEncoder(backend), SamDecoder(backend), PipelineConfig())
+    return seg.working_bytes(height, width)
 
 
 def main() -> None:
@@ -59,16 +119,7 @@ def main() -> None:
                 "second_over_first": round(float(np.mean(second) / np.mean(first)), 3),
                 "note": "the second request skips the SAM encoder (cached embedding) and the classifier (cached CAMs); it also sends clicks instead of tags",
             }
-            reqs = [pb.PredictRequest(image=pb.Image(encoded=png_bytes(generate(HELD_OUT_SEED, i).image))) for i in range(50)]
-            stub.Predict(reqs[0], timeout=60)
-            rss_before = rss_mib(proc.pid)
-            t = time.perf_counter()
-            with ThreadPoolExecutor(4) as pool:
-                list(pool.map(lambda i: stub.Predict(reqs[i % len(reqs)], timeout=60), range(args.requests)))
-            wall = time.perf_counter() - t
-            rss_after = rss_mib(proc.pid)
-            report["memory"] = {"requests": args.requests, "seconds": round(wall, 1), "rss_before_mib": round(rss_before, 1),
-                                "rss_after_mib": round(rss_after, 1), "growth_mib": round(rss_after - rss_before, 1)}
+            report["memory"] = memory(stub, proc.pid, args.requests)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
