@@ -60,11 +60,12 @@ class CachedEncoder:
         self.shared.put(pixels, np.asarray(embedding.embeddings), embedding.geometry)
         return embedding
 
-    def embed(self, image: npt.NDArray[np.uint8]) -> ImageEmbedding:
-        """The embedding of ``image`` uint8 [H, W, 3], from the cache when present."""
+    def embed(self, image: npt.NDArray[np.uint8], pixels: str | None = None) -> ImageEmbedding:
+        """The embedding of ``image`` uint8 [H, W, 3], from the cache when present; ``pixels`` is
+        ``pixel_key(image)`` when the caller has it already (hashed once per request)."""
         if self.max_bytes <= 0 and self.shared is None:
             return self.encoder.embed(image)
-        pixels = pixel_key(image)
+        pixels = pixel_key(image) if pixels is None else pixels
         if self.max_bytes <= 0:
             return self._compute(image, pixels)
         key = (pixels, self.encoder.version)

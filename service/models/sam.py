@@ -94,7 +94,7 @@ class ImageEncoder(Protocol):
     name: str
     version: str
 
-    def embed(self, image: npt.NDArray[np.uint8]) -> ImageEmbedding: ...
+    def embed(self, image: npt.NDArray[np.uint8], pixels: str | None = None) -> ImageEmbedding: ...
 
     def warmup(self) -> ImageEmbedding: ...
 
@@ -129,8 +129,8 @@ class SamEncoder:
         normalise(resize_image(image, rh, rw), out=x[0, :, :rh, :rw])  # segment-anything's order: uint8 resize, then normalise
         return x, geometry
 
-    def embed(self, image: npt.NDArray[np.uint8]) -> ImageEmbedding:
-        """Encode one uint8 [H, W, 3] RGB image."""
+    def embed(self, image: npt.NDArray[np.uint8], pixels: str | None = None) -> ImageEmbedding:
+        """Encode one uint8 [H, W, 3] RGB image (``pixels``, its cache key, is for caches in front)."""
         x, geometry = self.preprocess(image)
         out = self.backend.infer(self.name, {"image": x}, keep_on_device=KEEP_EMBEDDING)
         emb = out["image_embeddings"]

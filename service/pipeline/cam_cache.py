@@ -40,11 +40,14 @@ class CamCache:
     def __len__(self) -> int:
         return len(self._lru)
 
-    def cams(self, classifier: CamClassifier, image: npt.NDArray[np.uint8], scales: Sequence[float], flip: bool) -> CamResult:
-        """The CAMs of ``image`` (uint8 [H, W, 3]) by ``classifier``, from the cache when present."""
+    def cams(
+        self, classifier: CamClassifier, image: npt.NDArray[np.uint8], scales: Sequence[float], flip: bool, pixels: str | None = None
+    ) -> CamResult:
+        """The CAMs of ``image`` (uint8 [H, W, 3]) by ``classifier``, from the cache when present;
+        ``pixels`` is ``pixel_key(image)`` when the caller has it already."""
         if self.max_bytes <= 0:
             return multiscale_cams(classifier, image, scales, flip)
-        key = (pixel_key(image), classifier.name, classifier.version, tuple(scales), flip)
+        key = (pixel_key(image) if pixels is None else pixels, classifier.name, classifier.version, tuple(scales), flip)
         hit = self._lru.get(key)
         if self.observer is not None:
             self.observer(hit is not None)

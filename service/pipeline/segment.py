@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from service.errors import Cancelled, InvalidInput
 from service.models.cam_classifier import CamClassifier
+from service.models.embedding_cache import pixel_key
 from service.models.sam import ImageEncoder, SamDecoder
 from service.pipeline import aggregation, cam, evaluation, grabcut, prompts, refinement, sam_masks, scribbles, weak_labels
 from service.pipeline.cam_cache import CamCache
@@ -147,9 +148,10 @@ class Segmenter:
                 raise InvalidInput(f"ground_truth is {request.ground_truth.shape[1]}x{request.ground_truth.shape[0]} but the image is {w}x{h}")
             image = frame.image_to_work(request.image)
             work_shape = (frame.work_height, frame.work_width)
+            pixels = pixel_key(image) if self.cam_cache is not None and self.cam_cache.max_bytes > 0 else None  # both caches' key, hashed once
         with timer.stage("cam"):
             if self.cam_cache is not None:  # a later round on the same image skips the classifier
-                cams = self.cam_cache.cams(self.classifier, image, cfg.cam_scales, cfg.cam_flip)
+                cams = self.cam_cache.cams(self.classifier, image, cfg.cam_scales, cfg.cam_flip, pixels)
             else:
                 cams = cam.multiscale_cams(self.classifier, image, cfg.cam_scales, cfg.cam_flip)
         if request.labels.empty:
@@ -171,7 +173,7 @@ class Segmenter:
                 masks = grabcut.class_masks(image, sets)
         elif sets and self.encoder is not None and self.decoder is not None:
             with timer.stage("sam_encoder"):
-                embedding = self.encoder.embed(image)
+                embedding = self.encoder.embed(image, pixels)
             with timer.stage("sam_decoder"):
                 masks = sam_masks.class_masks(self.decoder, embedding, sets, cfg.sam_mask_index)
             if resolved.scribbles:

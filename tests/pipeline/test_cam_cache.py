@@ -49,3 +49,35 @@ def test_bounded_in_bytes(classifier: CamClassifier) -> None:
     off = CamCache(0)
     off.cams(classifier, images[0], (1.0,), False)
     assert len(off) == 0
+
+
+def test_a_segment_request_hashes_its_pixels_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both caches key on the image's pixels: the Segmenter hashes them once and hands the key to both."""
+    import hashlib
+
+    from service.models import embedding_cache
+    from service.models.embedding_cache import CachedEncoder
+    from service.models.sam import SamDecoder, SamEncoder
+    from service.pipeline.segment import PipelineConfig, Segmenter
+    from service.pipeline.types import SegmentInput, WeakLabels
+
+    backend = OnnxRuntimeBackend(ModelRepository(DEFAULT_REPO), "CPUExecutionProvider")
+    backend.load(["cam_classifier", "sam_encoder", "sam_decoder"])
+    encoder = CachedEncoder(SamEncoder(backend), 64 << 20)
+    seg = Segmenter(CamClassifier(backend), encoder, SamDecoder(backend), PipelineConfig(), cam_cache=CamCache(64 << 20))
+    hashed: list[int] = []
+    real_sha256 = hashlib.sha256
+
+    def sha256(data: memoryview) -> object:
+        hashed.append(data.nbytes)
+        return real_sha256(data)
+
+    monkeypatch.setattr(embedding_cache.hashlib, "sha256", sha256)
+    s = generate(HELD_OUT_SEED, 5)
+    request = SegmentInput(image=s.image, labels=WeakLabels(image_labels=tuple(s.labels)))
+    first = seg.segment(request)
+    assert hashed == [s.image.nbytes]
+    assert len(encoder) == 1 and len(seg.cam_cache) == 1  # type: ignore[arg-type]
+    again = seg.segment(request)  # both caches hit, on the one hash
+    assert hashed == [s.image.nbytes] * 2
+    np.testing.assert_array_equal(again.label_map, first.label_map)
