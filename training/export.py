@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 from torch import nn
 
-from service.models.imageops import IMAGENET_MEAN, IMAGENET_STD
 from training.nets import (
     EMBED_DIM,
     LOW_RES,
@@ -27,6 +25,7 @@ from training.nets import (
     PromptEncoderBody,
     PromptEncoderNet,
 )
+from training.pixels_graph import deeplab_outputs, uint8_pixels_in
 
 log = logging.getLogger("training")
 OPSET = 17
@@ -103,58 +102,38 @@ def export_classifier(net: CamNet, classes: Sequence[str], repo: Path, name: str
 DEEPLAB_DTYPES = {"image": "TYPE_UINT8", "labels": "TYPE_UINT8"}
 
 
-def serve_in_graph(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A DeepLab graph of the logits contract (``image`` float32 [N,3,H,W] ImageNet-normalised ->
-    ``logits`` [N,C+1,H,W]) wrapped with the per-pixel work the service would otherwise do:
+def deeplab_in_graph(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A DeepLab of the logits contract (``image`` float32 [N,3,H,W] ImageNet-normalised -> ``logits``)
+    as the service runs it: uint8 pixels in, ``labels`` + ``confidence`` (and ``logits``) out
+    (``training.pixels_graph``). The service asks for ``labels`` and ``confidence`` only, so on a
+    GPU the logits of every class never leave the device."""
+    return deeplab_outputs(uint8_pixels_in(model))
 
-    ``image`` uint8 [N,H,W,3] RGB, the decoded pixels as they are -> cast, NHWC -> NCHW,
-    (x - mean) / std -> the network -> ``logits`` (kept), ``labels`` uint8 [N,H,W] (ArgMax, the
-    first class on ties, as ``np.argmax``) and ``confidence`` float32 [N,H,W] (the softmax
-    probability of that class: 1 / sum(exp(logits - max))). The service asks for ``labels`` and
-    ``confidence`` only, so on a GPU the logits of every class never leave the device. Works on
-    any export of the logits contract (``upgrade-deeplab`` uses it on older repositories).
-    """
-    from onnx import TensorProto, helper, numpy_helper
 
-    g = model.graph
-    if [i.name for i in g.input] != ["image"] or [o.name for o in g.output] != ["logits"]:
-        raise ValueError(f"not a DeepLab of the logits contract: inputs {[i.name for i in g.input]}, outputs {[o.name for o in g.output]}")
-    if g.input[0].type.tensor_type.elem_type != TensorProto.FLOAT:
-        raise ValueError("its image input is not float32 (already served in graph?)")
-    net_in, net_out = "image_normalised", "logits"
-    for node in g.node:
-        node.input[:] = [net_in if n == "image" else n for n in node.input]
-    del g.input[:]
-    g.input.append(helper.make_tensor_value_info("image", TensorProto.UINT8, ["n", "h", "w", 3]))
-    g.initializer.extend([
-        numpy_helper.from_array(IMAGENET_MEAN.reshape(1, 3, 1, 1).astype(np.float32), "pixel_mean"),
-        numpy_helper.from_array(IMAGENET_STD.reshape(1, 3, 1, 1).astype(np.float32), "pixel_std"),
-        numpy_helper.from_array(np.array([1], np.int64), "class_axis"),
-    ])
-    pre = [
-        helper.make_node("Cast", ["image"], ["image_float"], to=TensorProto.FLOAT),
-        helper.make_node("Transpose", ["image_float"], ["image_nchw"], perm=[0, 3, 1, 2]),
-        helper.make_node("Sub", ["image_nchw", "pixel_mean"], ["image_centred"]),
-        helper.make_node("Div", ["image_centred", "pixel_std"], [net_in]),
-    ]
-    post = [
-        helper.make_node("ArgMax", [net_out], ["labels_int64"], axis=1, keepdims=0, select_last_index=0),
-        helper.make_node("Cast", ["labels_int64"], ["labels"], to=TensorProto.UINT8),
-        helper.make_node("ReduceMax", [net_out], ["logits_max"], axes=[1], keepdims=1),
-        helper.make_node("Sub", [net_out, "logits_max"], ["logits_shifted"]),
-        helper.make_node("Exp", ["logits_shifted"], ["logits_exp"]),
-        helper.make_node("ReduceSum", ["logits_exp", "class_axis"], ["exp_sum"], keepdims=0),
-        helper.make_node("Reciprocal", ["exp_sum"], ["confidence"]),
-    ]
-    nodes = pre + list(g.node) + post
-    del g.node[:]
-    g.node.extend(nodes)
-    g.output.extend([
-        helper.make_tensor_value_info("labels", TensorProto.UINT8, ["n", "h", "w"]),
-        helper.make_tensor_value_info("confidence", TensorProto.FLOAT, ["n", "h", "w"]),
-    ])
-    onnx.checker.check_model(model)
-    return model
+def encoder_in_graph(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A ``sam_encoder`` of the float contract ([1,3,1024,1024], normalised, zero-padded) taking
+    the resized uint8 image [1,h,w,3] instead (longest side 1024): normalisation and padding run
+    in the graph (``training.pixels_graph``)."""
+    return uint8_pixels_in(model, pad_to=SAM_IMG_SIZE)
+
+
+def rewrite_onnx(path: Path, rewrite: Callable[[onnx.ModelProto], onnx.ModelProto]) -> None:
+    """Replace the ONNX file at ``path`` by ``rewrite`` of it, atomically (a hidden file renamed
+    into place); weights kept in an external data file stay in one (SAM ViT-H is over protobuf's
+    2 GB)."""
+    external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in onnx.load(str(path), load_external_data=False).graph.initializer)
+    model = rewrite(onnx.load(str(path)))
+    tmp = path.with_name(".model.onnx.tmp")
+    if external:
+        onnx.save(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx.data")
+    else:
+        onnx.save(model, str(tmp))
+    tmp.replace(path)
+
+
+def write_encoder_config(model_dir: Path, name: str) -> None:
+    write_config(model_dir, name, 0, [("image", [1, -1, -1, 3], "")], [("image_embeddings", [1, EMBED_DIM, 64, 64], "")],
+                 dtypes={"image": "TYPE_UINT8"})
 
 
 def write_deeplab_config(model_dir: Path, name: str, classes: Sequence[str]) -> None:
@@ -169,52 +148,67 @@ def write_deeplab_config(model_dir: Path, name: str, classes: Sequence[str]) -> 
 
 def export_deeplab(net: DeepLab, classes: Sequence[str], repo: Path, name: str = "deeplab", version: int = 1) -> None:
     """``image`` uint8 [N,H,W,3] -> ``logits`` [N,C+1,H,W] (background at 0), ``labels`` uint8 [N,H,W],
-    ``confidence`` [N,H,W] (``serve_in_graph``)."""
+    ``confidence`` [N,H,W] (``deeplab_in_graph``)."""
     model_dir = repo / name
     path = model_dir / str(version) / "model.onnx"
     dyn = {"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}}
     _export(net, (torch.zeros(1, 3, 128, 128),), path, ["image"], ["logits"], dyn)
-    onnx.save(serve_in_graph(onnx.load(str(path))), str(path))
+    rewrite_onnx(path, deeplab_in_graph)
     (model_dir / "labels.txt").write_text("\n".join(classes) + "\n")
     write_deeplab_config(model_dir, name, classes)
 
 
-def upgrade_deeplab(repo: Path, name: str = "deeplab") -> list[str]:
-    """Rewrite every version of ``repo/name`` that has the logits contract into the in-graph one
-    (``serve_in_graph``; the network's numbers unchanged) and its config.pbtxt; returns the versions
-    rewritten. Each model file is replaced atomically, but the config is shared by the versions:
-    run it on a copy of a repository a server is watching, then swap the folder.
+def upgrade_models(repo: Path, name: str) -> list[str]:
+    """Rewrite every version of ``repo/name`` that takes float images into the uint8 contract:
+    a DeepLab (``image`` -> ``logits``) with ``deeplab_in_graph``, a SAM encoder (``image`` ->
+    ``image_embeddings``) with ``encoder_in_graph``; the network's numbers unchanged. Rewrites its
+    config.pbtxt and returns the versions rewritten. Each model file is replaced atomically, but the
+    config is shared by the versions: run it on a copy of a repository a server is watching, then
+    swap the folder.
 
     Raises:
-        ValueError: the model is not a DeepLab of either contract.
+        ValueError: the model is neither kind.
     """
     from service.runtime.model_repo import versions_on_disk
 
     model_dir = repo / name
-    labels = model_dir / "labels.txt"
-    if not labels.is_file():
-        raise ValueError(f"{model_dir} has no labels.txt: not a DeepLab model folder")
-    classes = [c for c in labels.read_text().splitlines() if c.strip()]
+    versions = versions_on_disk(model_dir) if model_dir.is_dir() else []
+    if not versions:
+        raise ValueError(f"{model_dir} holds no version with a model.onnx")
+    outputs = [o.name for o in onnx.load(str(model_dir / versions[0] / "model.onnx"), load_external_data=False).graph.output]
+    if outputs == ["logits"]:
+        labels = model_dir / "labels.txt"
+        if not labels.is_file():
+            raise ValueError(f"{model_dir} has logits but no labels.txt: not a DeepLab model folder")
+        classes = [c for c in labels.read_text().splitlines() if c.strip()]
+        rewrite, write = deeplab_in_graph, lambda: write_deeplab_config(model_dir, name, classes)
+    elif outputs == ["image_embeddings"]:
+        rewrite, write = encoder_in_graph, lambda: write_encoder_config(model_dir, name)
+    elif {"logits", "labels", "confidence"} <= set(outputs):  # a DeepLab already served in graph
+        rewrite, write = None, None
+    else:
+        raise ValueError(f"{model_dir}: outputs {outputs} are neither a DeepLab's (logits) nor a SAM encoder's (image_embeddings)")
     done = []
-    for version in versions_on_disk(model_dir):
-        path = model_dir / str(version) / "model.onnx"
-        model = onnx.load(str(path))
-        if model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8:
+    for version in versions:
+        path = model_dir / version / "model.onnx"
+        graph = onnx.load(str(path), load_external_data=False).graph
+        if rewrite is None or graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8:
             continue
-        tmp = path.with_name(".model.onnx.tmp")
-        onnx.save(serve_in_graph(model), str(tmp))
-        tmp.replace(path)
-        done.append(str(version))
-    write_deeplab_config(model_dir, name, classes)
+        rewrite_onnx(path, rewrite)
+        done.append(version)
+    if done and write is not None:
+        write()
     check_repo(repo, [name])
     return done
 
 
 def export_sam_encoder(body: PromptEncoderBody, repo: Path, name: str = "sam_encoder", version: int = 1) -> None:
-    """``image`` [1,3,1024,1024] -> ``image_embeddings`` [1,256,64,64]."""
+    """``image`` uint8 [1,h,w,3] (resized, longest side 1024) -> ``image_embeddings`` [1,256,64,64] (``encoder_in_graph``)."""
     model_dir = repo / name
-    _export(PromptEncoderNet(body), (torch.zeros(1, 3, SAM_IMG_SIZE, SAM_IMG_SIZE),), model_dir / str(version) / "model.onnx", ["image"], ["image_embeddings"], {})
-    write_config(model_dir, name, 0, [("image", [1, 3, SAM_IMG_SIZE, SAM_IMG_SIZE], "")], [("image_embeddings", [1, EMBED_DIM, 64, 64], "")])
+    path = model_dir / str(version) / "model.onnx"
+    _export(PromptEncoderNet(body), (torch.zeros(1, 3, SAM_IMG_SIZE, SAM_IMG_SIZE),), path, ["image"], ["image_embeddings"], {})
+    rewrite_onnx(path, encoder_in_graph)
+    write_encoder_config(model_dir, name)
 
 
 def export_sam_decoder(dec: PromptDecoderNet, repo: Path, name: str = "sam_decoder", version: int = 1) -> None:

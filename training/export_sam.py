@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from training.export import OPSET, write_config
+from training.export import OPSET, encoder_in_graph, rewrite_onnx, write_config, write_encoder_config
 
 EMBED_DIM = 256
 LOW_RES = 256
@@ -119,7 +119,8 @@ def export_decoder(sam: nn.Module, repo: Path, package: str = "segment_anything"
 
 
 def export_encoder(sam: nn.Module, repo: Path, name: str = "sam_encoder", version: int = 1) -> Path:
-    """Export ``sam.image_encoder`` to the ``sam_encoder`` contract."""
+    """Export ``sam.image_encoder`` to the ``sam_encoder`` contract: the resized uint8 image in,
+    normalisation and zero-padding to 1024 x 1024 in the graph (``training.export.encoder_in_graph``)."""
     path = repo / name / str(version) / "model.onnx"
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -134,7 +135,8 @@ def export_encoder(sam: nn.Module, repo: Path, name: str = "sam_encoder", versio
             do_constant_folding=True,
             dynamo=False,
         )
-    write_config(repo / name, name, 0, [("image", [1, 3, IMG_SIZE, IMG_SIZE], "")], [("image_embeddings", [1, EMBED_DIM, 64, 64], "")])
+    rewrite_onnx(path, encoder_in_graph)
+    write_encoder_config(repo / name, name)
     return path
 
 

@@ -192,11 +192,14 @@ def cmd_score_coco(args: argparse.Namespace) -> None:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
 
-def cmd_upgrade_deeplab(args: argparse.Namespace) -> None:
-    from training.export import upgrade_deeplab
+def cmd_upgrade_models(args: argparse.Namespace) -> None:
+    from training.export import upgrade_models
 
-    done = upgrade_deeplab(Path(args.repo), args.name)
-    print(f"{args.repo}/{args.name}: versions {', '.join(done) or 'none'} rewritten; every version now takes uint8 pixels and returns labels + confidence")
+    repo = Path(args.repo)
+    names = args.name or sorted(p.name for p in repo.iterdir() if p.is_dir() and p.name.split(".")[-1] in ("deeplab", "sam_encoder"))
+    for name in names:
+        done = upgrade_models(repo, name)
+        print(f"{repo / name}: versions {', '.join(done) or 'none'} rewritten; every version takes uint8 pixels")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -316,11 +319,12 @@ def register(sub: Any) -> None:
                    help="add the models as their next version (a live repository: a server with WSSS_MODEL_CONTROL_MODE=poll switches to it)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("upgrade-deeplab", help="rewrite a repository's older DeepLab exports (float input, logits only) to take uint8 pixels "
-                       "and return labels + confidence from the graph")
+    p = sub.add_parser("upgrade-models", help="rewrite a repository's older exports (float images in) to take uint8 pixels: DeepLab "
+                       "(+ labels and confidence from the graph) and the SAM encoder (normalise and pad in the graph)")
     p.add_argument("--repo", required=True, help="model repository")
-    p.add_argument("--name", default="deeplab", help="the DeepLab's folder (e.g. tile_b.deeplab)")
-    p.set_defaults(func=cmd_upgrade_deeplab)
+    p.add_argument("--name", action="append", default=[],
+                   help="a model folder (repeatable; default: every deeplab and sam_encoder, of every set)")
+    p.set_defaults(func=cmd_upgrade_models)
 
     p = sub.add_parser("evaluate", help="mIoU of every method on a folder with masks; JSON + Markdown + overlays")
     add_split(p)

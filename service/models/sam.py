@@ -100,7 +100,13 @@ class ImageEncoder(Protocol):
 
 
 class SamEncoder:
-    """Runs ``sam_encoder``: ``image`` f32 [1,3,1024,1024] -> ``image_embeddings`` [1,256,64,64]."""
+    """Runs ``sam_encoder`` -> ``image_embeddings`` [1,256,64,64]. Two input contracts:
+
+    - ``image`` uint8 [1,h,w,3]: the image resized so its longest side is 1024 (as segment-anything
+      resizes it); normalisation and zero-padding to 1024 x 1024 run in the graph (exported now);
+    - ``image`` float32 [1,3,1024,1024]: resized, ImageNet-normalised and zero-padded here (older
+      exports and any SAM exported elsewhere with segment-anything's own contract).
+    """
 
     def __init__(self, backend: InferenceBackend, name: str = "sam_encoder") -> None:
         self.backend = backend
@@ -109,16 +115,23 @@ class SamEncoder:
         if model is None:
             raise ModelRepositoryError(f"model {name!r} is not loaded")
         self.version = model.version
+        image = next((t for t in model.inputs if t.name == "image"), None)
+        self.uint8_input = image is not None and image.dtype == "TYPE_UINT8"
         self._buffers = threading.local()
 
-    def preprocess(self, image: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float32], ResizeLongestSide]:
-        """uint8 [H, W, 3] RGB -> normalised, zero-padded float32 [1, 3, 1024, 1024] and its geometry.
+    def preprocess(self, image: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.generic], ResizeLongestSide]:
+        """uint8 [H, W, 3] RGB -> the encoder's input and the image's geometry: the resized uint8
+        image [1, h, w, 3] (uint8 contract), or the normalised, zero-padded float32 [1, 3, 1024, 1024].
 
-        The array is the calling thread's own input buffer, reused by its next call (12 MiB
-        allocated once per thread instead of faulted in afresh for every image).
+        segment-anything's order: the uint8 image resized as Pillow resizes it, then normalised,
+        then padded. The float array is the calling thread's own input buffer, reused by its next
+        call (12 MiB allocated once per thread instead of faulted in afresh for every image).
         """
         geometry = ResizeLongestSide(image.shape[0], image.shape[1])
         rh, rw = geometry.resized
+        resized = resize_image(image, rh, rw)
+        if self.uint8_input:
+            return np.ascontiguousarray(resized)[None], geometry
         x: npt.NDArray[np.float32] | None = getattr(self._buffers, "input", None)
         if x is None:
             x = np.zeros((1, 3, SAM_IMG_SIZE, SAM_IMG_SIZE), np.float32)
@@ -126,7 +139,7 @@ class SamEncoder:
         else:
             x[0, :, rh:, :] = 0.0
             x[0, :, :rh, rw:] = 0.0
-        normalise(resize_image(image, rh, rw), out=x[0, :, :rh, :rw])  # segment-anything's order: uint8 resize, then normalise
+        normalise(resized, out=x[0, :, :rh, :rw])
         return x, geometry
 
     def embed(self, image: npt.NDArray[np.uint8], pixels: str | None = None) -> ImageEmbedding:

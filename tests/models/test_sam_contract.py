@@ -113,33 +113,3 @@ def test_batched_and_looped_decoding_agree(tmp_path: Path) -> None:
     for a, b in zip(looped.predict_many(emb, sets), batched.predict_many(emb, sets)):
         np.testing.assert_allclose(a.low_res_logits, b.low_res_logits, atol=1e-5)
         np.testing.assert_allclose(a.iou_predictions, b.iou_predictions, atol=1e-6)
-
-
-def test_encoder_input_buffer_is_reused_and_repadded() -> None:
-    """The per-thread input buffer: each image's padding is zero whatever the image before it was."""
-    from PIL import Image
-
-    from service.models.imageops import IMAGENET_STD, normalise
-    from service.models.sam import SAM_IMG_SIZE, SamEncoder
-    from tests.conftest import DEFAULT_REPO
-
-    backend = OnnxRuntimeBackend(ModelRepository(DEFAULT_REPO), "CPUExecutionProvider")
-    backend.load(["sam_encoder"])
-    encoder = SamEncoder(backend)
-    rng = np.random.default_rng(0)
-    first = None
-    for shape in [(200, 300), (1200, 700), (300, 200), (97, 411), (256, 256), (50, 40)]:
-        image = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
-        x, geometry = encoder.preprocess(image)
-        first = x if first is None else first
-        assert x is first  # same buffer
-        rh, rw = geometry.resized
-        want = np.zeros((1, 3, SAM_IMG_SIZE, SAM_IMG_SIZE), np.float32)
-        pillow = np.asarray(Image.fromarray(image).resize((rw, rh), Image.Resampling.BILINEAR))
-        want[0, :, :rh, :rw] = normalise(pillow)  # segment-anything: Pillow resize of the uint8 image, then normalise
-        assert not x[0, :, rh:].any() and not x[0, :, :, rw:].any()
-        # equal but where Pillow's 22-bit fixed-point weights and float32 round a value near half a
-        # grey level apart (the short side's non-dyadic scale): one grey level, under 1 % of pixels
-        apart = np.abs(x - want) > 1e-6
-        assert apart.mean() < 0.01
-        assert np.abs(x - want).max() <= 1.01 / IMAGENET_STD.min()

@@ -68,7 +68,7 @@ def test_segment_pipeline_with_io_binding_and_the_cache_equals_the_plain_one() -
 
 def test_auto_binds_only_on_a_gpu_and_bad_modes_are_refused() -> None:
     backend = _backend("auto")  # this CPU session: plain path, numpy out
-    out = backend.infer("sam_encoder", {"image": np.zeros((1, 3, 1024, 1024), np.float32)}, keep_on_device=frozenset({"image_embeddings"}))
+    out = backend.infer("sam_encoder", {"image": np.zeros((1, 1024, 1024, 3), np.uint8)}, keep_on_device=frozenset({"image_embeddings"}))
     assert isinstance(out["image_embeddings"], np.ndarray)
     with pytest.raises(ModelRepositoryError, match="io_binding"):
         OnnxRuntimeBackend(ModelRepository(DEFAULT_REPO), "CPUExecutionProvider", io_binding="sometimes")
@@ -76,7 +76,7 @@ def test_auto_binds_only_on_a_gpu_and_bad_modes_are_refused() -> None:
 
 def test_device_tensor_of_the_wrong_dtype_is_invalid_input() -> None:
     backend = _backend("on")
-    emb = backend.infer("sam_encoder", {"image": np.zeros((1, 3, 1024, 1024), np.float32)}, keep_on_device=frozenset({"image_embeddings"}))["image_embeddings"]
+    emb = backend.infer("sam_encoder", {"image": np.zeros((1, 1024, 1024, 3), np.uint8)}, keep_on_device=frozenset({"image_embeddings"}))["image_embeddings"]
     assert isinstance(emb, DeviceTensor)
     wrong = DeviceTensor(emb.value, emb.shape, np.dtype(np.float16), emb.device, emb.to_host)
     with pytest.raises(InvalidInput, match="float32"):

@@ -85,7 +85,7 @@ def test_outputs_equal_the_in_process_backend(oip: OipServer) -> None:
     feeds = {
         "cam_classifier": {"image": rng.standard_normal((2, 3, 96, 128)).astype(np.float32)},
         "deeplab": {"image": rng.integers(0, 256, (1, 64, 80, 3), dtype=np.uint8)},
-        "sam_encoder": {"image": rng.standard_normal((1, 3, 1024, 1024)).astype(np.float32)},
+        "sam_encoder": {"image": rng.integers(0, 256, (1, 768, 1024, 3), dtype=np.uint8)},
         "sam_decoder": {
             "image_embeddings": rng.standard_normal((1, 256, 64, 64)).astype(np.float32),
             "point_coords": np.array([[[100.0, 200.0], [0, 0]]], np.float32),

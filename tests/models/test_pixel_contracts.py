@@ -1,0 +1,168 @@
+"""The uint8-pixel contracts and the older float ones, both served: DeepLab (in-graph pixels ->
+labels + confidence, or float -> logits) and the SAM encoder (resized uint8 image, normalised and
+padded in the graph, or the normalised padded float frame); ``upgrade-models`` turns the older
+into the newer with the same numbers."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from service.errors import ModelRepositoryError  # noqa: E402
+from service.models.deeplab import DeepLab  # noqa: E402
+from service.models.imageops import IMAGENET_STD, normalise  # noqa: E402
+from service.models.sam import SAM_IMG_SIZE, SamEncoder  # noqa: E402
+from service.runtime import ModelRepository  # noqa: E402
+from service.runtime.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
+from tests.conftest import DEFAULT_REPO  # noqa: E402
+from training.export import _export, upgrade_models, write_config  # noqa: E402
+from training.nets import DeepLab as DeepLabNet  # noqa: E402
+from training.nets import PromptEncoderBody, PromptEncoderNet  # noqa: E402
+from training.synthetic import HELD_OUT_SEED, generate  # noqa: E402
+
+CLASSES = ["scratch", "spot", "crack"]
+
+
+def _logits_export(repo: Path, versions: tuple[int, ...] = (1,)) -> DeepLabNet:
+    """A DeepLab of the older contract, as the toolkit exported it before: float image, logits only."""
+    torch.manual_seed(0)
+    net = DeepLabNet(len(CLASSES)).eval()
+    for v in versions:
+        _export(net, (torch.zeros(1, 3, 64, 64),), repo / "deeplab" / str(v) / "model.onnx", ["image"], ["logits"],
+                {"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}})
+    (repo / "deeplab" / "labels.txt").write_text("\n".join(CLASSES) + "\n")
+    write_config(repo / "deeplab", "deeplab", 8, [("image", [3, -1, -1], "")], [("logits", [len(CLASSES) + 1, -1, -1], 'label_filename: "labels.txt"')],
+                 batching=True)
+    return net
+
+
+def _deeplab(repo: Path) -> DeepLab:
+    backend = OnnxRuntimeBackend(ModelRepository(repo), "CPUExecutionProvider")
+    backend.load(["deeplab"])
+    return DeepLab(backend)
+
+
+def test_upgrade_keeps_every_label_and_confidence(tmp_path: Path) -> None:
+    net = _logits_export(tmp_path, versions=(1, 2))
+    old = _deeplab(tmp_path)
+    assert not old.uint8_input and not old.in_graph_labels
+    images = [generate(HELD_OUT_SEED, i, 96 + 16 * i, 128).image for i in range(4)]
+    before = [old.predict(img) for img in images]
+    # the older contract's numbers are the network's: argmax of torch's logits
+    with torch.no_grad():
+        want = net(torch.from_numpy(normalise(images[0])[None])).argmax(1)[0].numpy()
+    np.testing.assert_array_equal(before[0].label_map, want)
+
+    assert upgrade_models(tmp_path, "deeplab") == ["2", "1"]
+    new = _deeplab(tmp_path)
+    assert new.uint8_input and new.in_graph_labels
+    model = new.backend.models()["deeplab"]
+    assert {t.name: t.dtype for t in model.inputs} == {"image": "TYPE_UINT8"}
+    assert {t.name: t.dtype for t in model.outputs} == {"logits": "TYPE_FP32", "labels": "TYPE_UINT8", "confidence": "TYPE_FP32"}
+    for img, a in zip(images, before):
+        b = new.predict(img)
+        np.testing.assert_array_equal(b.label_map, a.label_map)
+        np.testing.assert_allclose(b.confidence, a.confidence, atol=1e-5)
+    assert upgrade_models(tmp_path, "deeplab") == []  # already in graph: nothing rewritten
+
+
+def test_the_default_deeplab_is_served_in_graph() -> None:
+    deeplab = _deeplab(DEFAULT_REPO)
+    assert deeplab.uint8_input and deeplab.in_graph_labels
+    logits = deeplab.backend.infer("deeplab", {"image": generate(HELD_OUT_SEED, 0).image[None]})
+    labels = logits["logits"][0].argmax(0)
+    np.testing.assert_array_equal(labels, logits["labels"][0])
+
+
+def test_upgrade_refuses_other_models(tmp_path: Path) -> None:
+    shutil.copytree(DEFAULT_REPO / "sam_decoder", tmp_path / "sam_decoder")
+    with pytest.raises(ValueError, match="neither a DeepLab's"):
+        upgrade_models(tmp_path, "sam_decoder")
+    shutil.copytree(DEFAULT_REPO / "cam_classifier", tmp_path / "cam_classifier")
+    with pytest.raises(ValueError, match="neither a DeepLab's"):
+        upgrade_models(tmp_path, "cam_classifier")
+    with pytest.raises(ValueError, match="no version"):
+        upgrade_models(tmp_path, "missing")
+
+
+def test_labels_beyond_the_classes_are_a_repository_error(tmp_path: Path) -> None:
+    shutil.copytree(DEFAULT_REPO / "deeplab", tmp_path / "deeplab")
+    (tmp_path / "deeplab" / "labels.txt").write_text("only_one\n")  # the graph still has 4 foreground classes
+    deeplab = _deeplab(tmp_path)
+    with pytest.raises(ModelRepositoryError, match="for 1 classes"):
+        for i in range(5):  # held-out images with defects of several classes
+            deeplab.predict(generate(HELD_OUT_SEED, i).image)
+
+
+def _float_encoder(repo: Path) -> None:
+    """A SAM encoder of the older contract: float32 [1,3,1024,1024], normalised and padded by the caller."""
+    torch.manual_seed(1)
+    net = PromptEncoderNet(PromptEncoderBody()).eval()
+    _export(net, (torch.zeros(1, 3, 1024, 1024),), repo / "sam_encoder" / "1" / "model.onnx", ["image"], ["image_embeddings"], {})
+    write_config(repo / "sam_encoder", "sam_encoder", 0, [("image", [1, 3, 1024, 1024], "")], [("image_embeddings", [1, 256, 64, 64], "")])
+
+
+def _encoder(repo: Path) -> SamEncoder:
+    backend = OnnxRuntimeBackend(ModelRepository(repo), "CPUExecutionProvider")
+    backend.load(["sam_encoder"])
+    return SamEncoder(backend)
+
+
+SHAPES = [(200, 300), (1200, 700), (300, 200), (97, 411), (256, 256), (50, 40)]
+
+
+def test_float_encoder_input_is_segment_anythings_and_its_buffer_is_reused(tmp_path: Path) -> None:
+    """The older contract's input, made here: Pillow-resized, normalised, zero-padded; the per-thread
+    buffer is reused and each image's padding is zero whatever the image before it was."""
+    _float_encoder(tmp_path)
+    encoder = _encoder(tmp_path)
+    assert not encoder.uint8_input
+    rng = np.random.default_rng(0)
+    first = None
+    for shape in SHAPES:
+        image = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+        x, geometry = encoder.preprocess(image)
+        first = x if first is None else first
+        assert x is first  # same buffer
+        rh, rw = geometry.resized
+        want = np.zeros((1, 3, SAM_IMG_SIZE, SAM_IMG_SIZE), np.float32)
+        want[0, :, :rh, :rw] = normalise(_pillow(image, rh, rw))  # segment-anything: Pillow resize of the uint8 image, then normalise
+        assert not x[0, :, rh:].any() and not x[0, :, :, rw:].any()
+        # equal but where Pillow's 22-bit fixed-point weights and float32 round a value near half a
+        # grey level apart (the short side's non-dyadic scale): one grey level, under 1 % of pixels
+        apart = np.abs(x - want) > 1e-6
+        assert apart.mean() < 0.01
+        assert np.abs(x - want).max() <= 1.01 / IMAGENET_STD.min()
+
+
+def _pillow(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
+
+
+def test_encoder_upgrade_keeps_the_embeddings(tmp_path: Path) -> None:
+    _float_encoder(tmp_path)
+    old = _encoder(tmp_path)
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, shape + (3,), dtype=np.uint8) for shape in SHAPES]
+    before = [np.asarray(old.embed(img).embeddings) for img in images]
+    assert upgrade_models(tmp_path, "sam_encoder") == ["1"]
+    new = _encoder(tmp_path)
+    assert new.uint8_input
+    assert {t.name: (t.dtype, t.shape) for t in new.backend.models()["sam_encoder"].inputs} == {"image": ("TYPE_UINT8", (1, -1, -1, 3))}
+    for img, want in zip(images, before):
+        x, geometry = new.preprocess(img)
+        rh, rw = geometry.resized
+        assert x.dtype == np.uint8 and x.shape == (1, rh, rw, 3)  # resized only: normalised and padded in the graph
+        np.testing.assert_allclose(np.asarray(new.embed(img).embeddings), want, atol=1e-5)
+    assert upgrade_models(tmp_path, "sam_encoder") == []
+
+
+def test_the_default_encoder_takes_uint8_pixels() -> None:
+    assert _encoder(DEFAULT_REPO).uint8_input
