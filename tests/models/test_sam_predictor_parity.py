@@ -21,6 +21,7 @@ torch = pytest.importorskip("torch")
 from service.models.sam import SamDecoder, SamEncoder  # noqa: E402
 from service.runtime import ModelRepository  # noqa: E402
 from service.runtime.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
+from tests.random_sam import random_sam  # noqa: E402
 from training.export_sam import export_decoder, export_encoder, import_segment_anything  # noqa: E402
 
 try:
@@ -39,24 +40,15 @@ def _to_pil_image(array: np.ndarray) -> Image.Image:
 
 
 def _small_sam() -> object:
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+    """A small ViT image encoder (2 blocks, one of them global attention, as SAM's are) inside the real SAM."""
+    from segment_anything.modeling import ImageEncoderViT
 
     torch.manual_seed(0)
     encoder = ImageEncoderViT(
         depth=2, embed_dim=32, img_size=1024, mlp_ratio=2.0, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=2,
         patch_size=16, qkv_bias=True, use_rel_pos=True, global_attn_indexes=(1,), window_size=14, out_chans=256,
     )
-    return Sam(
-        image_encoder=encoder,
-        prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024), mask_in_chans=16),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=512, num_heads=8),
-            transformer_dim=256,
-            iou_head_depth=3,
-            iou_head_hidden_dim=256,
-        ),
-    ).eval()
+    return random_sam(encoder, mlp_dim=512)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from service.pipeline.types import Box, SegmentInput, WeakLabels  # noqa: E402
 from service.runtime import ModelRepository  # noqa: E402
 from service.runtime.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from tests.conftest import DEFAULT_REPO  # noqa: E402
+from tests.random_sam import random_sam  # noqa: E402
 from training.export_sam import export_decoder, import_segment_anything  # noqa: E402
 from training.synthetic import HELD_OUT_SEED, generate  # noqa: E402
 
@@ -31,20 +32,7 @@ class _ImageEncoderStub(torch.nn.Module):
 
 
 def _random_sam() -> object:
-    from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
-
-    torch.manual_seed(0)
-    return Sam(
-        image_encoder=_ImageEncoderStub(),
-        prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024), mask_in_chans=16),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
-            transformer_dim=256,
-            iou_head_depth=3,
-            iou_head_hidden_dim=256,
-        ),
-    ).eval()
+    return random_sam(_ImageEncoderStub())
 
 
 def test_real_decoder_export_runs_through_the_service(tmp_path: Path) -> None:
