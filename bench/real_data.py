@@ -42,18 +42,22 @@ PROMPTABLE_FROM = ["duts_tr", "deepcrack"]
 @dataclass(frozen=True)
 class Config:
     """One data set's run: train/eval id regexes, letterbox size, whether DeepLab needs class
-    balancing, the pipeline's stuff agreement (chosen on a part of the training split: docs/RESULTS.md)."""
+    balancing, the pipeline's stuff agreement and the S2C losses (an ``ABLATION`` key), each chosen
+    on a part of the training split (docs/RESULTS.md)."""
 
     train: str
     eval: str
     size: int
     balance: bool
     stuff_agreement: float
+    s2c: str = "ssc+cpm"
 
 
 CONFIGS = {
     "magnetic_tile": Config(".*_exp[0-3]_.*", ".*_exp4_.*", 320, True, 1.0),
-    "msrc_v2": Config(r"\d+_([1-9]|1[0-5])_s", r"\d+_(1[6-9]|20)_s", 256, False, 1.0),
+    # S2C with SSC alone on msrc_v2: chosen on its training split (train n 6..15, scored on n 1..5:
+    # S2C pipeline 0.417 with SSC, 0.356 with SSC + CPM, 0.394 BCE only; docs/RESULTS.md)
+    "msrc_v2": Config(r"\d+_([1-9]|1[0-5])_s", r"\d+_(1[6-9]|20)_s", 256, False, 1.0, s2c="ssc"),
 }
 STEPS = {"pretrain": 1200, "pretrain_images": 1500, "promptable": 4000, "classifier": 2000, "s2c": 600, "deeplab": 1000,
          "synthetic": 600, "cpm_warmup": 0, "cpm_refresh": 300}
@@ -152,7 +156,7 @@ def main() -> int:
         return 2
     split = ["--data", str(data), "--ids", cfg.train, "--size", str(cfg.size)]
     s2c_args = ["--cpm-warmup", str(steps["cpm_warmup"]), "--cpm-refresh", str(steps["cpm_refresh"]), "--se-cache", str(work_root / "se_cache")]
-    variants = ABLATION if args.ablation else {"bce": None, "ssc+cpm": "ssc,cpm"}
+    variants = ABLATION if args.ablation else {"bce": None, cfg.s2c: ABLATION[cfg.s2c]}
     repos = {}
     for name, losses in variants.items():
         repo = work / f"repo_{name.replace('+', '_')}"
@@ -165,20 +169,22 @@ def main() -> int:
         run_step(f"train_classifier_{name}", ["train-classifier", *split, *cmd, "--out", str(ckpt), "--repo", str(repo)], times,
                  ckpt if args.reuse else None)
         repos[name] = repo
-    repo, repo_gt = repos["ssc+cpm"], work / "repo_gt"
+    repo, repo_gt = repos[cfg.s2c], work / "repo_gt"
+    tag = cfg.s2c.replace("+", "_")
+    pseudo_dir, deeplab_ckpt = work / f"pseudo_{tag}", work / f"deeplab_{tag}.pt"
     balance = ["--balance"] if cfg.balance else []
     stuff = ["--stuff-agreement", str(cfg.stuff_agreement)]
-    summary = work / "pseudo" / "pseudo_labels.json"
+    summary = pseudo_dir / "pseudo_labels.json"
     if args.reuse and summary.is_file():
         times["pseudo_label"] = float(json.loads(summary.read_text())["seconds"])
         print(f"== pseudo_label: reusing {summary} (made in {times['pseudo_label']} s)", flush=True)
     else:
         run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg.train, "--model-repo", str(repo),
-                                  "--out", str(work / "pseudo"), "--no-overlays", *stuff], times)
-    run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(work / "pseudo" / "masks"), "--init-classifier",
-                                      str(work / "classifier_ssc+cpm.pt"), "--steps", str(steps["deeplab"]), *balance,
-                                      "--out", str(work / "deeplab.pt"), "--repo", str(repo)], times,
-             work / "deeplab.pt" if args.reuse else None)
+                                  "--out", str(pseudo_dir), "--no-overlays", *stuff], times)
+    run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(pseudo_dir / "masks"), "--init-classifier",
+                                      str(work / f"classifier_{cfg.s2c}.pt"), "--steps", str(steps["deeplab"]), *balance,
+                                      "--out", str(deeplab_ckpt), "--repo", str(repo)], times,
+             deeplab_ckpt if args.reuse else None)
     run_step("train_deeplab_gt", ["train-deeplab", *split, "--init-classifier", str(work / "classifier_bce.pt"), "--steps",
                                   str(steps["deeplab"]), *balance, "--out", str(work / "deeplab_gt.pt"), "--repo", str(repo_gt)], times,
              work / "deeplab_gt.pt" if args.reuse else None)
@@ -195,12 +201,12 @@ def main() -> int:
         run_step(f"evaluate_cam_{name}", ["evaluate", "--data", str(data), "--ids", cfg.eval, "--model-repo", str(r),
                                           "--methods", "cam_threshold", "--overlays", "0", "--out", str(path)], times)
         ablation[name] = json.loads(path.read_text())["methods"]["cam_threshold"]["miou"]
-    pseudo = json.loads((work / "pseudo" / "pseudo_labels.json").read_text())
+    pseudo = json.loads(summary.read_text())
     methods = report["methods"]
     baseline = ablation["bce"]
     report.update({
         "train_split": cfg.train, "eval_split": cfg.eval, "letterbox_size": cfg.size, "deeplab_balanced": cfg.balance,
-        "stuff_agreement": cfg.stuff_agreement,
+        "stuff_agreement": cfg.stuff_agreement, "s2c_losses": cfg.s2c,
         "promptable_trained_on": PROMPTABLE_FROM + [f"synthetic:{steps['synthetic']}"],
         "steps": steps, "seconds": times, "total_seconds": round(sum(times.values()), 1),
         "shared_seconds": shared_times, "shared_total_seconds": round(sum(shared_times.values()), 1),
