@@ -51,7 +51,7 @@ class DeepLab:
     """Runs ``deeplab`` through a backend. Its labels.txt lists the C foreground classes.
 
     Two contracts are served (README, model repository):
-    - in-graph (``training.export.ServedDeepLab``): ``image`` uint8 [N,H,W,3] -> ``labels`` uint8
+    - in-graph (``training.pixels_graph``): ``image`` uint8 [N,H,W,3] -> ``labels`` uint8
       [N,H,W] + ``confidence`` [N,H,W] (and ``logits``, not asked for): the pixels go in as
       decoded, argmax and softmax run in the model (on its device);
     - logits only (older exports, any DeepLab of that contract): ``image`` float32 [N,3,H,W]
