@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -41,17 +42,13 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-def _open(data: bytes, max_pixels: int, max_side: int, check: SizeCheck | None = None, load: bool = True) -> Image.Image:
-    """The image with its declared size checked; its pixels decoded only when ``load``."""
-    if not data:
-        raise InvalidInput("image bytes are empty")
+@contextmanager
+def _decoding() -> Iterator[None]:
+    """Pillow's failures on a caller's bytes (opening or decoding) as InvalidInput saying which."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=FORMATS)
-            _check_size(img.height, img.width, max_pixels, max_side, check)
-            if load:
-                img.load()
+            yield
     except WsssError:
         raise
     except UnidentifiedImageError:
@@ -60,6 +57,17 @@ def _open(data: bytes, max_pixels: int, max_side: int, check: SizeCheck | None =
         raise InvalidInput(f"image refused as a decompression bomb: {exc}") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidInput(f"image could not be decoded (truncated or corrupt): {exc}") from None
+
+
+def _open(data: bytes, max_pixels: int, max_side: int, check: SizeCheck | None = None, load: bool = True) -> Image.Image:
+    """The image with its declared size checked; its pixels decoded only when ``load``."""
+    if not data:
+        raise InvalidInput("image bytes are empty")
+    with _decoding():
+        img = Image.open(io.BytesIO(data), formats=FORMATS)
+        _check_size(img.height, img.width, max_pixels, max_side, check)
+        if load:
+            img.load()
     return img
 
 
@@ -105,7 +113,9 @@ def decode_image(data: bytes, max_pixels: int, max_side: int, check: SizeCheck |
         rgb = _png_with_opencv(data)
         if rgb is not None and rgb.shape[:2] == (img.height, img.width):
             return rgb
-    return _to_rgb(_open(data, max_pixels, max_side, check))
+    with _decoding():  # the header read and checked above: decode the pixels now
+        img.load()
+    return _to_rgb(img)
 
 
 def raw_image(
