@@ -66,8 +66,7 @@ class DeepLab:
             raise ModelRepositoryError(f"model {name!r} is not loaded")
         self.classes: tuple[str, ...] = model.labels
         self.version = model.version
-        image = next((t for t in model.inputs if t.name == "image"), None)
-        self.uint8_input = image is not None and image.dtype == "TYPE_UINT8"
+        self.uint8_input = model.takes_uint8("image")
         self.in_graph_labels = model.output("labels") is not None and model.output("confidence") is not None
 
     def predict(self, image: npt.NDArray[np.uint8]) -> DeepLabOutput:

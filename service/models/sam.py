@@ -115,8 +115,7 @@ class SamEncoder:
         if model is None:
             raise ModelRepositoryError(f"model {name!r} is not loaded")
         self.version = model.version
-        image = next((t for t in model.inputs if t.name == "image"), None)
-        self.uint8_input = image is not None and image.dtype == "TYPE_UINT8"
+        self.uint8_input = model.takes_uint8("image")
         self._buffers = threading.local()
 
     def preprocess(self, image: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.generic], ResizeLongestSide]:

@@ -42,6 +42,11 @@ class LoadedModel:
     def output(self, name: str) -> TensorSpec | None:
         return next((t for t in self.outputs if t.name == name), None)
 
+    def takes_uint8(self, name: str = "image") -> bool:
+        """Whether input ``name`` is uint8 (the pixel contracts normalise inside the graph)."""
+        spec = next((t for t in self.inputs if t.name == name), None)
+        return spec is not None and spec.dtype == "TYPE_UINT8"
+
 
 @dataclass(frozen=True, eq=False)
 class DeviceTensor:

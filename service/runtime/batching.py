@@ -30,9 +30,9 @@ class _Pending:
     error: BaseException | None = None
 
 
-def _key(model: str, inputs: Mapping[str, npt.NDArray[np.generic]], outputs: Sequence[str] | None) -> tuple[object, ...]:
+def _key(model: str, inputs: Mapping[str, npt.NDArray[np.generic]], wanted: tuple[str, ...] | None) -> tuple[object, ...]:
     """Calls that can share a batch: same model, same item shapes and dtypes, same outputs wanted."""
-    return (model, None if outputs is None else tuple(outputs)) + tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in inputs.items()))
+    return (model, wanted) + tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in inputs.items()))
 
 
 class BatchingBackend:
@@ -76,7 +76,8 @@ class BatchingBackend:
         if len(sizes) != 1:
             return self.backend.infer(model, arrays, outputs=outputs)
         item = _Pending(arrays, sizes.pop())
-        key = _key(model, arrays, outputs)
+        wanted = None if outputs is None else tuple(outputs)
+        key = _key(model, arrays, wanted)
         with self._lock:
             queue = self._queues.setdefault(key, [])
             queue.append(item)
@@ -84,7 +85,7 @@ class BatchingBackend:
             self._active[model] = self._active.get(model, 0) + 1
             alone = self._active[model] == 1
         try:
-            return self._infer_batched(model, key, item, leader, alone, None if outputs is None else tuple(outputs))
+            return self._infer_batched(model, key, item, leader, alone, wanted)
         finally:
             with self._lock:
                 self._active[model] -= 1

@@ -101,3 +101,33 @@ def test_unbatched_models_and_size_one_pass_through(recording: Recording) -> Non
     np.testing.assert_array_equal(BatchingBackend(recording, set(), 8).infer("m", {"image": x})["logits"], x)
     np.testing.assert_array_equal(BatchingBackend(recording, {"m"}, 1).infer("m", {"image": x})["logits"], x)
     assert recording.batches == [1, 1]
+
+
+def test_calls_wanting_other_outputs_get_exactly_theirs() -> None:
+    """DeepLab's in-graph labels + confidence and its logits, asked for by concurrent calls: each gets
+    only what it asked for, its own rows, and the labels are its logits' argmax."""
+    from tests.conftest import DEFAULT_REPO
+
+    inner = OnnxRuntimeBackend(ModelRepository(DEFAULT_REPO), "CPUExecutionProvider")
+    inner.load(["deeplab"])
+    batcher = BatchingBackend(inner, {"deeplab"}, max_batch=8, max_delay=0.05)
+    images = [np.random.default_rng(i).integers(0, 256, (1, 32, 40, 3), dtype=np.uint8) for i in range(6)]
+    wanted = [("labels", "confidence") if i % 2 else ("logits",) for i in range(6)]
+    results: list[dict[str, np.ndarray]] = [{}] * 6
+    barrier = threading.Barrier(6)
+
+    def call(i: int) -> None:
+        barrier.wait()
+        results[i] = batcher.infer("deeplab", {"image": images[i]}, outputs=wanted[i])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for image, want, got in zip(images, wanted, results):
+        assert set(got) == set(want)
+        alone = inner.infer("deeplab", {"image": image})
+        for name in want:
+            np.testing.assert_allclose(got[name], alone[name], atol=1e-5)
+        np.testing.assert_array_equal(alone["labels"], alone["logits"].argmax(1))
