@@ -16,7 +16,15 @@ from typing import Any
 
 import torch
 
-from training.export import check_repo, export_classifier, export_deeplab, export_sam_decoder, export_sam_encoder
+from training.export import (
+    PIXEL_MODELS,
+    check_repo,
+    export_classifier,
+    export_deeplab,
+    export_sam_decoder,
+    export_sam_encoder,
+    upgrade_versions,
+)
 from training.nets import CamNet, DeepLab, PromptDecoderNet, PromptEncoderBody
 
 KINDS = ("cam_classifier", "promptable", "deeplab")
@@ -66,6 +74,8 @@ def export_next_version(path: Path, repo: Path, model_set: str = "") -> list[tup
         for name in names:
             target = repo / name
             target.mkdir(exist_ok=True)
+            if name.split(".")[-1] in PIXEL_MODELS:
+                upgrade_versions(target)  # the new config takes uint8 pixels: older exports must too, or a rollback could not load them
             versions = [int(p.name) for p in target.iterdir() if p.is_dir() and p.name.isdigit()]
             version = max(versions, default=0) + 1
             for f in (staging / name).iterdir():

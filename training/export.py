@@ -158,16 +158,50 @@ def export_deeplab(net: DeepLab, classes: Sequence[str], repo: Path, name: str =
     write_deeplab_config(model_dir, name, classes)
 
 
-def upgrade_models(repo: Path, name: str) -> list[str]:
-    """Rewrite every version of ``repo/name`` that takes float images into the uint8 contract:
-    a DeepLab (``image`` -> ``logits``) with ``deeplab_in_graph``, a SAM encoder (``image`` ->
-    ``image_embeddings``) with ``encoder_in_graph``; the network's numbers unchanged. Rewrites its
-    config.pbtxt and returns the versions rewritten. Each model file is replaced atomically, but the
-    config is shared by the versions: run it on a copy of a repository a server is watching, then
-    swap the folder.
+PIXEL_MODELS = ("deeplab", "sam_encoder")
+"""The models with a uint8-pixel contract (their folder names, after any ``<set>.`` prefix)."""
+
+
+def _rewrite_for(path: Path) -> Callable[[onnx.ModelProto], onnx.ModelProto] | None:
+    """How to bring the model file at ``path`` to the uint8 contract; None when it is there already.
 
     Raises:
-        ValueError: the model is neither kind.
+        ValueError: neither a DeepLab (``image`` -> ``logits``) nor a SAM encoder (``image`` -> ``image_embeddings``).
+    """
+    graph = onnx.load(str(path), load_external_data=False).graph
+    outputs = [o.name for o in graph.output]
+    if [i.name for i in graph.input] == ["image"] and graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8:
+        return None
+    if outputs == ["logits"]:
+        return deeplab_in_graph
+    if outputs == ["image_embeddings"]:
+        return encoder_in_graph
+    raise ValueError(f"{path}: outputs {outputs} are neither a DeepLab's (logits) nor a SAM encoder's (image_embeddings)")
+
+
+def upgrade_versions(model_dir: Path) -> list[str]:
+    """Rewrite every version in ``model_dir`` that takes float images into the uint8 contract
+    (``deeplab_in_graph`` / ``encoder_in_graph``, the network's numbers unchanged), each file
+    atomically; returns the versions rewritten. The caller writes the config."""
+    from service.runtime.model_repo import versions_on_disk
+
+    done = []
+    for version in versions_on_disk(model_dir):
+        path = model_dir / version / "model.onnx"
+        rewrite = _rewrite_for(path)
+        if rewrite is not None:
+            rewrite_onnx(path, rewrite)
+            done.append(version)
+    return done
+
+
+def upgrade_models(repo: Path, name: str) -> list[str]:
+    """``upgrade_versions`` of ``repo/name``, then its config.pbtxt for the uint8 contract; returns
+    the versions rewritten. The config is shared by the versions: run it on a copy of a repository
+    a server is watching, then swap the folder.
+
+    Raises:
+        ValueError: no version there, or the model is neither kind.
     """
     from service.runtime.model_repo import versions_on_disk
 
@@ -175,29 +209,16 @@ def upgrade_models(repo: Path, name: str) -> list[str]:
     versions = versions_on_disk(model_dir) if model_dir.is_dir() else []
     if not versions:
         raise ValueError(f"{model_dir} holds no version with a model.onnx")
-    outputs = [o.name for o in onnx.load(str(model_dir / versions[0] / "model.onnx"), load_external_data=False).graph.output]
-    if outputs == ["logits"]:
-        labels = model_dir / "labels.txt"
-        if not labels.is_file():
-            raise ValueError(f"{model_dir} has logits but no labels.txt: not a DeepLab model folder")
-        classes = [c for c in labels.read_text().splitlines() if c.strip()]
-        rewrite, write = deeplab_in_graph, lambda: write_deeplab_config(model_dir, name, classes)
-    elif outputs == ["image_embeddings"]:
-        rewrite, write = encoder_in_graph, lambda: write_encoder_config(model_dir, name)
-    elif {"logits", "labels", "confidence"} <= set(outputs):  # a DeepLab already served in graph
-        rewrite, write = None, None
-    else:
-        raise ValueError(f"{model_dir}: outputs {outputs} are neither a DeepLab's (logits) nor a SAM encoder's (image_embeddings)")
-    done = []
-    for version in versions:
-        path = model_dir / version / "model.onnx"
-        graph = onnx.load(str(path), load_external_data=False).graph
-        if rewrite is None or graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8:
-            continue
-        rewrite_onnx(path, rewrite)
-        done.append(version)
-    if done and write is not None:
-        write()
+    labels = model_dir / "labels.txt"
+    if _rewrite_for(model_dir / versions[0] / "model.onnx") is deeplab_in_graph and not labels.is_file():
+        raise ValueError(f"{model_dir} has logits but no labels.txt: not a DeepLab model folder")
+    done = upgrade_versions(model_dir)
+    if done:
+        outputs = [o.name for o in onnx.load(str(model_dir / versions[0] / "model.onnx"), load_external_data=False).graph.output]
+        if outputs == ["image_embeddings"]:
+            write_encoder_config(model_dir, name)
+        else:
+            write_deeplab_config(model_dir, name, [c for c in labels.read_text().splitlines() if c.strip()])
     check_repo(repo, [name])
     return done
 

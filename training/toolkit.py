@@ -193,10 +193,10 @@ def cmd_score_coco(args: argparse.Namespace) -> None:
 
 
 def cmd_upgrade_models(args: argparse.Namespace) -> None:
-    from training.export import upgrade_models
+    from training.export import PIXEL_MODELS, upgrade_models
 
     repo = Path(args.repo)
-    names = args.name or sorted(p.name for p in repo.iterdir() if p.is_dir() and p.name.split(".")[-1] in ("deeplab", "sam_encoder"))
+    names = args.name or sorted(p.name for p in repo.iterdir() if p.is_dir() and p.name.split(".")[-1] in PIXEL_MODELS)
     for name in names:
         done = upgrade_models(repo, name)
         print(f"{repo / name}: versions {', '.join(done) or 'none'} rewritten; every version takes uint8 pixels")

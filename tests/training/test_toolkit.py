@@ -312,6 +312,45 @@ def test_classifier_can_start_from_a_deeplab_backbone(trained: dict[str, Path]) 
         checkpoints.classifier_from(checkpoints.load(trained["tmp"] / "prm.pt"))
 
 
+def test_next_version_brings_older_exports_to_the_new_contract(tmp_path: Path, trained: dict[str, Path]) -> None:
+    """A repository exported before the uint8-pixel contract: ``--next-version`` writes the new
+    config and upgrades the older versions with it, so a rollback to them still loads, with the
+    same labels as before."""
+    import shutil
+
+    from service.models.deeplab import DeepLab
+    from service.runtime import ModelRepository
+    from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from training.export import _export, write_config
+    from training.nets import DeepLab as DeepLabNet
+    from training.synthetic import HELD_OUT_SEED, generate
+
+    ckpt = checkpoints.load(trained["tmp"] / "dl_gt.pt")
+    net = DeepLabNet(len(ckpt["classes"]))
+    net.load_state_dict(ckpt["state"]["net"])
+    repo = tmp_path / "old"
+    _export(net.eval(), (torch.zeros(1, 3, 64, 64),), repo / "deeplab" / "1" / "model.onnx", ["image"], ["logits"],
+            {"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}})
+    (repo / "deeplab" / "labels.txt").write_text("\n".join(ckpt["classes"]) + "\n")
+    write_config(repo / "deeplab", "deeplab", 8, [("image", [3, -1, -1], "")],
+                 [("logits", [len(ckpt["classes"]) + 1, -1, -1], 'label_filename: "labels.txt"')], batching=True)
+
+    def deeplab() -> DeepLab:
+        backend = OnnxRuntimeBackend(ModelRepository(repo), "CPUExecutionProvider")
+        backend.load(["deeplab"])
+        return DeepLab(backend)
+
+    image = generate(HELD_OUT_SEED, 2, 96, 128).image
+    before = deeplab()
+    assert not before.uint8_input
+    labels = before.predict(image).label_map
+    assert training_main(["export", "--checkpoint", str(trained["tmp"] / "dl_gt.pt"), "--repo", str(repo), "--next-version"]) == 0
+    shutil.rmtree(repo / "deeplab" / "2")  # roll back
+    after = deeplab()
+    assert after.uint8_input and after.version == "1"
+    np.testing.assert_array_equal(after.predict(image).label_map, labels)
+
+
 def test_export_next_version_into_a_live_repository(tmp_path: Path, trained: dict[str, Path]) -> None:
     """``export --next-version`` adds the models as version max + 1 (the highest is then served)
     and leaves no staging folder behind; the live repository's fingerprint ignores staging."""
