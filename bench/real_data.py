@@ -51,6 +51,7 @@ class Config:
     balance: bool
     stuff_agreement: float
     s2c: str = "ssc+cpm"
+    pseudo_source: str = "pipeline"
 
 
 CONFIGS = {
@@ -170,7 +171,7 @@ def main() -> int:
                  ckpt if args.reuse else None)
         repos[name] = repo
     repo, repo_gt = repos[cfg.s2c], work / "repo_gt"
-    tag = cfg.s2c.replace("+", "_")
+    tag = cfg.s2c.replace("+", "_") + ("" if cfg.pseudo_source == "pipeline" else f"_{cfg.pseudo_source}")
     pseudo_dir, deeplab_ckpt = work / f"pseudo_{tag}", work / f"deeplab_{tag}.pt"
     balance = ["--balance"] if cfg.balance else []
     stuff = ["--stuff-agreement", str(cfg.stuff_agreement)]
@@ -180,7 +181,7 @@ def main() -> int:
         print(f"== pseudo_label: reusing {summary} (made in {times['pseudo_label']} s)", flush=True)
     else:
         run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg.train, "--model-repo", str(repo),
-                                  "--out", str(pseudo_dir), "--no-overlays", *stuff], times)
+                                  "--source", cfg.pseudo_source, "--out", str(pseudo_dir), "--no-overlays", *stuff], times)
     run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(pseudo_dir / "masks"), "--init-classifier",
                                       str(work / f"classifier_{cfg.s2c}.pt"), "--steps", str(steps["deeplab"]), *balance,
                                       "--out", str(deeplab_ckpt), "--repo", str(repo)], times,
@@ -206,7 +207,7 @@ def main() -> int:
     baseline = ablation["bce"]
     report.update({
         "train_split": cfg.train, "eval_split": cfg.eval, "letterbox_size": cfg.size, "deeplab_balanced": cfg.balance,
-        "stuff_agreement": cfg.stuff_agreement, "s2c_losses": cfg.s2c,
+        "stuff_agreement": cfg.stuff_agreement, "s2c_losses": cfg.s2c, "pseudo_label_source": cfg.pseudo_source,
         "promptable_trained_on": PROMPTABLE_FROM + [f"synthetic:{steps['synthetic']}"],
         "steps": steps, "seconds": times, "total_seconds": round(sum(times.values()), 1),
         "shared_seconds": shared_times, "shared_total_seconds": round(sum(shared_times.values()), 1),

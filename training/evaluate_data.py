@@ -1,9 +1,8 @@
 """``evaluate``: every method's mIoU on a data set folder with ground-truth masks.
 
 Methods (each a function of one sample to a label map, scored over the whole split):
-- ``cam_threshold``: labelled class of highest normalised multi-scale CAM, background below 0.35;
-- ``cam_crf``: the same CAMs as a dense CRF's unary (background score (1 - max CAM)^2.44, equal to
-  the CAM at 0.35);
+- ``cam_threshold``, ``cam_crf``: label maps from the multi-scale CAMs of the tagged classes
+  (``training/cam_labels.py``);
 - ``s2c``: the service pipeline with the image-level labels (CAM peaks -> SAM-contract masks);
 - ``s2c_crf``: the same with the pipeline's CRF refinement;
 - ``s2c_no_labels``: the pipeline with no labels (classes from the classifier), as served;
@@ -30,19 +29,16 @@ import numpy.typing as npt
 from PIL import Image
 from tqdm import tqdm
 
-from service.pipeline.cam import CamResult, multiscale_cams
 from service.pipeline.predict import Predictor
-from service.pipeline.refinement import dense_crf
 from service.pipeline.segment import Segmenter
 from service.pipeline.types import Refinement, WeakLabels
 from service.render import overlay, palette
+from training.cam_labels import CamLabels
 from training.datasets import DatasetFolder
 from training.derive_labels import derive
-from training.evaluate import MethodScore, cam_threshold_map
+from training.evaluate import MethodScore
 from training.pseudo_label import fill_unlabelled, segment_labels
 
-CAM_THRESHOLD = 0.35
-CRF_BACKGROUND_POWER = float(np.log(CAM_THRESHOLD) / np.log(1 - CAM_THRESHOLD))
 DERIVED_KINDS = ("boxes", "points", "scribbles")
 
 
@@ -58,43 +54,6 @@ class Sample:
 
 
 SampleMethod = Callable[[Sample], npt.NDArray[np.uint8]]
-
-
-class CamMethods:
-    """CAM baselines sharing one multi-scale CAM computation per image."""
-
-    def __init__(self, segmenter: Segmenter, background: bool) -> None:
-        self.segmenter = segmenter
-        self.background = background
-        self._last: tuple[str, CamResult] | None = None
-
-    def _cams(self, s: Sample) -> CamResult:
-        if self._last is None or self._last[0] != s.id:
-            cfg = self.segmenter.config
-            self._last = (s.id, multiscale_cams(self.segmenter.classifier, s.image, cfg.cam_scales, cfg.cam_flip))
-        return self._last[1]
-
-    def _ids(self, s: Sample) -> list[int]:
-        return [self.segmenter.classes.index(n) + 1 for n in s.labels.image_labels]
-
-    def threshold(self, s: Sample) -> npt.NDArray[np.uint8]:
-        ids = self._ids(s)
-        if not ids:
-            return np.zeros(s.gt.shape, np.uint8)
-        return cam_threshold_map(self._cams(s).cams, ids, CAM_THRESHOLD, self.background)
-
-    def crf(self, s: Sample) -> npt.NDArray[np.uint8]:
-        ids = self._ids(s)
-        if not ids:
-            return np.zeros(s.gt.shape, np.uint8)
-        sel = self._cams(s).cams[[k - 1 for k in ids]]
-        if self.background:
-            sel = np.concatenate([((1.0 - sel.max(axis=0)) ** CRF_BACKGROUND_POWER)[None], sel])
-            ids = [0] + ids
-        # without a background class the CRF chooses among the labelled classes only
-        probs = np.clip(sel, 1e-5, 1.0).astype(np.float32)
-        labels = dense_crf(s.image, probs / probs.sum(axis=0, keepdims=True))
-        return np.array(ids, np.uint8)[labels]
 
 
 def pipeline_method(segmenter: Segmenter, background: bool, kind: str, classes: Sequence[str]) -> SampleMethod:
@@ -120,8 +79,11 @@ def deeplab_method(predictor: Predictor) -> SampleMethod:
 
 
 def methods_for(segmenter: Segmenter, deeplabs: dict[str, Predictor], background: bool, classes: Sequence[str]) -> dict[str, SampleMethod]:
-    cams = CamMethods(segmenter, background)
-    methods: dict[str, SampleMethod] = {"cam_threshold": cams.threshold, "cam_crf": cams.crf}
+    cams = CamLabels(segmenter, background)
+    methods: dict[str, SampleMethod] = {
+        "cam_threshold": lambda s: cams.threshold(s.id, s.image, s.labels.image_labels),
+        "cam_crf": lambda s: cams.crf(s.id, s.image, s.labels.image_labels),
+    }
     for name, kind in (("s2c", "tags"), ("s2c_crf", "tags_crf"), ("s2c_no_labels", "none")) + tuple((k, k) for k in DERIVED_KINDS):
         methods[name] = pipeline_method(segmenter, background, kind, classes)
     for name, predictor in deeplabs.items():

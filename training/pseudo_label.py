@@ -1,5 +1,12 @@
 """``pseudo-label``: the service pipeline, in process, over a data set folder's weak labels.
 
+``source`` says what makes each label map: ``pipeline`` (the Segment pipeline: CAM peaks ->
+SAM-contract masks -> aggregation, every kind of weak label) or, from the image-level tags alone,
+the classifier's CAMs (``cam_threshold``, ``cam_crf``: ``training/cam_labels.py``), for data where
+the promptable model's masks are worse than the CAMs, or ``consensus``: where the pipeline and
+CAM + CRF agree, their class, elsewhere 255 (DeepLab learns only from the pixels both methods
+give the same class). Which one is chosen per data set on its training split (docs/RESULTS.md).
+
 Writes ``<out>/masks/<id>.png`` (uint8 label map, 255 = not confident: ignored by train-deeplab),
 ``<out>/overlays/<id>.png`` and ``<out>/pseudo_labels.json`` (per image: classes with area,
 confidence, predicted IoU, stability; review score; labels source; seconds; and the mask's IoU
@@ -27,7 +34,10 @@ from service.pipeline.evaluation import quality_metrics
 from service.pipeline.segment import Segmenter
 from service.pipeline.types import IGNORE, Refinement, SegmentInput, SegmentOptions, SegmentResult, WeakLabels
 from service.render import overlay
-from training.datasets import DatasetFolder
+from training.cam_labels import CamLabels
+from training.datasets import DatasetError, DatasetFolder
+
+SOURCES = ("pipeline", "cam_threshold", "cam_crf", "consensus")
 
 
 def fill_unlabelled(label_map: npt.NDArray[np.uint8], fallback: int) -> npt.NDArray[np.uint8]:
@@ -58,12 +68,24 @@ def segment_labels(
 
 def pseudo_label(
     segmenter: Segmenter, folder: DatasetFolder, ids: Sequence[str], out: Path, refinement: Refinement = Refinement.NONE,
-    fill_background: bool = False, overlays: bool = True,
+    fill_background: bool = False, overlays: bool = True, source: str = "pipeline",
 ) -> dict[str, object]:
     """Pseudo-label ``ids`` of ``folder`` into ``out``; returns the summary written to pseudo_labels.json.
 
     The segmenter's classes must be the folder's (``toolkit`` checks it when it loads the repository).
+    A CAM ``source`` needs image-level tags on every image that has labels (DatasetError naming the
+    first image without, before anything is written).
     """
+    if source not in SOURCES:
+        raise DatasetError(f"unknown pseudo-label source {source!r} (one of {', '.join(SOURCES)})")
+    if source in ("cam_threshold", "cam_crf") and refinement != Refinement.NONE:
+        raise DatasetError(f"--refinement {refinement.value} refines the pipeline's masks: it does not apply to --source {source}")
+    cams = CamLabels(segmenter, background=not fill_background) if source != "pipeline" else None
+    if cams is not None:
+        untagged = [i for i in ids if not folder.weak_labels(i).image_labels and not folder.weak_labels(i).empty]
+        if untagged:
+            raise DatasetError(f"{folder.root}: --source {source} uses image-level tags, but {untagged[0]} (and {len(untagged) - 1} more) "
+                               "has other labels only: use --source pipeline")
     (out / "masks").mkdir(parents=True, exist_ok=True)
     if overlays:
         (out / "overlays").mkdir(parents=True, exist_ok=True)
@@ -72,13 +94,24 @@ def pseudo_label(
     for image_id in tqdm(ids, desc=f"pseudo-label {folder.name}", unit="img"):
         image = folder.image(image_id)
         start = time.perf_counter()
-        label_map, result = segment_labels(segmenter, image, folder.weak_labels(image_id), folder.labelled(image_id), fill_background, refinement)
+        labels = folder.weak_labels(image_id)
+        result: SegmentResult | None = None
+        label_map: npt.NDArray[np.uint8] | None = None
+        if source in ("pipeline", "consensus"):
+            label_map, result = segment_labels(segmenter, image, labels, folder.labelled(image_id), fill_background, refinement)
+        if cams is not None:
+            make = cams.threshold if source == "cam_threshold" else cams.crf
+            cam_map = make(image_id, image, labels.image_labels)
+            if fill_background and labels.image_labels:
+                cam_map = fill_unlabelled(cam_map, segmenter.classes.index(labels.image_labels[0]) + 1)
+            label_map = cam_map if label_map is None else np.where(label_map == cam_map, label_map, IGNORE).astype(np.uint8)
+        assert label_map is not None
         seconds = time.perf_counter() - start
         total += seconds
         Image.fromarray(label_map).save(out / "masks" / f"{image_id}.png")
         if overlays:
             Image.fromarray(overlay(image, label_map)).save(out / "overlays" / f"{image_id}.png")
-        info: dict[str, object] = {"seconds": round(seconds, 4)}
+        info: dict[str, object] = {"seconds": round(seconds, 4), "source": source, "labelled_fraction": round(float(np.mean(label_map != IGNORE)), 4)}
         if result is not None:
             info["labels_source"] = result.labels_source.value
             info["review_score"] = round(result.review_score, 4)
@@ -91,7 +124,7 @@ def pseudo_label(
             info["miou_vs_ground_truth"] = round(quality_metrics(label_map, folder.mask(image_id), len(folder.classes)).miou, 4)
         per_image[image_id] = info
     summary: dict[str, object] = {
-        "dataset": folder.name, "images": len(ids), "seconds": round(total, 1), "refinement": refinement.value,
+        "dataset": folder.name, "images": len(ids), "seconds": round(total, 1), "refinement": refinement.value, "source": source,
         "fill_background": fill_background, "per_image": per_image,
     }
     (out / "pseudo_labels.json").write_text(json.dumps(summary, indent=1) + "\n")

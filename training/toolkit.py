@@ -175,7 +175,8 @@ def cmd_pseudo_label(args: argparse.Namespace) -> None:
     folder, ids = _split(args)
     segmenter, _ = _load_pipeline(Path(args.model_repo), folder, args.stuff_agreement)
     refinement = Refinement[args.refinement.upper()]
-    summary = pseudo_label(segmenter, folder, ids, Path(args.out), refinement, not _background(folder, args.background), not args.no_overlays)
+    summary = pseudo_label(segmenter, folder, ids, Path(args.out), refinement, not _background(folder, args.background), not args.no_overlays,
+                           args.source)
     print(f"pseudo-labelled {summary['images']} images in {summary['seconds']} s into {args.out}")
 
 
@@ -296,7 +297,10 @@ def register(sub: Any) -> None:
     add_split(p)
     p.add_argument("--model-repo", required=True)
     p.add_argument("--out", required=True, help="folder for masks/, overlays/, pseudo_labels.json")
-    p.add_argument("--refinement", choices=["none", "crf", "superpixel"], default="none")
+    p.add_argument("--source", choices=["pipeline", "cam_threshold", "cam_crf", "consensus"], default="pipeline",
+                   help="what makes the label maps: the Segment pipeline (default), the classifier's CAMs of the image's tags, "
+                   "or consensus (pipeline and CAM + CRF agree; elsewhere 255, ignored by train-deeplab)")
+    p.add_argument("--refinement", choices=["none", "crf", "superpixel"], default="none", help="the pipeline's refinement")
     p.add_argument("--background", choices=["auto", "yes", "no"], default="auto",
                    help="whether the data set has a background class (auto: from its masks; 'no' fills 0/255 pixels)")
     p.add_argument("--no-overlays", action="store_true")

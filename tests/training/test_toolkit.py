@@ -11,7 +11,7 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from service.pipeline.types import IGNORE, WeakLabels  # noqa: E402
+from service.pipeline.types import IGNORE  # noqa: E402
 from training import checkpoints  # noqa: E402
 from training.__main__ import main as training_main  # noqa: E402
 from training.datasets import DatasetError, DatasetFolder, letterbox, training_set  # noqa: E402
@@ -175,22 +175,76 @@ def test_overlay_images_are_spread_over_the_classes(tmp_path: Path) -> None:
 
 
 def test_cam_crf_without_background_class_never_predicts_background() -> None:
-    from training.evaluate_data import CamMethods, Sample
+    from service.pipeline.cam import CamResult
+    from training.cam_labels import CamLabels
 
-    class _Cams(CamMethods):
-        def _cams(self, s: Sample):  # type: ignore[no-untyped-def]
-            from service.pipeline.cam import CamResult
-
-            cams = np.zeros((4, 24, 24), np.float32)  # nothing fires anywhere
-            return CamResult(np.zeros(4, np.float32), cams, None)
+    class _Cams(CamLabels):
+        def _cams(self, key: str, image: np.ndarray) -> CamResult:  # type: ignore[type-arg]
+            return CamResult(np.zeros(4, np.float32), np.zeros((4, 24, 24), np.float32), None)  # nothing fires anywhere
 
     class _Seg:
         classes = CLASSES
 
-    sample = Sample("a", np.zeros((24, 24, 3), np.uint8), np.zeros((24, 24), np.uint8), WeakLabels(image_labels=(CLASSES[1], CLASSES[2])), True)
-    pred = _Cams(_Seg(), background=False).crf(sample)  # type: ignore[arg-type]
+    image, tags = np.zeros((24, 24, 3), np.uint8), (CLASSES[1], CLASSES[2])
+    pred = _Cams(_Seg(), background=False).crf("a", image, tags)  # type: ignore[arg-type]
     assert set(np.unique(pred).tolist()) <= {2, 3}
-    assert set(np.unique(_Cams(_Seg(), background=True).crf(sample)).tolist()) <= {0, 2, 3}
+    assert set(np.unique(_Cams(_Seg(), background=True).crf("a", image, tags)).tolist()) <= {0, 2, 3}
+
+
+def test_pseudo_labels_from_the_cams_equal_evaluates_cam_methods(tmp_path: Path, trained: dict[str, Path]) -> None:
+    from training.cam_labels import CamLabels
+    from training.toolkit import _load_pipeline
+
+    folder = DatasetFolder(trained["data"])
+    segmenter, _ = _load_pipeline(trained["repo"], folder, 0.0)
+    for source in ("cam_threshold", "cam_crf"):
+        out = tmp_path / source
+        assert training_main(["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]),
+                              "--source", source, "--out", str(out)]) == 0
+        summary = json.loads((out / "pseudo_labels.json").read_text())
+        assert summary["source"] == source and summary["images"] == 8
+        cams = CamLabels(segmenter, background=True)
+        for image_id in folder.select(TRAIN):
+            tags = folder.weak_labels(image_id).image_labels
+            expected = (cams.crf if source == "cam_crf" else cams.threshold)(image_id, folder.image(image_id), tags)
+            got = np.asarray(Image.open(out / "masks" / f"{image_id}.png"))
+            np.testing.assert_array_equal(got, expected)
+            assert summary["per_image"][image_id]["source"] == source
+        assert not np.asarray(Image.open(out / "masks" / "1_00003.png")).any()  # labelled as holding no class
+    out = tmp_path / "consensus"  # where the pipeline (the fixture's pseudo-labels) and CAM + CRF agree; elsewhere ignored
+    assert training_main(["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]),
+                          "--source", "consensus", "--out", str(out)]) == 0
+    summary = json.loads((out / "pseudo_labels.json").read_text())
+    ignored = []
+    for image_id in folder.select(TRAIN):
+        pipeline = np.asarray(Image.open(trained["tmp"] / "pseudo" / "masks" / f"{image_id}.png"))
+        crf = np.asarray(Image.open(tmp_path / "cam_crf" / "masks" / f"{image_id}.png"))
+        got = np.asarray(Image.open(out / "masks" / f"{image_id}.png"))
+        np.testing.assert_array_equal(got, np.where(pipeline == crf, pipeline, IGNORE))
+        assert summary["per_image"][image_id]["labelled_fraction"] == pytest.approx(float(np.mean(got != IGNORE)), abs=1e-4)
+        ignored.append(float(np.mean(got == IGNORE)))
+    assert 0.0 < np.mean(ignored) < 1.0  # the two methods agree somewhere and disagree somewhere
+    filled = tmp_path / "filled"  # no background class: every pixel takes a tagged class
+    assert training_main(["pseudo-label", "--data", str(trained["data"]), "--ids", "1_0000[0-2]", "--model-repo", str(trained["repo"]),
+                          "--source", "cam_threshold", "--background", "no", "--out", str(filled)]) == 0
+    for image_id in ("1_00000", "1_00001", "1_00002"):
+        tagged = {CLASSES.index(n) + 1 for n in folder.weak_labels(image_id).image_labels}
+        assert set(np.unique(np.asarray(Image.open(filled / "masks" / f"{image_id}.png"))).tolist()) <= tagged
+
+
+def test_pseudo_labels_from_the_cams_refuse_what_they_cannot_use(tmp_path: Path, trained: dict[str, Path],
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]), "--out", str(tmp_path / "p")]
+    assert training_main([*args, "--source", "cam_crf", "--refinement", "crf"]) == 2
+    assert "does not apply to --source cam_crf" in capsys.readouterr().err
+    boxes_only = tmp_path / "boxes"
+    training_main(["generate", "--out", str(boxes_only), "--count", "2", "--height", "64", "--width", "64"])
+    (boxes_only / "labels.json").write_text(json.dumps({"1_00000": {"boxes": [{"label": CLASSES[0], "x0": 2, "y0": 2, "x1": 30, "y1": 30}]},
+                                                        "1_00001": {"image_labels": [CLASSES[1]]}}))
+    rc = training_main(["pseudo-label", "--data", str(boxes_only), "--model-repo", str(trained["repo"]), "--out", str(tmp_path / "q"),
+                        "--source", "cam_threshold"])
+    assert rc == 2 and "1_00000 (and 0 more) has other labels only" in capsys.readouterr().err
+    assert not (tmp_path / "q" / "masks").exists()
 
 
 def test_evaluate_refuses_a_promptable_model_trained_on_the_evaluated_masks(tmp_path: Path, trained: dict[str, Path],

@@ -1,0 +1,23 @@
+#!/bin/bash
+# DeepLab's class balancing on magnetic_tile, chosen on a part of its TRAINING split: train on
+# exp0, exp2, exp3 (ground truth, 500 steps from the BCE classifier of bench/real_data.py), score
+# on exp1; the evaluation split exp4 is never touched. Arms: rare class sampling + class-weighted
+# loss (--balance) vs plain. Needs `bench/real_data.py magnetic_tile` run once before. ~20 min.
+set -e
+cd "$(dirname "$0")/.."
+. .venv/bin/activate
+W=work/select_mt
+D=../shared/data/magnetic_tile
+TR='.*_exp[023]_.*'
+SEL='.*_exp1_.*'
+T="python -m training"
+mkdir -p $W
+score() { python -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[1], {k: (m['miou'], m['per_class']) for k, m in d['methods'].items()})" "$1"; }
+for arm in ${ARMS:-balance plain}; do
+  extra=""; [ $arm = balance ] && extra="--balance"
+  $T train-deeplab --data $D --ids "$TR" --size 320 --steps 500 --init-classifier work/real/magnetic_tile/classifier_bce.pt $extra \
+      --out $W/dl_$arm.pt --repo $W/repo_dl_$arm
+  $T evaluate --data $D --ids "$SEL" --model-repo work/real/magnetic_tile/repo_bce --methods dl --deeplab dl=$W/repo_dl_$arm --overlays 0 \
+      --out $W/eval_dl_$arm.json
+  score $W/eval_dl_$arm.json
+done

@@ -1,0 +1,25 @@
+#!/bin/bash
+# Which pseudo-labels DeepLab should learn from on msrc_v2, chosen on a part of its TRAINING split
+# (train n 6..15, score n 1..5; the evaluation split n 16..20 is never touched): the S2C (SSC)
+# classifier of bench/select_msrc.sh pseudo-labels n 6..15 with each source, DeepLab trains 500
+# steps on each, and is scored on n 1..5 beside the same DeepLab on ground truth (select_msrc.sh's
+# dl_proc: 0.369). Needs bench/select_msrc.sh run once before. About 6 min a source on 2 CPU cores;
+# SOURCES="cam_crf consensus" picks the sources.
+set -e
+cd "$(dirname "$0")/.."
+. .venv/bin/activate
+W=work/select_msrc
+D=../shared/data/msrc_v2
+TR='\d+_([6-9]|1[0-5])_s'
+SEL='\d+_[1-5]_s'
+T="python -m training"
+R=$W/repo_s2c_ssc
+score() { python -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[1], {k: m['miou'] for k, m in d['methods'].items()})" "$1"; }
+for src in ${SOURCES:-pipeline cam_threshold cam_crf consensus}; do
+  $T pseudo-label --data $D --ids "$TR" --model-repo $R --source $src --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$src
+  python -c "import json,sys; d=json.load(open(sys.argv[1])); v=[i['miou_vs_ground_truth'] for i in d['per_image'].values()]; print(sys.argv[1], 'mean image mIoU', round(sum(v)/len(v), 4))" $W/pseudo_$src/pseudo_labels.json
+  $T train-deeplab --data $D --ids "$TR" --size 256 --labels $W/pseudo_$src/masks --steps 500 --init-classifier $W/cls_s2c_ssc.pt \
+      --out $W/dl_pseudo_$src.pt --repo $W/repo_dl_pseudo_$src
+  $T evaluate --data $D --ids "$SEL" --model-repo $R --methods dl --deeplab dl=$W/repo_dl_pseudo_$src --overlays 0 --out $W/eval_dl_pseudo_$src.json
+  score $W/eval_dl_pseudo_$src.json
+done

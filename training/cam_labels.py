@@ -1,0 +1,60 @@
+"""Label maps from the classifier's multi-scale CAMs of an image's tagged classes (no promptable model).
+
+- ``threshold``: each pixel takes the tagged class of highest normalised CAM, background below
+  ``CAM_THRESHOLD`` (never, on a data set without a background class);
+- ``crf``: the same CAMs as a dense CRF's unary (background score (1 - max CAM)^2.44, equal to the
+  CAM at 0.35; without a background class the CRF chooses among the tagged classes only).
+
+Used by ``evaluate`` (the CAM baselines) and by ``pseudo-label --source cam_threshold|cam_crf``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from service.pipeline.cam import CamResult, multiscale_cams
+from service.pipeline.refinement import dense_crf
+from service.pipeline.segment import Segmenter
+from training.evaluate import cam_threshold_map
+
+CAM_THRESHOLD = 0.35
+CRF_BACKGROUND_POWER = float(np.log(CAM_THRESHOLD) / np.log(1 - CAM_THRESHOLD))
+
+
+class CamLabels:
+    """Both CAM label maps, sharing one multi-scale CAM computation per image (keyed by its id)."""
+
+    def __init__(self, segmenter: Segmenter, background: bool) -> None:
+        self.segmenter = segmenter
+        self.background = background
+        self._last: tuple[str, CamResult] | None = None
+
+    def _cams(self, key: str, image: npt.NDArray[np.uint8]) -> CamResult:
+        if self._last is None or self._last[0] != key:
+            cfg = self.segmenter.config
+            self._last = (key, multiscale_cams(self.segmenter.classifier, image, cfg.cam_scales, cfg.cam_flip))
+        return self._last[1]
+
+    def _ids(self, tags: Sequence[str]) -> list[int]:
+        return [self.segmenter.classes.index(n) + 1 for n in tags]
+
+    def threshold(self, key: str, image: npt.NDArray[np.uint8], tags: Sequence[str]) -> npt.NDArray[np.uint8]:
+        ids = self._ids(tags)
+        if not ids:
+            return np.zeros(image.shape[:2], np.uint8)
+        return cam_threshold_map(self._cams(key, image).cams, ids, CAM_THRESHOLD, self.background)
+
+    def crf(self, key: str, image: npt.NDArray[np.uint8], tags: Sequence[str]) -> npt.NDArray[np.uint8]:
+        ids = self._ids(tags)
+        if not ids:
+            return np.zeros(image.shape[:2], np.uint8)
+        sel = self._cams(key, image).cams[[k - 1 for k in ids]]
+        if self.background:
+            sel = np.concatenate([((1.0 - sel.max(axis=0)) ** CRF_BACKGROUND_POWER)[None], sel])
+            ids = [0] + ids
+        probs = np.clip(sel, 1e-5, 1.0).astype(np.float32)
+        labels = dense_crf(image, probs / probs.sum(axis=0, keepdims=True))
+        return np.array(ids, np.uint8)[labels]
