@@ -2,7 +2,8 @@
 # DeepLab's class balancing on magnetic_tile, chosen on a part of its TRAINING split: train on
 # exp0, exp2, exp3 (ground truth, 500 steps from the BCE classifier of bench/real_data.py), score
 # on exp1; the evaluation split exp4 is never touched. Arms: rare class sampling + class-weighted
-# loss (--balance) vs plain. Needs `bench/real_data.py magnetic_tile` run once before. ~20 min.
+# loss (--balance; balance_capN: class weights capped at N instead of 10) vs plain. Needs
+# `bench/real_data.py magnetic_tile` run once before. ~8 min an arm alone on 2 CPU cores.
 set -e
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -13,8 +14,8 @@ SEL='.*_exp1_.*'
 T="python -m training"
 mkdir -p $W
 score() { python -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[1], {k: (m['miou'], m['per_class']) for k, m in d['methods'].items()})" "$1"; }
-for arm in ${ARMS:-balance plain}; do
-  extra=""; [ $arm = balance ] && extra="--balance"
+for arm in ${ARMS:-balance plain balance_cap3}; do
+  case $arm in plain) extra="";; balance) extra="--balance";; balance_cap*) extra="--balance --max-class-weight ${arm#balance_cap}";; esac
   $T train-deeplab --data $D --ids "$TR" --size 320 --steps 500 --init-classifier work/real/magnetic_tile/classifier_bce.pt $extra \
       --out $W/dl_$arm.pt --repo $W/repo_dl_$arm
   $T evaluate --data $D --ids "$SEL" --model-repo work/real/magnetic_tile/repo_bce --methods dl --deeplab dl=$W/repo_dl_$arm --overlays 0 \

@@ -132,9 +132,9 @@ def cmd_train_deeplab(args: argparse.Namespace) -> None:
     init = checkpoints.classifier_from(checkpoints.load(Path(args.init_classifier))) if args.init_classifier else None
     start = time.perf_counter()
     net = train_deeplab(data.images, data.masks, len(folder.classes), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                        seed=args.seed, init_from=init, balanced=args.balance)
+                        seed=args.seed, init_from=init, balanced=args.balance, max_class_weight=args.max_class_weight)
     prov = _provenance(folder, ids, args, time.perf_counter() - start, labels=args.labels or "ground truth", masks_used=not args.labels,
-                       balanced=args.balance)
+                       balanced=args.balance, max_class_weight=args.max_class_weight if args.balance else None)
     checkpoints.save(Path(args.out), "deeplab", folder.classes, {"net": net.state_dict()}, prov)
     _finish(Path(args.out), args.repo)
 
@@ -312,6 +312,7 @@ def register(sub: Any) -> None:
     p.add_argument("--labels", default=None, help="folder of label-map PNGs, or a folder holding them in masks/ (pseudo-label's or weakseg label's output); default: the ground truth")
     p.add_argument("--init-classifier", default=None, help="start the backbone from this classifier (or DeepLab) checkpoint")
     p.add_argument("--balance", action="store_true", help="defect-centred crops and class-weighted loss (rare, small classes)")
+    p.add_argument("--max-class-weight", type=float, default=10.0, help="with --balance: the largest loss weight of a rare class")
     _common(p, 1000, 16)
     p.set_defaults(func=cmd_train_deeplab)
 

@@ -431,3 +431,16 @@ def test_export_next_version_into_a_live_repository(tmp_path: Path, trained: dic
     assert config.version == "1" and (repo / "tile_b.deeplab" / "config.pbtxt").read_text().startswith('name: "tile_b.deeplab"')
     assert training_main(["export", "--checkpoint", str(trained["tmp"] / "dl_gt.pt"), "--repo", str(repo), "--model-set", "../x"]) == 2
     assert not (repo.parent / "x.deeplab").exists()
+
+
+def test_deeplab_class_weights_are_capped() -> None:
+    from training.train_deeplab import class_weights
+
+    masks = np.zeros((2, 100, 100), np.uint8)
+    masks[0, :10, :10] = 1  # 100 pixels of class 1 against 13,900 background: sqrt(139) = 11.8
+    masks[1, :50, :] = 2  # 5,000 pixels: sqrt(13,900 / 5,000) = 1.67
+    masks[1, 50:60, :] = 255  # not counted
+    w = class_weights(masks, 3)
+    np.testing.assert_allclose(w, [1.0, 10.0, np.sqrt(13900 / 5000), 10.0], rtol=1e-6)  # class 3 absent: the cap
+    np.testing.assert_allclose(class_weights(masks, 3, cap=3.0), [1.0, 3.0, np.sqrt(13900 / 5000), 3.0], rtol=1e-6)
+    np.testing.assert_allclose(class_weights(masks, 3, cap=0.5), [1.0, 1.0, 1.0, 1.0])
