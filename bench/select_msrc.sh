@@ -6,18 +6,12 @@
 #   1. backbone: procedural pretraining alone vs + 1,200 DeepLab steps on duts_tr saliency
 #   2. S2C losses: 600 more steps of BCE (control), of BCE + SSC, of BCE + SSC + CPM
 #   3. DeepLab on ground truth: 500 vs 1,500 steps
-set -e
-cd "$(dirname "$0")/.."
-. .venv/bin/activate
 W=work/select_msrc
+. "$(dirname "$0")/select_lib.sh"
 D=../shared/data/msrc_v2
 TR='\d+_([6-9]|1[0-5])_s'
 SEL='\d+_[1-5]_s'
 SHARED=work/real/shared
-T="python -m training"
-mkdir -p $W
-score() { python -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[1], {k: m['miou'] for k, m in d['methods'].items()})" "$1"; }
-with_sam() { rm -rf "$1"; mkdir -p "$1"; cp -r $SHARED/promptable/sam_encoder $SHARED/promptable/sam_decoder "$1"/; }
 
 # 1. backbone
 $T train-deeplab --data ../shared/data/duts_tr --size 256 --steps 1200 --init-classifier $SHARED/pretrain_classifier.pt --out $W/deeplab_duts.pt

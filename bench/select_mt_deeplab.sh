@@ -4,16 +4,11 @@
 # on exp1; the evaluation split exp4 is never touched. Arms: rare class sampling + class-weighted
 # loss (--balance; balance_capN: class weights capped at N instead of 10) vs plain. Needs
 # `bench/real_data.py magnetic_tile` run once before. ~8 min an arm alone on 2 CPU cores.
-set -e
-cd "$(dirname "$0")/.."
-. .venv/bin/activate
-W=work/select_mt
+W=work/select_mt PER_CLASS=1
+. "$(dirname "$0")/select_lib.sh"
 D=../shared/data/magnetic_tile
 TR='.*_exp[023]_.*'
 SEL='.*_exp1_.*'
-T="python -m training"
-mkdir -p $W
-score() { python -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[1], {k: (m['miou'], m['per_class']) for k, m in d['methods'].items()})" "$1"; }
 for arm in ${ARMS:-balance plain balance_cap3}; do
   case $arm in plain) extra="";; balance) extra="--balance";; balance_cap*) extra="--balance --max-class-weight ${arm#balance_cap}";; esac
   $T train-deeplab --data $D --ids "$TR" --size 320 --steps 500 --init-classifier work/real/magnetic_tile/classifier_bce.pt $extra \

@@ -5,16 +5,12 @@
 # steps on each, and is scored on n 1..5 beside the same DeepLab on ground truth (select_msrc.sh's
 # dl_proc: 0.369). Needs bench/select_msrc.sh run once before. About 6 min a source on 2 CPU cores;
 # SOURCES="cam_crf consensus" picks the sources.
-set -e
-cd "$(dirname "$0")/.."
-. .venv/bin/activate
 W=work/select_msrc
+. "$(dirname "$0")/select_lib.sh"
 D=../shared/data/msrc_v2
 TR='\d+_([6-9]|1[0-5])_s'
 SEL='\d+_[1-5]_s'
-T="python -m training"
 R=$W/repo_s2c_ssc
-score() { python -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[1], {k: m['miou'] for k, m in d['methods'].items()})" "$1"; }
 for src in ${SOURCES:-pipeline cam_threshold cam_crf consensus}; do
   $T pseudo-label --data $D --ids "$TR" --model-repo $R --source $src --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$src
   python -c "import json,sys; d=json.load(open(sys.argv[1])); v=[i['miou_vs_ground_truth'] for i in d['per_image'].values()]; print(sys.argv[1], 'mean image mIoU', round(sum(v)/len(v), 4))" $W/pseudo_$src/pseudo_labels.json
