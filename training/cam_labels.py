@@ -18,9 +18,8 @@ import numpy.typing as npt
 from service.pipeline.cam import CamResult, multiscale_cams
 from service.pipeline.refinement import dense_crf
 from service.pipeline.segment import Segmenter
-from training.evaluate import cam_threshold_map
+from training.evaluate import CAM_THRESHOLD, cam_threshold_map
 
-CAM_THRESHOLD = 0.35
 CRF_BACKGROUND_POWER = float(np.log(CAM_THRESHOLD) / np.log(1 - CAM_THRESHOLD))
 
 

@@ -50,7 +50,11 @@ class MethodScore:
         }
 
 
-def cam_threshold_map(cams: npt.NDArray[np.float32], ids: Sequence[int], threshold: float = 0.35, background: bool = True) -> npt.NDArray[np.uint8]:
+CAM_THRESHOLD = 0.35
+"""Normalised CAM below which a pixel is background (the CAM baselines, here and in ``training/cam_labels.py``)."""
+
+
+def cam_threshold_map(cams: npt.NDArray[np.float32], ids: Sequence[int], threshold: float = CAM_THRESHOLD, background: bool = True) -> npt.NDArray[np.uint8]:
     """Each pixel takes the class among ``ids`` (1-based) of highest normalised CAM (``cams`` [C, H, W]);
     background below ``threshold`` (never, when the data set has no background class)."""
     out = np.zeros(cams.shape[1:], np.uint8)
@@ -61,7 +65,7 @@ def cam_threshold_map(cams: npt.NDArray[np.float32], ids: Sequence[int], thresho
     return out
 
 
-def cam_threshold_method(segmenter: Segmenter, threshold: float = 0.35) -> Method:
+def cam_threshold_method(segmenter: Segmenter, threshold: float = CAM_THRESHOLD) -> Method:
     """Baseline: ``cam_threshold_map`` over the multi-scale CAMs of the labelled classes."""
     cfg = segmenter.config
 

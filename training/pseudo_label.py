@@ -82,7 +82,7 @@ def pseudo_label(
         raise DatasetError(f"--refinement {refinement.value} refines the pipeline's masks: it does not apply to --source {source}")
     cams = CamLabels(segmenter, background=not fill_background) if source != "pipeline" else None
     if cams is not None:
-        untagged = [i for i in ids if not folder.weak_labels(i).image_labels and not folder.weak_labels(i).empty]
+        untagged = [i for i in ids if not (labels := folder.weak_labels(i)).image_labels and not labels.empty]
         if untagged:
             raise DatasetError(f"{folder.root}: --source {source} uses image-level tags, but {untagged[0]} (and {len(untagged) - 1} more) "
                                "has other labels only: use --source pipeline")
