@@ -1,0 +1,22 @@
+#!/bin/bash
+# The magnetic_tile classifier's recipe, chosen on its TRAINING split: the chain's BCE classifier
+# (2,000 steps from the procedural pretraining on exp0-3, letterbox 320, scales 0.5..1) does not
+# learn break or uneven (CAM IoU 0 on exp1, class probability ~0.5 on its own training tiles).
+# Arms (ARMS=...), each trained on exp0-3 with the tags and scored on exp1 (CAM threshold and CAM
+# + CRF, as the pseudo-labels of training images are made): more (2,000 more BCE steps from the
+# chain's classifier), full (2,000 steps at scale 1 only: every step at 320 px). exp4 is never
+# touched. Needs `bench/real_data.py magnetic_tile` run once before. ~9 / 15 min alone.
+W=work/select_mt PER_CLASS=1
+. "$(dirname "$0")/select_lib.sh"
+R=work/real/magnetic_tile
+D=../shared/data/magnetic_tile
+TR='.*_exp[0-3]_.*'
+SEL='.*_exp1_.*'
+for arm in ${ARMS:-more full}; do
+  case $arm in more) extra="--init $R/classifier_bce.pt";; full) extra="--init work/real/shared/pretrain_classifier.pt --scales 1.0";;
+    *) echo "unknown arm $arm"; exit 2;; esac
+  with_sam $W/repo_cls_$arm
+  $T train-classifier --data $D --ids "$TR" --size 320 --steps 2000 $extra --out $W/cls_$arm.pt --repo $W/repo_cls_$arm
+  $T evaluate --data $D --ids "$SEL" --model-repo $W/repo_cls_$arm --methods cam_threshold,cam_crf --overlays 0 --out $W/eval_cls_$arm.json
+  score $W/eval_cls_$arm.json
+done
