@@ -3,23 +3,16 @@
 # chain's S2C (SSC) classifier (trained on exp0-3 with image tags) pseudo-labels exp0, exp2, exp3 with
 # each `pseudo-label --source`; DeepLab (balanced, class weights capped at 3, 500 steps) trains on
 # each and is scored on exp1's masks, which neither model learnt from (the classifier saw exp1's
-# images with their tags only); exp4 is never touched. per_class (SOURCES=per_class) takes each
-# class's source from an evaluate report of exp3 (so exp1, which scores it, chose nothing). Needs
-# `bench/real_data.py magnetic_tile` run once before. ~5 min a source alone on 2 CPU cores.
+# images with their tags only); exp4 is never touched. Needs `bench/real_data.py magnetic_tile` run
+# once before. ~5 min a source alone on 2 CPU cores.
 W=work/select_mt PER_CLASS=1
 . "$(dirname "$0")/select_lib.sh"
 R=work/real/magnetic_tile
 D=../shared/data/magnetic_tile
 TR='.*_exp[023]_.*'
 SEL='.*_exp1_.*'
-for src in ${SOURCES:-pipeline cam_threshold per_class}; do
-  extra=""
-  if [ $src = per_class ]; then
-    [ -f $W/sources_exp3.json ] || $T evaluate --data $D --ids '.*_exp3_.*' --model-repo $R/repo_ssc --methods cam_threshold,cam_crf,s2c \
-        --stuff-agreement 1.0 --overlays 0 --out $W/sources_exp3.json
-    extra="--class-sources $W/sources_exp3.json"
-  fi
-  $T pseudo-label --data $D --ids "$TR" --model-repo $R/repo_ssc --source $src $extra --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$src
+for src in ${SOURCES:-pipeline cam_threshold}; do
+  $T pseudo-label --data $D --ids "$TR" --model-repo $R/repo_ssc --source $src --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$src
   $T train-deeplab --data $D --ids "$TR" --size 320 --labels $W/pseudo_$src/masks --steps 500 --balance --max-class-weight 3 \
       --init-classifier $R/classifier_ssc.pt --out $W/dl_pseudo_$src.pt --repo $W/repo_dl_pseudo_$src
   $T evaluate --data $D --ids "$SEL" --model-repo $R/repo_ssc --methods dl --deeplab dl=$W/repo_dl_pseudo_$src --overlays 0 \

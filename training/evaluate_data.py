@@ -5,8 +5,6 @@ Methods (each a function of one sample to a label map, scored over the whole spl
   (``training/cam_labels.py``);
 - ``s2c``: the service pipeline with the image-level labels (CAM peaks -> SAM-contract masks);
 - ``s2c_crf``: the same with the pipeline's CRF refinement;
-- ``per_class`` (with ``class_sources``): each class's pixels from the source that scored it best
-  on a part of the training split (``training/class_sources.py``);
 - ``s2c_no_labels``: the pipeline with no labels (classes from the classifier), as served;
 - ``boxes``, ``points``, ``scribbles``: the pipeline with labels derived from the masks
   (``training/derive_labels.py``) when labels.json has none of that kind;
@@ -36,11 +34,10 @@ from service.pipeline.segment import Segmenter
 from service.pipeline.types import Refinement, WeakLabels
 from service.render import overlay, palette
 from training.cam_labels import CamLabels
-from training.class_sources import ClassSources
 from training.datasets import DatasetFolder
 from training.derive_labels import derive
 from training.evaluate import MethodScore
-from training.pseudo_label import fill_unlabelled, per_class_map, segment_labels
+from training.pseudo_label import fill_unlabelled, segment_labels
 
 DERIVED_KINDS = ("boxes", "points", "scribbles")
 
@@ -81,9 +78,7 @@ def deeplab_method(predictor: Predictor) -> SampleMethod:
     return lambda s: predictor.predict(s.image).label_map
 
 
-def methods_for(
-    segmenter: Segmenter, deeplabs: dict[str, Predictor], background: bool, classes: Sequence[str], class_sources: ClassSources | None = None,
-) -> dict[str, SampleMethod]:
+def methods_for(segmenter: Segmenter, deeplabs: dict[str, Predictor], background: bool, classes: Sequence[str]) -> dict[str, SampleMethod]:
     cams = CamLabels(segmenter, background)
     methods: dict[str, SampleMethod] = {
         "cam_threshold": lambda s: cams.threshold(s.id, s.image, s.labels.image_labels),
@@ -91,10 +86,6 @@ def methods_for(
     }
     for name, kind in (("s2c", "tags"), ("s2c_crf", "tags_crf"), ("s2c_no_labels", "none")) + tuple((k, k) for k in DERIVED_KINDS):
         methods[name] = pipeline_method(segmenter, background, kind, classes)
-    if class_sources is not None:
-        chosen = class_sources
-        methods["per_class"] = lambda s: per_class_map(
-            segmenter, cams, chosen, s.id, s.image, WeakLabels(image_labels=s.labels.image_labels), s.known_empty, not background)[0]
     for name, predictor in deeplabs.items():
         methods[name] = deeplab_method(predictor)
     return methods

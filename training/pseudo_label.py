@@ -5,8 +5,7 @@ SAM-contract masks -> aggregation, every kind of weak label) or, from the image-
 the classifier's CAMs (``cam_threshold``, ``cam_crf``: ``training/cam_labels.py``), for data where
 the promptable model's masks are worse than the CAMs, or ``consensus``: where the pipeline and
 CAM + CRF agree, their class, elsewhere 255 (DeepLab learns only from the pixels both methods
-give the same class), or ``per_class``: each class's pixels from the source that scored it best
-on a part of the training split (``training/class_sources.py``). Which one is chosen per data set on its training split (docs/RESULTS.md).
+give the same class). Which one is chosen per data set on its training split (docs/RESULTS.md).
 
 Writes ``<out>/masks/<id>.png`` (uint8 label map, 255 = not confident: ignored by train-deeplab),
 ``<out>/overlays/<id>.png`` and ``<out>/pseudo_labels.json`` (per image: classes with area,
@@ -36,10 +35,9 @@ from service.pipeline.segment import Segmenter
 from service.pipeline.types import IGNORE, Refinement, SegmentInput, SegmentOptions, SegmentResult, WeakLabels
 from service.render import overlay
 from training.cam_labels import CamLabels
-from training.class_sources import ClassSources, combine
 from training.datasets import DatasetError, DatasetFolder
 
-SOURCES = ("pipeline", "cam_threshold", "cam_crf", "consensus", "per_class")
+SOURCES = ("pipeline", "cam_threshold", "cam_crf", "consensus")
 
 
 def fill_unlabelled(label_map: npt.NDArray[np.uint8], fallback: int) -> npt.NDArray[np.uint8]:
@@ -68,44 +66,18 @@ def segment_labels(
     return label_map, result
 
 
-def per_class_map(
-    segmenter: Segmenter, cams: CamLabels, sources: ClassSources, key: str, image: npt.NDArray[np.uint8], labels: WeakLabels,
-    known_empty: bool, fill_background: bool, refinement: Refinement = Refinement.NONE,
-) -> tuple[npt.NDArray[np.uint8], SegmentResult | None]:
-    """``class_sources.combine`` of the maps the image's tags' sources make (each computed once)."""
-    tags = labels.image_labels
-    if not tags:
-        return segment_labels(segmenter, image, labels, known_empty, fill_background, refinement)
-    maps: dict[str, npt.NDArray[np.uint8]] = {}
-    result: SegmentResult | None = None
-    needed = sources.needs(tags)
-    if "pipeline" in needed:
-        maps["pipeline"], result = segment_labels(segmenter, image, labels, known_empty, fill_background, refinement)
-    if "cam_threshold" in needed:
-        maps["cam_threshold"] = cams.threshold(key, image, tags)
-    if "cam_crf" in needed:
-        maps["cam_crf"] = cams.crf(key, image, tags)
-    label_map = combine(maps, tags, segmenter.classes, sources, background=not fill_background)
-    if fill_background:
-        label_map = fill_unlabelled(label_map, segmenter.classes.index(tags[0]) + 1)
-    return label_map, result
-
-
 def pseudo_label(
     segmenter: Segmenter, folder: DatasetFolder, ids: Sequence[str], out: Path, refinement: Refinement = Refinement.NONE,
-    fill_background: bool = False, overlays: bool = True, source: str = "pipeline", class_sources: ClassSources | None = None,
+    fill_background: bool = False, overlays: bool = True, source: str = "pipeline",
 ) -> dict[str, object]:
     """Pseudo-label ``ids`` of ``folder`` into ``out``; returns the summary written to pseudo_labels.json.
 
     The segmenter's classes must be the folder's (``toolkit`` checks it when it loads the repository).
     A CAM ``source`` needs image-level tags on every image that has labels (DatasetError naming the
-    first image without, before anything is written). ``per_class`` needs ``class_sources``.
+    first image without, before anything is written).
     """
     if source not in SOURCES:
         raise DatasetError(f"unknown pseudo-label source {source!r} (one of {', '.join(SOURCES)})")
-    if (source == "per_class") != (class_sources is not None):
-        raise DatasetError("--source per_class needs --class-sources (an evaluate report of a part of the training split), "
-                           "and --class-sources needs --source per_class")
     if source in ("cam_threshold", "cam_crf") and refinement != Refinement.NONE:
         raise DatasetError(f"--refinement {refinement.value} refines the pipeline's masks: it does not apply to --source {source}")
     cams = CamLabels(segmenter, background=not fill_background) if source != "pipeline" else None
@@ -125,13 +97,9 @@ def pseudo_label(
         labels = folder.weak_labels(image_id)
         result: SegmentResult | None = None
         label_map: npt.NDArray[np.uint8] | None = None
-        if source == "per_class":
-            assert cams is not None and class_sources is not None
-            label_map, result = per_class_map(segmenter, cams, class_sources, image_id, image, labels, folder.labelled(image_id),
-                                              fill_background, refinement)
-        elif source in ("pipeline", "consensus"):
+        if source in ("pipeline", "consensus"):
             label_map, result = segment_labels(segmenter, image, labels, folder.labelled(image_id), fill_background, refinement)
-        if cams is not None and source != "per_class":
+        if cams is not None:
             make = cams.threshold if source == "cam_threshold" else cams.crf
             cam_map = make(image_id, image, labels.image_labels)
             if fill_background and labels.image_labels:
@@ -159,7 +127,5 @@ def pseudo_label(
         "dataset": folder.name, "images": len(ids), "seconds": round(total, 1), "refinement": refinement.value, "source": source,
         "fill_background": fill_background, "per_image": per_image,
     }
-    if class_sources is not None:
-        summary["class_sources"] = class_sources.as_json()
     (out / "pseudo_labels.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

@@ -132,11 +132,9 @@ def cmd_train_deeplab(args: argparse.Namespace) -> None:
     init = checkpoints.classifier_from(checkpoints.load(Path(args.init_classifier))) if args.init_classifier else None
     start = time.perf_counter()
     net = train_deeplab(data.images, data.masks, len(folder.classes), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                        seed=args.seed, init_from=init, balanced=args.balance, max_class_weight=args.max_class_weight,
-                        vertical_flip=not args.no_vertical_flip, scale_range=(args.zoom[0], args.zoom[1]))
+                        seed=args.seed, init_from=init, balanced=args.balance, max_class_weight=args.max_class_weight)
     prov = _provenance(folder, ids, args, time.perf_counter() - start, labels=args.labels or "ground truth", masks_used=not args.labels,
-                       balanced=args.balance, max_class_weight=args.max_class_weight if args.balance else None,
-                       vertical_flip=not args.no_vertical_flip, zoom=list(args.zoom))
+                       balanced=args.balance, max_class_weight=args.max_class_weight if args.balance else None)
     checkpoints.save(Path(args.out), "deeplab", folder.classes, {"net": net.state_dict()}, prov)
     _finish(Path(args.out), args.repo)
 
@@ -172,15 +170,13 @@ def _background(folder: DatasetFolder, choice: str) -> bool:
 
 def cmd_pseudo_label(args: argparse.Namespace) -> None:
     from service.pipeline.types import Refinement
-    from training.class_sources import load as load_sources
     from training.pseudo_label import pseudo_label
 
     folder, ids = _split(args)
     segmenter, _ = _load_pipeline(Path(args.model_repo), folder, args.stuff_agreement)
     refinement = Refinement[args.refinement.upper()]
-    sources = load_sources(Path(args.class_sources), folder.classes) if args.class_sources else None
     summary = pseudo_label(segmenter, folder, ids, Path(args.out), refinement, not _background(folder, args.background), not args.no_overlays,
-                           args.source, sources)
+                           args.source)
     print(f"pseudo-labelled {summary['images']} images in {summary['seconds']} s into {args.out}")
 
 
@@ -212,7 +208,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from service.pipeline.predict import Predictor
     from service.runtime import ModelRepository
     from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
-    from training.class_sources import load as load_sources
     from training.evaluate_data import evaluate_folder, methods_for
 
     folder, ids = _split(args)
@@ -231,8 +226,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         b = backend if Path(path) == repo else OnnxRuntimeBackend(ModelRepository(Path(path)), "CPUExecutionProvider")
         b.load(["deeplab"])
         deeplabs[name] = Predictor(DeepLab(b))
-    sources = load_sources(Path(args.class_sources), folder.classes) if args.class_sources else None
-    methods = methods_for(segmenter, deeplabs, folder.has_background, folder.classes, sources)
+    methods = methods_for(segmenter, deeplabs, folder.has_background, folder.classes)
     if args.methods:
         unknown = sorted(set(args.methods.split(",")) - set(methods))
         if unknown:
@@ -303,12 +297,9 @@ def register(sub: Any) -> None:
     add_split(p)
     p.add_argument("--model-repo", required=True)
     p.add_argument("--out", required=True, help="folder for masks/, overlays/, pseudo_labels.json")
-    p.add_argument("--source", choices=["pipeline", "cam_threshold", "cam_crf", "consensus", "per_class"], default="pipeline",
+    p.add_argument("--source", choices=["pipeline", "cam_threshold", "cam_crf", "consensus"], default="pipeline",
                    help="what makes the label maps: the Segment pipeline (default), the classifier's CAMs of the image's tags, "
-                   "consensus (pipeline and CAM + CRF agree; elsewhere 255, ignored by train-deeplab), "
-                   "or per_class (each class from the source that scored it best in --class-sources)")
-    p.add_argument("--class-sources", default="", help="with --source per_class: an evaluate report (cam_threshold, cam_crf, s2c) "
-                   "of a part of the training split")
+                   "or consensus (pipeline and CAM + CRF agree; elsewhere 255, ignored by train-deeplab)")
     p.add_argument("--refinement", choices=["none", "crf", "superpixel"], default="none", help="the pipeline's refinement")
     p.add_argument("--background", choices=["auto", "yes", "no"], default="auto",
                    help="whether the data set has a background class (auto: from its masks; 'no' fills 0/255 pixels)")
@@ -322,9 +313,6 @@ def register(sub: Any) -> None:
     p.add_argument("--init-classifier", default=None, help="start the backbone from this classifier (or DeepLab) checkpoint")
     p.add_argument("--balance", action="store_true", help="defect-centred crops and class-weighted loss (rare, small classes)")
     p.add_argument("--max-class-weight", type=float, default=10.0, help="with --balance: the largest loss weight of a rare class")
-    p.add_argument("--no-vertical-flip", action="store_true", help="no upside-down crops (scenes: sky above grass)")
-    p.add_argument("--zoom", type=float, nargs=2, default=(1.0, 1.0), metavar=("LOW", "HIGH"),
-                   help="each batch's crops zoomed by a factor drawn log-uniformly from LOW..HIGH (default 1 1: none)")
     _common(p, 1000, 16)
     p.set_defaults(func=cmd_train_deeplab)
 
@@ -349,8 +337,6 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, help="report .json (the .md and <stem>_overlays/ go beside it)")
     p.add_argument("--deeplab", action="append", default=[], help="NAME=REPO: also evaluate that repository's deeplab (repeatable)")
     p.add_argument("--methods", default="", help="comma-separated subset of the methods")
-    p.add_argument("--class-sources", default="", help="an evaluate report (cam_threshold, cam_crf, s2c) of a part of the training "
-                   "split: adds the method per_class, each class's pixels from the source that scored it best there")
     p.add_argument("--overlays", type=int, default=6, help="overlay PNGs for this many images")
     p.add_argument("--stuff-agreement", type=float, default=0.0, help="the pipeline's WSSS_STUFF_AGREEMENT (0 = off)")
     p.set_defaults(func=cmd_evaluate)

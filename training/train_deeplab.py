@@ -39,15 +39,10 @@ def train_deeplab(
     init_from: CamNet | None = None,
     balanced: bool = False,
     max_class_weight: float = 10.0,
-    vertical_flip: bool = True,
-    scale_range: tuple[float, float] = (1.0, 1.0),
 ) -> DeepLab:
     """Train on ``images`` uint8 [N,H,W,3] and label maps ``masks`` uint8 [N,H,W] (0..C, 255 ignore).
 
-    Random ``CROP`` crops (the whole image when smaller), horizontal flips, vertical flips unless
-    ``vertical_flip`` is off (scenes have an up and a down: sky above grass), and, when
-    ``scale_range`` is not (1, 1), a zoom per batch drawn log-uniformly from it (the crop is cut
-    at ``CROP`` / zoom, as far as the image allows, and resized to ``CROP``); the backbone starts from the classifier's (``init_from``),
+    Random ``CROP`` crops (the whole image when smaller) and flips; the backbone starts from the classifier's (``init_from``),
     the way DeepLab starts from an ImageNet backbone. ``balanced`` (for rare, small classes such as
     defects): images are drawn so that every class (and "no class") comes up equally often (rare
     class sampling, ``balanced_weights`` of the classes each label map holds: on magnetic_tile 70 %
@@ -62,9 +57,6 @@ def train_deeplab(
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     n, h, w = masks.shape
     crop = min(CROP, h, w)
-    log_zoom = np.log(np.asarray(scale_range, np.float64))
-    if not 0 < scale_range[0] <= scale_range[1]:
-        raise ValueError(f"scale_range must be 0 < low <= high, not {scale_range}")
     weight = None
     fg = [np.argwhere((m > 0) & (m != 255)) for m in masks] if balanced else []
     if balanced:
@@ -80,25 +72,19 @@ def train_deeplab(
     for step, idx in enumerate(sampler):
         if step >= steps:
             break
-        cut = crop
-        if log_zoom[1] > log_zoom[0]:
-            cut = int(np.clip(round(crop / np.exp(rng.uniform(*log_zoom))), 8, min(h, w)))
-        ys = rng.integers(0, h - cut + 1, len(idx))
-        xs = rng.integers(0, w - cut + 1, len(idx))
+        ys = rng.integers(0, h - crop + 1, len(idx))
+        xs = rng.integers(0, w - crop + 1, len(idx))
         for j, i in enumerate(idx):
             if balanced and len(fg[i]) and rng.random() < 0.5:
                 cy, cx = fg[i][rng.integers(len(fg[i]))]
-                ys[j] = np.clip(cy - cut // 2, 0, h - cut)
-                xs[j] = np.clip(cx - cut // 2, 0, w - cut)
-        img = np.stack([images[i, y : y + cut, x : x + cut] for i, y, x in zip(idx, ys, xs)])
-        lab = np.stack([masks[i, y : y + cut, x : x + cut] for i, y, x in zip(idx, ys, xs)])
+                ys[j] = np.clip(cy - crop // 2, 0, h - crop)
+                xs[j] = np.clip(cx - crop // 2, 0, w - crop)
+        img = np.stack([images[i, y : y + crop, x : x + crop] for i, y, x in zip(idx, ys, xs)])
+        lab = np.stack([masks[i, y : y + crop, x : x + crop] for i, y, x in zip(idx, ys, xs)])
         x_t, y_t = to_tensor(img), torch.from_numpy(lab.astype(np.int64))
-        if cut != crop:
-            x_t = F.interpolate(x_t, size=(crop, crop), mode="bilinear", align_corners=False)
-            y_t = F.interpolate(y_t[:, None].float(), size=(crop, crop), mode="nearest")[:, 0].long()
         if rng.random() < 0.5:
             x_t, y_t = x_t.flip(3), y_t.flip(2)
-        if vertical_flip and rng.random() < 0.5:
+        if rng.random() < 0.5:
             x_t, y_t = x_t.flip(2), y_t.flip(1)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr)

@@ -232,49 +232,6 @@ def test_pseudo_labels_from_the_cams_equal_evaluates_cam_methods(tmp_path: Path,
         assert set(np.unique(np.asarray(Image.open(filled / "masks" / f"{image_id}.png"))).tolist()) <= tagged
 
 
-def test_per_class_pseudo_labels_take_each_class_from_its_chosen_source(tmp_path: Path, trained: dict[str, Path],
-                                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from training.class_sources import choose, combine
-
-    folder = DatasetFolder(trained["data"])
-    half = len(CLASSES) // 2  # the first classes scored best by the CAM threshold, the others by the pipeline (s2c)
-    per_class = {"cam_threshold": {c: (0.9 if n < half else 0.1) for n, c in enumerate(CLASSES)},
-                 "s2c": {c: (0.2 if n < half else 0.8) for n, c in enumerate(CLASSES)}}
-    sel = tmp_path / "sel.json"
-    sel.write_text(json.dumps({"methods": {m: {"miou": 0.5, "per_class": pc} for m, pc in per_class.items()}}))
-    base = ["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"])]
-    assert training_main([*base, "--source", "cam_threshold", "--out", str(tmp_path / "cam")]) == 0
-    out = tmp_path / "per_class"
-    assert training_main([*base, "--source", "per_class", "--class-sources", str(sel), "--out", str(out)]) == 0
-    summary = json.loads((out / "pseudo_labels.json").read_text())
-    assert summary["source"] == "per_class" and summary["class_sources"]["classes"][CLASSES[0]]["source"] == "cam_threshold"
-    sources = choose(json.loads(sel.read_text()), CLASSES)
-    mixed = 0
-    for image_id in folder.select(TRAIN):
-        tags = folder.weak_labels(image_id).image_labels
-        got = np.asarray(Image.open(out / "masks" / f"{image_id}.png"))
-        if not tags:
-            assert not got.any()
-            continue
-        maps = {"cam_threshold": np.asarray(Image.open(tmp_path / "cam" / "masks" / f"{image_id}.png")),
-                "pipeline": np.asarray(Image.open(trained["tmp"] / "pseudo" / "masks" / f"{image_id}.png"))}
-        np.testing.assert_array_equal(got, combine(maps, tags, CLASSES, sources, background=True))
-        mixed += len(sources.needs(tags)) == 2
-    assert mixed > 0  # some image takes classes from both sources
-    report = tmp_path / "eval.json"
-    assert training_main(["evaluate", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]), "--methods",
-                          "per_class", "--class-sources", str(sel), "--overlays", "0", "--out", str(report)]) == 0
-    assert json.loads(report.read_text())["methods"]["per_class"]["images"] == 8
-    assert training_main([*base, "--source", "per_class", "--out", str(tmp_path / "x")]) == 2
-    assert "--source per_class needs --class-sources" in capsys.readouterr().err
-    assert training_main([*base, "--source", "cam_crf", "--class-sources", str(sel), "--out", str(tmp_path / "x")]) == 2
-    assert "--class-sources needs --source per_class" in capsys.readouterr().err
-    assert training_main([*base, "--source", "per_class", "--class-sources", str(trained["tmp"] / "pseudo" / "pseudo_labels.json"),
-                          "--out", str(tmp_path / "x")]) == 2
-    assert "not an evaluate report" in capsys.readouterr().err
-    assert not (tmp_path / "x").exists()
-
-
 def test_pseudo_labels_from_the_cams_refuse_what_they_cannot_use(tmp_path: Path, trained: dict[str, Path],
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     args = ["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]), "--out", str(tmp_path / "p")]
@@ -349,18 +306,6 @@ def test_train_deeplab_balanced_runs_and_records_it(trained: dict[str, Path], tm
                         "--out", str(tmp_path / "d.pt")])
     assert rc == 0
     assert checkpoints.load(tmp_path / "d.pt")["provenance"]["balanced"] is True
-
-
-def test_train_deeplab_zoom_and_vertical_flip_are_recorded(trained: dict[str, Path], tmp_path: Path) -> None:
-    rc = training_main(["train-deeplab", "--data", str(trained["data"]), "--ids", TRAIN, "--steps", "3", "--size", "96",
-                        "--no-vertical-flip", "--zoom", "0.5", "2", "--batch-size", "2", "--out", str(tmp_path / "d.pt")])
-    assert rc == 0
-    prov = checkpoints.load(tmp_path / "d.pt")["provenance"]
-    assert prov["vertical_flip"] is False and prov["zoom"] == [0.5, 2.0]
-    from training.train_deeplab import train_deeplab
-
-    with pytest.raises(ValueError, match="scale_range"):
-        train_deeplab(np.zeros((2, 32, 32, 3), np.uint8), np.zeros((2, 32, 32), np.uint8), 1, steps=1, scale_range=(2.0, 1.0))
 
 
 def test_evaluate_defaults_scores_the_served_models(tmp_path: Path) -> None:
