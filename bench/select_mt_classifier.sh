@@ -6,12 +6,8 @@
 # + CRF, as the pseudo-labels of training images are made): more (2,000 more BCE steps from the
 # chain's classifier), full (2,000 steps at scale 1 only: every step at 320 px). exp4 is never
 # touched. Needs `bench/real_data.py magnetic_tile` run once before. ~9 / 15 min alone.
-W=work/select_mt PER_CLASS=1
-. "$(dirname "$0")/select_lib.sh"
-R=work/real/magnetic_tile
-D=../shared/data/magnetic_tile
-TR='.*_exp[0-3]_.*'
-SEL='.*_exp1_.*'
+. "$(dirname "$0")/select_mt_lib.sh"
+TR=$TR_ALL
 for arm in ${ARMS:-more full}; do
   case $arm in more) extra="--init $R/classifier_bce.pt";; full) extra="--init work/real/shared/pretrain_classifier.pt --scales 1.0";;
     *) echo "unknown arm $arm"; exit 2;; esac

@@ -5,19 +5,16 @@
 # loss (--balance; balance_capN: class weights capped at N instead of 10) vs plain. STEPS (default
 # 500) sets the steps, SEED (default 0) the seed (a run's spread). Needs `bench/real_data.py
 # magnetic_tile` run once before. ~3 min an arm at 500 steps alone on 2 CPU cores.
-W=work/select_mt PER_CLASS=1
-. "$(dirname "$0")/select_lib.sh"
-D=../shared/data/magnetic_tile
-TR='.*_exp[023]_.*'
-SEL='.*_exp1_.*'
+. "$(dirname "$0")/select_mt_lib.sh"
+TR=$TR_BUT_SEL
 for arm in ${ARMS:-balance plain balance_cap3}; do
   case $arm in plain) extra="";; balance) extra="--balance";;
     balance_cap*) extra="--balance --max-class-weight ${arm#balance_cap}";; *) echo "unknown arm $arm"; exit 2;; esac
   S=${STEPS:-500}; tag=_$arm; [ "$S" = 500 ] || tag=${S}_$arm  # dl_<arm>.pt, dl1500_<arm>.pt, ...
   [ "${SEED:-0}" = 0 ] || tag=${tag}_seed$SEED
-  $T train-deeplab --data $D --ids "$TR" --size 320 --steps $S --seed ${SEED:-0} --init-classifier work/real/magnetic_tile/classifier_bce.pt $extra \
+  $T train-deeplab --data $D --ids "$TR" --size 320 --steps $S --seed ${SEED:-0} --init-classifier $R/classifier_bce.pt $extra \
       --out $W/dl$tag.pt --repo $W/repo_dl$tag
-  $T evaluate --data $D --ids "$SEL" --model-repo work/real/magnetic_tile/repo_bce --methods dl --deeplab dl=$W/repo_dl$tag --overlays 0 \
+  $T evaluate --data $D --ids "$SEL" --model-repo $R/repo_bce --methods dl --deeplab dl=$W/repo_dl$tag --overlays 0 \
       --out $W/eval_dl$tag.json
   score $W/eval_dl$tag.json
 done

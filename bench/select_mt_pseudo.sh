@@ -5,12 +5,8 @@
 # each and is scored on exp1's masks, which neither model learnt from (the classifier saw exp1's
 # images with their tags only); exp4 is never touched. Needs `bench/real_data.py magnetic_tile` run
 # once before. ~5 min a source alone on 2 CPU cores.
-W=work/select_mt PER_CLASS=1
-. "$(dirname "$0")/select_lib.sh"
-R=work/real/magnetic_tile
-D=../shared/data/magnetic_tile
-TR='.*_exp[023]_.*'
-SEL='.*_exp1_.*'
+. "$(dirname "$0")/select_mt_lib.sh"
+TR=$TR_BUT_SEL
 for src in ${SOURCES:-pipeline cam_threshold}; do
   $T pseudo-label --data $D --ids "$TR" --model-repo $R/repo_ssc --source $src --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$src
   $T train-deeplab --data $D --ids "$TR" --size 320 --labels $W/pseudo_$src/masks --steps 500 --balance --max-class-weight 3 \

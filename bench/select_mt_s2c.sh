@@ -4,12 +4,8 @@
 # BCE classifier of bench/real_data.py (2,000 steps on exp0-3), 600 more steps with SSC alone (the
 # SSC + CPM classifier is the chain's own), each scored on exp1 (221 training images); exp4 is
 # never touched. Needs `bench/real_data.py magnetic_tile` run once before. ~15 min on 2 CPU cores.
-W=work/select_mt
-. "$(dirname "$0")/select_lib.sh"
-R=work/real/magnetic_tile
-D=../shared/data/magnetic_tile
-TR='.*_exp[0-3]_.*'
-SEL='.*_exp1_.*'
+. "$(dirname "$0")/select_mt_lib.sh"
+TR=$TR_ALL
 with_sam $W/repo_ssc
 $T train-classifier --data $D --ids "$TR" --size 320 --steps 600 --init $R/classifier_bce.pt --s2c $W/repo_ssc --s2c-losses ssc \
     --cpm-warmup 0 --cpm-refresh 300 --se-cache work/real/se_cache --out $W/cls_ssc.pt --repo $W/repo_ssc

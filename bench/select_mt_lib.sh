@@ -1,0 +1,10 @@
+# Sourced by the bench/select_mt_*.sh scripts: select_lib.sh with W=work/select_mt and per-class
+# scores, and magnetic_tile's folders and split parts: R (the chain's work folder), D (the data),
+# TR_ALL (the training split exp0-3), TR_BUT_SEL (exp0, 2, 3) and SEL (exp1, where choices are scored).
+W=work/select_mt PER_CLASS=${PER_CLASS:-1}
+. "$(dirname "${BASH_SOURCE[0]}")/select_lib.sh"
+R=work/real/magnetic_tile
+D=../shared/data/magnetic_tile
+TR_ALL='.*_exp[0-3]_.*'
+TR_BUT_SEL='.*_exp[023]_.*'
+SEL='.*_exp1_.*'
