@@ -69,7 +69,7 @@ CONFIGS = {
     # steps (1,500 steps on ground truth: +0.008 for 3x the time)
     "msrc_v2": Config(r"\d+_([1-9]|1[0-5])_s", r"\d+_(1[6-9]|20)_s", 256, False, 1.0, s2c="ssc", pseudo_source="consensus"),
 }
-STEPS = {"pretrain": 1200, "pretrain_images": 1500, "promptable": 4000, "classifier": 2000, "s2c": 600, "deeplab": 500,
+STEPS = {"pretrain": 1200, "pretrain_images": 1500, "promptable": 4000, "classifier": 2000, "s2c": 600,  # DeepLab's: Config.deeplab_steps
          "synthetic": 600, "cpm_warmup": 0, "cpm_refresh": 300}
 QUICK = {"pretrain": 20, "pretrain_images": 32, "promptable": 20, "classifier": 20, "s2c": 10, "deeplab": 20, "synthetic": 16,
          "cpm_warmup": 0, "cpm_refresh": 5}
@@ -153,7 +153,7 @@ def main() -> int:
         print(f"skipped: {data} is not here (the real data sets live in ../shared/data)")
         return 0
     steps = dict(QUICK if args.quick else STEPS)
-    steps["deeplab"] = args.deeplab_steps or (steps["deeplab"] if args.quick else cfg.deeplab_steps)
+    steps["deeplab"] = args.deeplab_steps or (QUICK["deeplab"] if args.quick else cfg.deeplab_steps)
     work_root = Path(args.work)
     work = work_root / (args.dataset + ("_quick" if args.quick else ""))
     shared_times: dict[str, float] = {}
