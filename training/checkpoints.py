@@ -99,7 +99,7 @@ def export(path: Path, repo: Path, model_set: str = "") -> list[str]:
     elif kind == "deeplab":
         net = DeepLab(len(classes))
         net.load_state_dict(ckpt["state"]["net"])
-        export_deeplab(net.eval(), classes, repo, name=f"{prefix}deeplab")
+        export_deeplab(net.eval(), classes, repo, name=f"{prefix}deeplab", input_side=ckpt["provenance"].get("size"))
     else:
         enc, dec = PromptEncoderBody(), PromptDecoderNet()
         enc.load_state_dict(ckpt["state"]["encoder"])

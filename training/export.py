@@ -49,9 +49,11 @@ def write_config(
     outputs: Sequence[tuple[str, Sequence[int], str]],
     batching: bool = False,
     dtypes: Mapping[str, str] | None = None,
+    parameters: Mapping[str, str] | None = None,
 ) -> None:
     """Write a Triton config.pbtxt (dims exclude the batch dimension when max_batch_size > 0);
-    tensors are TYPE_FP32 unless ``dtypes`` names another type for them.
+    tensors are TYPE_FP32 unless ``dtypes`` names another type for them; ``parameters`` become
+    Triton's model ``parameters`` (string values, e.g. ``input_side``).
 
     One instance on a GPU (``KIND_GPU``): the repository is for GPU Triton deployments; this
     service's own ONNX Runtime backend reads the same file and ignores instance groups.
@@ -60,6 +62,8 @@ def write_config(
     text += _tensor_block("input", inputs, dtypes or {}) + _tensor_block("output", outputs, dtypes or {})
     if batching:
         text += "dynamic_batching {\n  max_queue_delay_microseconds: 2000\n}\n"
+    for key, value in (parameters or {}).items():
+        text += f'parameters {{\n  key: "{key}"\n  value {{\n    string_value: "{value}"\n  }}\n}}\n'
     text += "instance_group [\n  {\n    kind: KIND_GPU\n    count: 1\n  }\n]\n"
     (model_dir / "config.pbtxt").write_text(text)
 
@@ -136,26 +140,29 @@ def write_encoder_config(model_dir: Path, name: str) -> None:
                  dtypes={"image": "TYPE_UINT8"})
 
 
-def write_deeplab_config(model_dir: Path, name: str, classes: Sequence[str]) -> None:
+def write_deeplab_config(model_dir: Path, name: str, classes: Sequence[str], input_side: int | None = None) -> None:
+    """The DeepLab's config; ``input_side``: the longest image side it was trained at (the
+    service resizes each image to it before the model runs; README, model repository)."""
     write_config(
         model_dir, name, 8,
         [("image", [-1, -1, 3], "")],
         [("logits", [len(classes) + 1, -1, -1], 'label_filename: "labels.txt"'), ("labels", [-1, -1], ""), ("confidence", [-1, -1], "")],
         batching=True,
         dtypes=DEEPLAB_DTYPES,
+        parameters={"input_side": str(input_side)} if input_side else None,
     )
 
 
-def export_deeplab(net: DeepLab, classes: Sequence[str], repo: Path, name: str = "deeplab", version: int = 1) -> None:
+def export_deeplab(net: DeepLab, classes: Sequence[str], repo: Path, name: str = "deeplab", version: int = 1, input_side: int | None = None) -> None:
     """``image`` uint8 [N,H,W,3] -> ``logits`` [N,C+1,H,W] (background at 0), ``labels`` uint8 [N,H,W],
-    ``confidence`` [N,H,W] (``deeplab_in_graph``)."""
+    ``confidence`` [N,H,W] (``deeplab_in_graph``); ``input_side``: the longest side of its training images."""
     model_dir = repo / name
     path = model_dir / str(version) / "model.onnx"
     dyn = {"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}}
     _export(net, (torch.zeros(1, 3, 128, 128),), path, ["image"], ["logits"], dyn)
     rewrite_onnx(path, deeplab_in_graph)
     (model_dir / "labels.txt").write_text("\n".join(classes) + "\n")
-    write_deeplab_config(model_dir, name, classes)
+    write_deeplab_config(model_dir, name, classes, input_side)
 
 
 PIXEL_MODELS = ("deeplab", "sam_encoder")
@@ -203,7 +210,7 @@ def upgrade_models(repo: Path, name: str) -> list[str]:
     Raises:
         ValueError: no version there, or the model is neither kind.
     """
-    from service.runtime.model_repo import versions_on_disk
+    from service.runtime.model_repo import input_side_of, parse_pbtxt, versions_on_disk
 
     model_dir = repo / name
     versions = versions_on_disk(model_dir) if model_dir.is_dir() else []
@@ -212,13 +219,15 @@ def upgrade_models(repo: Path, name: str) -> list[str]:
     labels = model_dir / "labels.txt"
     if _rewrite_for(model_dir / versions[0] / "model.onnx") is deeplab_in_graph and not labels.is_file():
         raise ValueError(f"{model_dir} has logits but no labels.txt: not a DeepLab model folder")
+    config = model_dir / "config.pbtxt"
+    input_side = input_side_of(name, parse_pbtxt(config.read_text())) if config.is_file() else None
     done = upgrade_versions(model_dir)
     if done:
         outputs = [o.name for o in onnx.load(str(model_dir / versions[0] / "model.onnx"), load_external_data=False).graph.output]
         if outputs == ["image_embeddings"]:
             write_encoder_config(model_dir, name)
         else:
-            write_deeplab_config(model_dir, name, [c for c in labels.read_text().splitlines() if c.strip()])
+            write_deeplab_config(model_dir, name, [c for c in labels.read_text().splitlines() if c.strip()], input_side)
     check_repo(repo, [name])
     return done
 

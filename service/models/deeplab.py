@@ -66,6 +66,7 @@ class DeepLab:
             raise ModelRepositoryError(f"model {name!r} is not loaded")
         self.classes: tuple[str, ...] = model.labels
         self.version = model.version
+        self.input_side = model.input_side  # the longest side of its training images (config), if given
         self.uint8_input = model.takes_uint8("image")
         self.in_graph_labels = model.output("labels") is not None and model.output("confidence") is not None
 

@@ -23,8 +23,11 @@ DeepLab at 1024 x 1024, with a margin)."""
 class Predictor:
     """Image -> DeepLab label map with per-class areas and mean confidence.
 
-    DeepLab runs on the image downscaled to at most ``max_work_side`` pixels on its longest side;
-    the label map comes back at the original size (nearest neighbour).
+    DeepLab runs at the scale it was trained at: where its config gives ``input_side`` (the
+    longest side of its training images), the image is resized, up or down, to that longest side
+    (at most ``max_work_side``), as training letterboxed it; a model without it sees the image
+    downscaled to at most ``max_work_side`` pixels on its longest side. The label map comes back
+    at the original size (nearest neighbour).
     """
 
     def __init__(self, deeplab: DeepLab, max_work_side: int = 1024, max_request_bytes: int = 1536 * 1024 * 1024) -> None:
@@ -74,9 +77,16 @@ class Predictor:
             ]
         return PredictResult(label_map, encoded, tuple(classes), tuple(timer.timings), self.deeplab.version)
 
+    def frame(self, height: int, width: int) -> WorkFrame:
+        """The working frame of a ``height`` x ``width`` image (the class docstring)."""
+        side = self.deeplab.input_side
+        if side is None:
+            return WorkFrame.of(height, width, self.max_work_side)
+        return WorkFrame.of(height, width, min(side, self.max_work_side), upscale=True)
+
     def working_bytes(self, height: int, width: int) -> int:
         """Estimated working memory of a request with a ``height`` x ``width`` image, in bytes."""
-        frame = WorkFrame.of(height, width, self.max_work_side)
+        frame = self.frame(height, width)
         return height * width * FULL_SIZE_BYTES_PER_PIXEL + frame.work_height * frame.work_width * DEEPLAB_BYTES_PER_PIXEL
 
     def check_budget(self, height: int, width: int) -> WorkFrame:
@@ -85,7 +95,7 @@ class Predictor:
         Raises:
             Overloaded: the estimate exceeds ``max_request_bytes`` (RESOURCE_EXHAUSTED).
         """
-        frame = WorkFrame.of(height, width, self.max_work_side)
+        frame = self.frame(height, width)
         refuse_over_budget(frame, self.working_bytes(height, width), self.max_request_bytes)
         return frame
 

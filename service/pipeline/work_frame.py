@@ -39,10 +39,13 @@ class WorkFrame:
     work_width: int
 
     @classmethod
-    def of(cls, height: int, width: int, max_side: int) -> WorkFrame:
-        """The frame of a ``height`` x ``width`` image whose longest side is bounded by ``max_side``."""
-        scale = min(1.0, max_side / max(height, width))
-        if scale >= 1.0:
+    def of(cls, height: int, width: int, max_side: int, upscale: bool = False) -> WorkFrame:
+        """The frame of a ``height`` x ``width`` image whose longest side is bounded by ``max_side``
+        (with ``upscale``: brought to exactly ``max_side``, a smaller image enlarged)."""
+        scale = max_side / max(height, width)
+        if not upscale:
+            scale = min(1.0, scale)
+        if scale == 1.0:
             return cls(height, width, height, width)
         return cls(height, width, max(1, min(max_side, round(height * scale))), max(1, min(max_side, round(width * scale))))
 

@@ -28,6 +28,7 @@ class LoadedModel:
         provider: execution provider actually in use (e.g. ``CUDAExecutionProvider``).
         inputs / outputs: tensor specs (batch dimension included; -1 = dynamic).
         labels: class names of the model (empty if it has none).
+        input_side: the longest image side the model was trained at (config ``input_side``), if given.
     """
 
     name: str
@@ -38,6 +39,7 @@ class LoadedModel:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     labels: tuple[str, ...]
+    input_side: int | None = None
 
     def output(self, name: str) -> TensorSpec | None:
         return next((t for t in self.outputs if t.name == name), None)

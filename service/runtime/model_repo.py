@@ -167,6 +167,8 @@ class ModelConfig:
         labels: class names from the output's ``label_filename`` (empty if none).
         versions: every version served under the config's ``version_policy`` (``latest {
             num_versions: N }``, ``specific { versions: [...] }``, ``all {}``), newest first.
+        input_side: the config's ``input_side`` parameter: the longest image side the model was
+            trained at (None when not given; the service then runs it at the image's own size).
     """
 
     name: str
@@ -178,6 +180,7 @@ class ModelConfig:
     model_path: Path
     labels: tuple[str, ...]
     versions: tuple[str, ...] = ()
+    input_side: int | None = None
 
     def output(self, name: str) -> TensorSpec | None:
         return next((t for t in self.outputs if t.name == name), None)
@@ -248,6 +251,23 @@ def _tensor(model: str, entry: dict[str, Any], batched: bool, kind: str) -> Tens
     return TensorSpec(name, dtype, tuple(([-1] if batched else []) + dims))
 
 
+def input_side_of(name: str, raw: dict[str, Any]) -> int | None:
+    """A parsed config's ``parameters { key: "input_side" value { string_value: "N" } }`` (Triton's
+    free-form model parameters): N, a whole number of pixels from 16 to 4096; None when absent.
+
+    Raises:
+        ModelRepositoryError: the parameter is there but not such a number.
+    """
+    for entry in _as_list(raw.get("parameters")):
+        if isinstance(entry, dict) and entry.get("key") == "input_side":
+            value = entry.get("value")
+            text = str(value.get("string_value", "")) if isinstance(value, dict) else ""
+            if not re.fullmatch(r"[0-9]+", text) or not 16 <= int(text) <= 4096:
+                raise ModelRepositoryError(f"model {name!r}: parameter input_side must be a string_value holding a whole number of pixels from 16 to 4096, got {value!r}")
+            return int(text)
+    return None
+
+
 def load_config(model_dir: Path) -> ModelConfig:
     """Read ``model_dir/config.pbtxt`` and pick the served version.
 
@@ -295,6 +315,7 @@ def load_config(model_dir: Path) -> ModelConfig:
         model_path=model_dir / str(served[0]) / "model.onnx",
         labels=labels,
         versions=tuple(str(v) for v in served),
+        input_side=input_side_of(name, raw),
     )
 
 

@@ -178,6 +178,7 @@ class OnnxRuntimeBackend:
                 inputs=config.inputs,
                 outputs=config.outputs,
                 labels=config.labels,
+                input_side=config.input_side,
             )
             bind = self.io_binding == "on" or (self.io_binding == "auto" and loaded.device == "GPU")
             with self._lock:

@@ -98,7 +98,8 @@ class TritonBackend:
                     raise ModelRepositoryError(f"model {name!r} input {spec.name!r}: Triton says {remote.datatype}, config.pbtxt {spec.dtype}")
             version = pinned or (meta.versions[-1] if meta.versions else config.version)
             with self._lock:
-                self._loaded[name] = LoadedModel(name, str(version), self.name, "remote", f"triton@{self.url}", config.inputs, config.outputs, config.labels)
+                self._loaded[name] = LoadedModel(name, str(version), self.name, "remote", f"triton@{self.url}", config.inputs, config.outputs, config.labels,
+                                                  config.input_side)
             log.info("model %s version %s served by Triton at %s", name, version, self.url)
 
     def models(self) -> dict[str, LoadedModel]:

@@ -22,6 +22,13 @@ def test_frame_bounds_the_longest_side(h: int, w: int, expected: tuple[int, int]
     assert frame.identity == (expected == (h, w))
 
 
+@pytest.mark.parametrize(("h", "w", "expected"), [(300, 200, (256, 171)), (100, 50, (256, 128)), (256, 100, (256, 100)), (1, 600, (1, 256))])
+def test_an_upscaling_frame_brings_the_longest_side_to_exactly_the_side(h: int, w: int, expected: tuple[int, int]) -> None:
+    frame = WorkFrame.of(h, w, 256, upscale=True)
+    assert (frame.work_height, frame.work_width) == expected
+    assert frame.identity == (expected == (h, w))
+
+
 def test_labels_scale_in_and_prompts_scale_out() -> None:
     frame = WorkFrame.of(2000, 4000, 1000)
     labels = ResolvedLabels(

@@ -100,6 +100,23 @@ def test_broken_repository_is_a_clear_error(tmp_path: Path, mutate: object, mess
         _load(root)
 
 
+def _side(value: str) -> str:
+    return CONFIG + f'parameters {{ key: "input_side" value {{ string_value: "{value}" }} }}\n'
+
+
+def test_input_side_parameter_reaches_the_loaded_model(tmp_path: Path) -> None:
+    assert ModelRepository(_repo(tmp_path / "none")).get("m").input_side is None
+    two = _side("320") + 'parameters { key: "other" value { string_value: "x" } }\n'
+    assert ModelRepository(_repo(tmp_path / "two", two)).get("m").input_side == 320
+    assert _load(_repo(tmp_path / "one", _side("256"))).models()["m"].input_side == 256
+
+
+@pytest.mark.parametrize("value", ["abc", "8", "5000", "-256", "256.5", ""])
+def test_a_bad_input_side_is_a_repository_error(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ModelRepositoryError, match="parameter input_side must be a string_value holding a whole number of pixels from 16 to 4096"):
+        ModelRepository(_repo(tmp_path, _side(value)))
+
+
 def test_missing_repository_and_model(tmp_path: Path) -> None:
     with pytest.raises(ModelRepositoryError, match="does not exist"):
         ModelRepository(tmp_path / "nope")

@@ -308,6 +308,14 @@ def test_train_deeplab_balanced_runs_and_records_it(trained: dict[str, Path], tm
     assert checkpoints.load(tmp_path / "d.pt")["provenance"]["balanced"] is True
 
 
+def test_an_exported_deeplab_declares_the_side_it_was_trained_at(trained: dict[str, Path], tmp_path: Path) -> None:
+    """train-deeplab letterboxes to --size: the export tells the service (config ``input_side``)."""
+    from service.runtime import ModelRepository
+
+    assert ModelRepository(trained["repo"]).get("deeplab").input_side == 128
+    assert ModelRepository(trained["repo_gt"]).get("deeplab").input_side == 128
+
+
 def test_evaluate_defaults_scores_the_served_models(tmp_path: Path) -> None:
     from tests.conftest import DEFAULT_REPO
 
