@@ -4,11 +4,12 @@
 # each `pseudo-label --source`; DeepLab (balanced, class weights capped at 3, 500 steps) trains on
 # each and is scored on exp1's masks, which neither model learnt from (the classifier saw exp1's
 # images with their tags only); exp4 is never touched. Needs `bench/real_data.py magnetic_tile` run
-# once before. ~5 min a source alone on 2 CPU cores.
+# once before (cam_saliency: its shared salient-object model too). ~5 min a source alone on 2 CPU cores.
 . "$(dirname "$0")/select_mt_lib.sh"
 TR=$TR_BUT_SEL
-for src in ${SOURCES:-pipeline cam_threshold}; do
-  $T pseudo-label --data $D --ids "$TR" --model-repo $R/repo_ssc --source $src --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$src
+for src in ${SOURCES:-pipeline cam_threshold cam_saliency}; do
+  extra=""; [ $src = cam_saliency ] && extra="--saliency work/real/shared/saliency"
+  $T pseudo-label --data $D --ids "$TR" --model-repo $R/repo_ssc --source $src $extra --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$src
   $T train-deeplab --data $D --ids "$TR" --size 320 --labels $W/pseudo_$src/masks --steps 500 --balance --max-class-weight 3 \
       --init-classifier $R/classifier_ssc.pt --out $W/dl_pseudo_$src.pt --repo $W/repo_dl_pseudo_$src
   $T evaluate --data $D --ids "$SEL" --model-repo $R/repo_ssc --methods dl --deeplab dl=$W/repo_dl_pseudo_$src --overlays 0 \

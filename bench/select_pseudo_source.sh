@@ -3,16 +3,22 @@
 # (train n 6..15, score n 1..5; the evaluation split n 16..20 is never touched): the S2C (SSC)
 # classifier of bench/select_msrc.sh pseudo-labels n 6..15 with each source, DeepLab trains 500
 # steps on each, and is scored on n 1..5 beside the same DeepLab on ground truth (select_msrc.sh's
-# dl_proc: 0.369). Needs bench/select_msrc.sh run once before. About 6 min a source on 2 CPU cores;
-# SOURCES="cam_crf consensus" picks the sources.
+# dl_proc: 0.369 then, 0.422 since Predict runs it at its training scale). Needs bench/select_msrc.sh
+# run once before (cam_saliency's salient-object model is its duts_tr DeepLab, deeplab_duts.pt).
+# About 6 min a source on 2 CPU cores; SOURCES="cam_crf consensus" picks the sources.
 W=work/select_msrc
 . "$(dirname "$0")/select_lib.sh"
 D=../shared/data/msrc_v2
 TR='\d+_([6-9]|1[0-5])_s'
 SEL='\d+_[1-5]_s'
 R=$W/repo_s2c_ssc
-for src in ${SOURCES:-pipeline cam_threshold cam_crf consensus}; do
-  $T pseudo-label --data $D --ids "$TR" --model-repo $R --source $src --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$src
+for src in ${SOURCES:-pipeline cam_threshold cam_crf cam_saliency consensus}; do
+  extra=""
+  if [ $src = cam_saliency ]; then
+    [ -d $W/repo_saliency ] || $T export --checkpoint $W/deeplab_duts.pt --repo $W/repo_saliency
+    extra="--saliency $W/repo_saliency"
+  fi
+  $T pseudo-label --data $D --ids "$TR" --model-repo $R --source $src $extra --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$src
   python -c "import json,sys; d=json.load(open(sys.argv[1])); v=[i['miou_vs_ground_truth'] for i in d['per_image'].values()]; print(sys.argv[1], 'mean image mIoU', round(sum(v)/len(v), 4))" $W/pseudo_$src/pseudo_labels.json
   $T train-deeplab --data $D --ids "$TR" --size 256 --labels $W/pseudo_$src/masks --steps 500 --init-classifier $W/cls_s2c_ssc.pt \
       --out $W/dl_pseudo_$src.pt --repo $W/repo_dl_pseudo_$src

@@ -3,22 +3,26 @@
 - ``threshold``: each pixel takes the tagged class of highest normalised CAM, background below
   ``CAM_THRESHOLD`` (never, on a data set without a background class);
 - ``crf``: the same CAMs as a dense CRF's unary (background score (1 - max CAM)^2.44, equal to the
-  CAM at 0.35; without a background class the CRF chooses among the tagged classes only).
+  CAM at 0.35; without a background class the CRF chooses among the tagged classes only);
+- ``saliency_crf``: the same CRF, its unary split between salient objects and the stuff around
+  them by a salient-object model (``training/saliency.py``; ``measure_objectness`` first).
 
-Used by ``evaluate`` (the CAM baselines) and by ``pseudo-label --source cam_threshold|cam_crf``.
+Used by ``evaluate`` (the CAM baselines) and by ``pseudo-label --source cam_threshold|cam_crf|cam_saliency``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
+from tqdm import tqdm
 
 from service.pipeline.cam import CamResult, multiscale_cams
 from service.pipeline.refinement import dense_crf
 from service.pipeline.segment import Segmenter
 from training.evaluate import CAM_THRESHOLD, cam_threshold_map
+from training.saliency import SaliencyModel, class_objectness, object_classes, saliency_unary
 
 CRF_BACKGROUND_POWER = float(np.log(CAM_THRESHOLD) / np.log(1 - CAM_THRESHOLD))
 
@@ -26,9 +30,12 @@ CRF_BACKGROUND_POWER = float(np.log(CAM_THRESHOLD) / np.log(1 - CAM_THRESHOLD))
 class CamLabels:
     """Both CAM label maps, sharing one multi-scale CAM computation per image (keyed by its id)."""
 
-    def __init__(self, segmenter: Segmenter, background: bool) -> None:
+    def __init__(self, segmenter: Segmenter, background: bool, saliency: SaliencyModel | None = None) -> None:
         self.segmenter = segmenter
         self.background = background
+        self.saliency = saliency
+        self.objectness: npt.NDArray[np.float64] | None = None
+        """[C] each class's objectness over the set measured (``measure_objectness``)."""
         self._last: tuple[str, CamResult] | None = None
 
     def _cams(self, key: str, image: npt.NDArray[np.uint8]) -> CamResult:
@@ -56,4 +63,40 @@ class CamLabels:
             ids = [0] + ids
         probs = np.clip(sel, 1e-5, 1.0).astype(np.float32)
         labels = dense_crf(image, probs / probs.sum(axis=0, keepdims=True))
+        return np.array(ids, np.uint8)[labels]
+
+    def measure_objectness(self, items: Sequence[tuple[str, Callable[[], npt.NDArray[np.uint8]], Sequence[str]]]) -> dict[str, float]:
+        """Each class's objectness over ``items`` (key, image loader, tags): ``class_objectness``.
+        Returns class name -> objectness for the classes measured."""
+        if self.saliency is None:
+            raise ValueError("measure_objectness needs a saliency model")
+        saliency = self.saliency
+
+        def samples() -> Iterator[tuple[list[int], npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
+            for key, load, tags in tqdm(items, desc="objectness", unit="img"):
+                if tags:
+                    image = load()
+                    yield [k - 1 for k in self._ids(tags)], self._cams(key, image).cams, saliency.probability(image)
+
+        self.objectness = class_objectness(samples(), len(self.segmenter.classes))
+        return {n: round(float(v), 4) for n, v in zip(self.segmenter.classes, self.objectness) if not np.isnan(v)}
+
+    def saliency_crf(self, key: str, image: npt.NDArray[np.uint8], tags: Sequence[str]) -> npt.NDArray[np.uint8]:
+        """``crf`` with its unary split between salient objects and stuff (``training/saliency.py``)."""
+        if self.saliency is None or self.objectness is None:
+            raise ValueError("saliency_crf needs a saliency model and measure_objectness first")
+        ids = self._ids(tags)
+        if not ids:
+            return np.zeros(image.shape[:2], np.uint8)
+        sel = self._cams(key, image).cams[[k - 1 for k in ids]]
+        set_objectness = self.objectness[[k - 1 for k in ids]]
+        stuff_only = np.zeros(len(ids), bool)
+        if self.background:
+            sel = np.concatenate([((1.0 - sel.max(axis=0)) ** CRF_BACKGROUND_POWER)[None], sel])
+            set_objectness = np.concatenate([[np.nan], set_objectness])
+            stuff_only = np.concatenate([[True], stuff_only])
+            ids = [0] + ids
+        saliency = self.saliency.probability(image)
+        objects = object_classes(sel, saliency, set_objectness, stuff_only)
+        labels = dense_crf(image, saliency_unary(sel, saliency, objects))
         return np.array(ids, np.uint8)[labels]

@@ -78,12 +78,16 @@ def deeplab_method(predictor: Predictor) -> SampleMethod:
     return lambda s: predictor.predict(s.image).label_map
 
 
-def methods_for(segmenter: Segmenter, deeplabs: dict[str, Predictor], background: bool, classes: Sequence[str]) -> dict[str, SampleMethod]:
-    cams = CamLabels(segmenter, background)
+def methods_for(segmenter: Segmenter, deeplabs: dict[str, Predictor], cams: CamLabels, classes: Sequence[str]) -> dict[str, SampleMethod]:
+    """Every method ``evaluate`` knows for this pipeline and these DeepLabs (``cam_saliency`` when
+    ``cams`` has a saliency model with its objectness measured)."""
+    background = cams.background
     methods: dict[str, SampleMethod] = {
         "cam_threshold": lambda s: cams.threshold(s.id, s.image, s.labels.image_labels),
         "cam_crf": lambda s: cams.crf(s.id, s.image, s.labels.image_labels),
     }
+    if cams.objectness is not None:
+        methods["cam_saliency"] = lambda s: cams.saliency_crf(s.id, s.image, s.labels.image_labels)
     for name, kind in (("s2c", "tags"), ("s2c_crf", "tags_crf"), ("s2c_no_labels", "none")) + tuple((k, k) for k in DERIVED_KINDS):
         methods[name] = pipeline_method(segmenter, background, kind, classes)
     for name, predictor in deeplabs.items():

@@ -3,9 +3,11 @@
 ``source`` says what makes each label map: ``pipeline`` (the Segment pipeline: CAM peaks ->
 SAM-contract masks -> aggregation, every kind of weak label) or, from the image-level tags alone,
 the classifier's CAMs (``cam_threshold``, ``cam_crf``: ``training/cam_labels.py``), for data where
-the promptable model's masks are worse than the CAMs, or ``consensus``: where the pipeline and
-CAM + CRF agree, their class, elsewhere 255 (DeepLab learns only from the pixels both methods
-give the same class). Which one is chosen per data set on its training split (docs/RESULTS.md).
+the promptable model's masks are worse than the CAMs, ``cam_saliency`` (CAM + CRF with its unary
+split between salient objects and stuff by a salient-object model: ``training/saliency.py``; each
+class's objectness is measured over the images labelled, first), or ``consensus``: where the
+pipeline and CAM + CRF agree, their class, elsewhere 255 (DeepLab learns only from the pixels both
+methods give the same class). Which one is chosen per data set on its training split (docs/RESULTS.md).
 
 Writes ``<out>/masks/<id>.png`` (uint8 label map, 255 = not confident: ignored by train-deeplab),
 ``<out>/overlays/<id>.png`` and ``<out>/pseudo_labels.json`` (per image: classes with area,
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +39,9 @@ from service.pipeline.types import IGNORE, Refinement, SegmentInput, SegmentOpti
 from service.render import overlay
 from training.cam_labels import CamLabels
 from training.datasets import DatasetError, DatasetFolder
+from training.saliency import SaliencyModel
 
-SOURCES = ("pipeline", "cam_threshold", "cam_crf", "consensus")
+SOURCES = ("pipeline", "cam_threshold", "cam_crf", "cam_saliency", "consensus")
 
 
 def fill_unlabelled(label_map: npt.NDArray[np.uint8], fallback: int) -> npt.NDArray[np.uint8]:
@@ -68,24 +72,29 @@ def segment_labels(
 
 def pseudo_label(
     segmenter: Segmenter, folder: DatasetFolder, ids: Sequence[str], out: Path, refinement: Refinement = Refinement.NONE,
-    fill_background: bool = False, overlays: bool = True, source: str = "pipeline",
+    fill_background: bool = False, overlays: bool = True, source: str = "pipeline", saliency: SaliencyModel | None = None,
 ) -> dict[str, object]:
     """Pseudo-label ``ids`` of ``folder`` into ``out``; returns the summary written to pseudo_labels.json.
 
     The segmenter's classes must be the folder's (``toolkit`` checks it when it loads the repository).
     A CAM ``source`` needs image-level tags on every image that has labels (DatasetError naming the
-    first image without, before anything is written).
+    first image without, before anything is written); ``cam_saliency`` needs ``saliency``.
     """
     if source not in SOURCES:
         raise DatasetError(f"unknown pseudo-label source {source!r} (one of {', '.join(SOURCES)})")
-    if source in ("cam_threshold", "cam_crf") and refinement != Refinement.NONE:
+    if (source == "cam_saliency") != (saliency is not None):
+        raise DatasetError("--source cam_saliency needs --saliency REPO (a salient-object DeepLab), and --saliency only applies to it")
+    if source in ("cam_threshold", "cam_crf", "cam_saliency") and refinement != Refinement.NONE:
         raise DatasetError(f"--refinement {refinement.value} refines the pipeline's masks: it does not apply to --source {source}")
-    cams = CamLabels(segmenter, background=not fill_background) if source != "pipeline" else None
+    cams = CamLabels(segmenter, background=not fill_background, saliency=saliency) if source != "pipeline" else None
     if cams is not None:
         untagged = [i for i in ids if not (labels := folder.weak_labels(i)).image_labels and not labels.empty]
         if untagged:
             raise DatasetError(f"{folder.root}: --source {source} uses image-level tags, but {untagged[0]} (and {len(untagged) - 1} more) "
                                "has other labels only: use --source pipeline")
+    objectness = None
+    if cams is not None and source == "cam_saliency":
+        objectness = cams.measure_objectness([(i, partial(folder.image, i), folder.weak_labels(i).image_labels) for i in ids])
     (out / "masks").mkdir(parents=True, exist_ok=True)
     if overlays:
         (out / "overlays").mkdir(parents=True, exist_ok=True)
@@ -100,7 +109,7 @@ def pseudo_label(
         if source in ("pipeline", "consensus"):
             label_map, result = segment_labels(segmenter, image, labels, folder.labelled(image_id), fill_background, refinement)
         if cams is not None:
-            make = cams.threshold if source == "cam_threshold" else cams.crf
+            make = {"cam_threshold": cams.threshold, "cam_saliency": cams.saliency_crf}.get(source, cams.crf)
             cam_map = make(image_id, image, labels.image_labels)
             if fill_background and labels.image_labels:
                 cam_map = fill_unlabelled(cam_map, segmenter.classes.index(labels.image_labels[0]) + 1)
@@ -127,5 +136,7 @@ def pseudo_label(
         "dataset": folder.name, "images": len(ids), "seconds": round(total, 1), "refinement": refinement.value, "source": source,
         "fill_background": fill_background, "per_image": per_image,
     }
+    if objectness is not None:
+        summary["objectness"] = objectness
     (out / "pseudo_labels.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,12 @@ def _background(folder: DatasetFolder, choice: str) -> bool:
     return folder.has_background if choice == "auto" else choice == "yes"
 
 
+def _saliency(repo: str | None) -> Any:
+    from training.saliency import SaliencyModel
+
+    return SaliencyModel(Path(repo)) if repo else None
+
+
 def cmd_pseudo_label(args: argparse.Namespace) -> None:
     from service.pipeline.types import Refinement
     from training.pseudo_label import pseudo_label
@@ -175,8 +182,9 @@ def cmd_pseudo_label(args: argparse.Namespace) -> None:
     folder, ids = _split(args)
     segmenter, _ = _load_pipeline(Path(args.model_repo), folder, args.stuff_agreement)
     refinement = Refinement[args.refinement.upper()]
+    saliency = _saliency(args.saliency)
     summary = pseudo_label(segmenter, folder, ids, Path(args.out), refinement, not _background(folder, args.background), not args.no_overlays,
-                           args.source)
+                           args.source, saliency)
     print(f"pseudo-labelled {summary['images']} images in {summary['seconds']} s into {args.out}")
 
 
@@ -208,6 +216,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from service.pipeline.predict import Predictor
     from service.runtime import ModelRepository
     from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from training.cam_labels import CamLabels
     from training.evaluate_data import evaluate_folder, methods_for
 
     folder, ids = _split(args)
@@ -226,7 +235,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         b = backend if Path(path) == repo else OnnxRuntimeBackend(ModelRepository(Path(path)), "CPUExecutionProvider")
         b.load(["deeplab"])
         deeplabs[name] = Predictor(DeepLab(b))
-    methods = methods_for(segmenter, deeplabs, folder.has_background, folder.classes)
+    cams = CamLabels(segmenter, folder.has_background, _saliency(args.saliency))
+    if cams.saliency is not None:
+        print("objectness:", cams.measure_objectness([(i, partial(folder.image, i), folder.weak_labels(i).image_labels) for i in ids]))
+    methods = methods_for(segmenter, deeplabs, cams, folder.classes)
     if args.methods:
         unknown = sorted(set(args.methods.split(",")) - set(methods))
         if unknown:
@@ -297,9 +309,12 @@ def register(sub: Any) -> None:
     add_split(p)
     p.add_argument("--model-repo", required=True)
     p.add_argument("--out", required=True, help="folder for masks/, overlays/, pseudo_labels.json")
-    p.add_argument("--source", choices=["pipeline", "cam_threshold", "cam_crf", "consensus"], default="pipeline",
-                   help="what makes the label maps: the Segment pipeline (default), the classifier's CAMs of the image's tags, "
+    p.add_argument("--source", choices=["pipeline", "cam_threshold", "cam_crf", "cam_saliency", "consensus"], default="pipeline",
+                   help="what makes the label maps: the Segment pipeline (default), the classifier's CAMs of the image's tags "
+                   "(cam_saliency: split between salient objects and stuff by --saliency), "
                    "or consensus (pipeline and CAM + CRF agree; elsewhere 255, ignored by train-deeplab)")
+    p.add_argument("--saliency", default=None, help="with --source cam_saliency: a salient-object model repository (a one-class "
+                   "deeplab, e.g. train-deeplab on duts_tr)")
     p.add_argument("--refinement", choices=["none", "crf", "superpixel"], default="none", help="the pipeline's refinement")
     p.add_argument("--background", choices=["auto", "yes", "no"], default="auto",
                    help="whether the data set has a background class (auto: from its masks; 'no' fills 0/255 pixels)")
@@ -339,6 +354,8 @@ def register(sub: Any) -> None:
     p.add_argument("--methods", default="", help="comma-separated subset of the methods")
     p.add_argument("--overlays", type=int, default=6, help="overlay PNGs for this many images")
     p.add_argument("--stuff-agreement", type=float, default=0.0, help="the pipeline's WSSS_STUFF_AGREEMENT (0 = off)")
+    p.add_argument("--saliency", default=None, help="also the cam_saliency method with this salient-object model repository "
+                   "(objectness measured over the images evaluated, from their tags)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("score-coco", help="mIoU of a COCO segmentation file (weakseg label's annotations.json) against a folder's masks")

@@ -232,6 +232,59 @@ def test_pseudo_labels_from_the_cams_equal_evaluates_cam_methods(tmp_path: Path,
         assert set(np.unique(np.asarray(Image.open(filled / "masks" / f"{image_id}.png"))).tolist()) <= tagged
 
 
+@pytest.fixture(scope="module")
+def saliency_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-class (salient object) DeepLab, untrained: the source's plumbing, not its quality."""
+    from training.export import export_deeplab
+    from training.nets import DeepLab
+
+    torch.manual_seed(3)
+    repo = tmp_path_factory.mktemp("saliency")
+    export_deeplab(DeepLab(1).eval(), ["object"], repo, input_side=128)
+    return repo
+
+
+def test_pseudo_labels_from_cams_and_saliency_equal_evaluates_method(tmp_path: Path, trained: dict[str, Path], saliency_repo: Path) -> None:
+    from training.cam_labels import CamLabels
+    from training.saliency import SaliencyModel
+    from training.toolkit import _load_pipeline
+
+    folder = DatasetFolder(trained["data"])
+    out = tmp_path / "sal"
+    assert training_main(["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]),
+                          "--source", "cam_saliency", "--saliency", str(saliency_repo), "--out", str(out)]) == 0
+    summary = json.loads((out / "pseudo_labels.json").read_text())
+    assert summary["source"] == "cam_saliency" and summary["images"] == 8
+    assert set(summary["objectness"]) <= set(CLASSES) and all(0.0 <= v <= 1.0 for v in summary["objectness"].values())
+    segmenter, _ = _load_pipeline(trained["repo"], folder, 0.0)
+    cams = CamLabels(segmenter, background=True, saliency=SaliencyModel(saliency_repo))
+    ids = folder.select(TRAIN)
+    assert cams.measure_objectness([(i, lambda i=i: folder.image(i), folder.weak_labels(i).image_labels) for i in ids]) == summary["objectness"]
+    for image_id in ids:
+        tags = folder.weak_labels(image_id).image_labels
+        got = np.asarray(Image.open(out / "masks" / f"{image_id}.png"))
+        np.testing.assert_array_equal(got, cams.saliency_crf(image_id, folder.image(image_id), tags))
+        assert set(np.unique(got).tolist()) <= {0} | {CLASSES.index(n) + 1 for n in tags}
+    report = tmp_path / "report.json"
+    assert training_main(["evaluate", "--data", str(trained["data"]), "--ids", EVAL, "--model-repo", str(trained["repo"]),
+                          "--saliency", str(saliency_repo), "--methods", "cam_crf,cam_saliency", "--overlays", "0", "--out", str(report)]) == 0
+    assert set(json.loads(report.read_text())["methods"]) == {"cam_crf", "cam_saliency"}
+
+
+def test_cam_saliency_refuses_a_missing_or_wrong_saliency_model(tmp_path: Path, trained: dict[str, Path], saliency_repo: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]), "--out", str(tmp_path / "p")]
+    assert training_main([*args, "--source", "cam_saliency"]) == 2
+    assert "--source cam_saliency needs --saliency REPO" in capsys.readouterr().err
+    assert training_main([*args, "--source", "cam_crf", "--saliency", str(saliency_repo)]) == 2
+    assert "--saliency only applies to it" in capsys.readouterr().err
+    assert training_main([*args, "--source", "cam_saliency", "--saliency", str(trained["repo_gt"])]) == 2
+    assert "a saliency model has one class" in capsys.readouterr().err
+    assert training_main([*args, "--source", "cam_saliency", "--saliency", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+
+
 def test_pseudo_labels_from_the_cams_refuse_what_they_cannot_use(tmp_path: Path, trained: dict[str, Path],
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     args = ["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]), "--out", str(tmp_path / "p")]
