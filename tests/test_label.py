@@ -279,6 +279,20 @@ def test_ctrl_c_leaves_consistent_outputs(server: BackgroundServer, tmp_path: Pa
     assert rest.skipped == len(journal.entries) and rest.skipped + rest.ok + rest.known_empty == count, (rest, why)
 
 
+def test_outputs_follow_the_journal_on_disk_not_the_one_in_memory(server: BackgroundServer, tmp_path: Path) -> None:
+    """A Ctrl-C can land after an entry's line reached the journal file but before the run recorded
+    it in memory: annotations.json must still list every image the file has (a re-run skips them)."""
+    folder = make_folder(tmp_path / "data", 4)
+    out = tmp_path / "out"
+    _label(server, folder, out)
+    items = inputs.from_dataset(folder)
+    stale = Journal(out)
+    del stale.entries[items[-1].name]  # on disk, not in memory
+    hashes = {i.name: i.input_hash(run.OPTIONS, "") for i in items}
+    run._finish(out, stale, items, hashes, CLASSES, "t")
+    assert len(COCO(str(out / "annotations.json")).imgs) == len(Journal(out).entries) == 4
+
+
 def label_with_a_bad_item(server: BackgroundServer, tmp_path: Path, count: int, bad: str) -> Path:
     """``weakseg label`` on ``count`` images, image ``bad`` tagged with a class the server does not
     know (exit code 1); returns the output folder."""

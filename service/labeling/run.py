@@ -142,7 +142,12 @@ class _Window:
 
 
 def _finish(out: Path, journal: Journal, items: Sequence[Item], hashes: dict[str, str], classes: Sequence[str], title: str) -> list[str]:
-    """annotations.json and review.html from the journal entries of this input (current hashes only)."""
+    """annotations.json and review.html from the journal entries of this input (current hashes only).
+
+    The journal is read back from disk: a Ctrl-C can land after an entry's line is on disk but
+    before ``Journal.append`` records it in memory, and the outputs must agree with the file a
+    re-run reads."""
+    journal = Journal(journal.out)
     entries = [e for e in journal.finished([i.name for i in items]) if e.get("input_sha256") == hashes[e["image"]]]
     return [str(coco_out.write(out, entries, classes)), str(review_page.write(out, entries, classes, title))]
 
