@@ -12,7 +12,7 @@ Used by ``evaluate`` (the CAM baselines) and by ``pseudo-label --source cam_thre
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,7 @@ from tqdm import tqdm
 from service.pipeline.cam import CamResult, multiscale_cams
 from service.pipeline.refinement import dense_crf
 from service.pipeline.segment import Segmenter
+from training.datasets import DatasetFolder
 from training.evaluate import CAM_THRESHOLD, cam_threshold_map
 from training.saliency import SaliencyModel, class_objectness, object_classes, saliency_unary
 
@@ -65,18 +66,19 @@ class CamLabels:
         labels = dense_crf(image, probs / probs.sum(axis=0, keepdims=True))
         return np.array(ids, np.uint8)[labels]
 
-    def measure_objectness(self, items: Sequence[tuple[str, Callable[[], npt.NDArray[np.uint8]], Sequence[str]]]) -> dict[str, float]:
-        """Each class's objectness over ``items`` (key, image loader, tags): ``class_objectness``.
+    def measure_objectness(self, folder: DatasetFolder, ids: Sequence[str]) -> dict[str, float]:
+        """Each class's objectness over the tagged images ``ids`` of ``folder``: ``class_objectness``.
         Returns class name -> objectness for the classes measured."""
         if self.saliency is None:
             raise ValueError("measure_objectness needs a saliency model")
         saliency = self.saliency
 
         def samples() -> Iterator[tuple[list[int], npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
-            for key, load, tags in tqdm(items, desc="objectness", unit="img"):
+            for image_id in tqdm(ids, desc="objectness", unit="img"):
+                tags = folder.weak_labels(image_id).image_labels
                 if tags:
-                    image = load()
-                    yield [k - 1 for k in self._ids(tags)], self._cams(key, image).cams, saliency.probability(image)
+                    image = folder.image(image_id)
+                    yield [k - 1 for k in self._ids(tags)], self._cams(image_id, image).cams, saliency.probability(image)
 
         self.objectness = class_objectness(samples(), len(self.segmenter.classes))
         return {n: round(float(v), 4) for n, v in zip(self.segmenter.classes, self.objectness) if not np.isnan(v)}
@@ -88,8 +90,9 @@ class CamLabels:
         ids = self._ids(tags)
         if not ids:
             return np.zeros(image.shape[:2], np.uint8)
-        sel = self._cams(key, image).cams[[k - 1 for k in ids]]
-        set_objectness = self.objectness[[k - 1 for k in ids]]
+        rows = [k - 1 for k in ids]
+        sel = self._cams(key, image).cams[rows]
+        set_objectness = self.objectness[rows]
         stuff_only = np.zeros(len(ids), bool)
         if self.background:
             sel = np.concatenate([((1.0 - sel.max(axis=0)) ** CRF_BACKGROUND_POWER)[None], sel])

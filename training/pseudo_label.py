@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +94,7 @@ def pseudo_label(
     objectness, objectness_seconds = None, 0.0
     if cams is not None and source == "cam_saliency":
         start = time.perf_counter()
-        objectness = cams.measure_objectness([(i, partial(folder.image, i), folder.weak_labels(i).image_labels) for i in ids])
+        objectness = cams.measure_objectness(folder, ids)
         objectness_seconds = time.perf_counter() - start
     (out / "masks").mkdir(parents=True, exist_ok=True)
     if overlays:

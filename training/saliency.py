@@ -45,6 +45,7 @@ class SaliencyModel:
     def __init__(self, repo: Path) -> None:
         from service.errors import WsssError
         from service.models.deeplab import DeepLab
+        from service.pipeline.predict import Predictor
         from service.runtime import ModelRepository
         from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
         from training.datasets import DatasetError
@@ -53,6 +54,7 @@ class SaliencyModel:
             backend = OnnxRuntimeBackend(ModelRepository(Path(repo)), "CPUExecutionProvider")
             backend.load(["deeplab"])
             self.deeplab = DeepLab(backend)
+            self.frame = Predictor(self.deeplab).frame  # the working frame Predict would use: its training scale
         except WsssError as exc:
             raise DatasetError(f"saliency model {repo}: {exc}") from exc
         if len(self.deeplab.classes) != 1:
@@ -60,11 +62,7 @@ class SaliencyModel:
 
     def probability(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """float32 [H, W]: the probability that each pixel of ``image`` uint8 [H, W, 3] is on a salient object."""
-        from service.pipeline.work_frame import WorkFrame
-
-        h, w = image.shape[:2]
-        side = self.deeplab.input_side
-        frame = WorkFrame.of(h, w, side, upscale=True) if side else WorkFrame.of(h, w, max(h, w))
+        frame = self.frame(image.shape[0], image.shape[1])
         out = self.deeplab.predict(frame.image_to_work(image))
         p = np.where(out.label_map == 1, out.confidence, 1.0 - out.confidence).astype(np.float32)
         return np.asarray(frame.map_to_original(p, nearest=False), np.float32)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -237,7 +236,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         deeplabs[name] = Predictor(DeepLab(b))
     cams = CamLabels(segmenter, folder.has_background, _saliency(args.saliency))
     if cams.saliency is not None:
-        print("objectness:", cams.measure_objectness([(i, partial(folder.image, i), folder.weak_labels(i).image_labels) for i in ids]))
+        print("objectness:", cams.measure_objectness(folder, ids))
     methods = methods_for(segmenter, deeplabs, cams, folder.classes)
     if args.methods:
         unknown = sorted(set(args.methods.split(",")) - set(methods))

@@ -259,7 +259,7 @@ def test_pseudo_labels_from_cams_and_saliency_equal_evaluates_method(tmp_path: P
     segmenter, _ = _load_pipeline(trained["repo"], folder, 0.0)
     cams = CamLabels(segmenter, background=True, saliency=SaliencyModel(saliency_repo))
     ids = folder.select(TRAIN)
-    assert cams.measure_objectness([(i, lambda i=i: folder.image(i), folder.weak_labels(i).image_labels) for i in ids]) == summary["objectness"]
+    assert cams.measure_objectness(folder, ids) == summary["objectness"]
     for image_id in ids:
         tags = folder.weak_labels(image_id).image_labels
         got = np.asarray(Image.open(out / "masks" / f"{image_id}.png"))
