@@ -23,7 +23,7 @@ from service.pipeline.refinement import dense_crf
 from service.pipeline.segment import Segmenter
 from training.datasets import DatasetFolder
 from training.evaluate import CAM_THRESHOLD, cam_threshold_map
-from training.saliency import SaliencyModel, class_objectness, object_classes, saliency_unary
+from training.saliency import SaliencyModel, class_objectness, fill_empty, object_classes, saliency_unary
 
 CRF_BACKGROUND_POWER = float(np.log(CAM_THRESHOLD) / np.log(1 - CAM_THRESHOLD))
 
@@ -91,15 +91,15 @@ class CamLabels:
         if not ids:
             return np.zeros(image.shape[:2], np.uint8)
         rows = [k - 1 for k in ids]
-        sel = self._cams(key, image).cams[rows]
-        set_objectness = self.objectness[rows]
+        saliency = self.saliency.probability(image)
+        sel, empty = fill_empty(self._cams(key, image).cams[rows], saliency)
+        set_objectness = np.where(empty, np.nan, self.objectness[rows])
         stuff_only = np.zeros(len(ids), bool)
         if self.background:
             sel = np.concatenate([((1.0 - sel.max(axis=0)) ** CRF_BACKGROUND_POWER)[None], sel])
             set_objectness = np.concatenate([[np.nan], set_objectness])
             stuff_only = np.concatenate([[True], stuff_only])
             ids = [0] + ids
-        saliency = self.saliency.probability(image)
         objects = object_classes(sel, saliency, set_objectness, stuff_only)
         labels = dense_crf(image, saliency_unary(sel, saliency, objects))
         return np.array(ids, np.uint8)[labels]

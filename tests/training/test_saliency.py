@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from training.datasets import DatasetError
-from training.saliency import CAM_FLOOR, SaliencyModel, class_objectness, object_classes, saliency_unary
+from training.saliency import CAM_FLOOR, SaliencyModel, class_objectness, fill_empty, object_classes, saliency_unary
 
 NAN = float("nan")
 
@@ -56,6 +56,25 @@ def test_no_split_without_two_candidates_or_without_a_salient_region() -> None:
     assert not object_classes(scores, np.ones_like(saliency), np.array([NAN, NAN]), no).any()
     assert not object_classes(scores[:1], saliency, np.array([NAN]), no[:1]).any()
     assert not object_classes(scores, saliency, np.array([NAN, NAN]), np.array([True, True])).any()
+
+
+def test_an_empty_cam_takes_the_saliency_the_other_cams_leave_unexplained() -> None:
+    scores, saliency = _maps()
+    same, empty = fill_empty(scores, saliency)
+    assert same is scores and not empty.any()
+    quiet = np.concatenate([scores[1:], np.zeros((1, 4, 4), np.float32)])  # stuff fires around the object; the object's CAM is empty
+    quiet[0, 0, 0] = 0.6  # and a little on it
+    filled, empty = fill_empty(quiet, saliency)
+    assert empty.tolist() == [False, True]
+    np.testing.assert_array_equal(filled[0], quiet[0])
+    expected = saliency * (1.0 - quiet[0])  # 0.4 at (0, 0), 0.9 elsewhere on the object, 0 off it
+    np.testing.assert_allclose(filled[1], expected, rtol=1e-6)
+    assert filled[1, 0, 0] == pytest.approx(0.4) and filled[1, 1, 1] == pytest.approx(0.9) and filled[1, 0, 3] == 0.0
+    # this image's objectness alone makes it the object
+    assert object_classes(filled, saliency, np.array([0.1, NAN]), np.zeros(2, bool)).tolist() == [False, True]
+    # all empty: the saliency itself
+    filled, empty = fill_empty(np.zeros((2, 4, 4), np.float32), saliency)
+    assert empty.all() and (filled == saliency).all()
 
 
 def test_saliency_unary_weights_objects_by_saliency_and_stuff_by_its_complement() -> None:
