@@ -37,6 +37,8 @@ class CamLabels:
         self.saliency = saliency
         self.objectness: npt.NDArray[np.float64] | None = None
         """[C] each class's objectness over the set measured (``measure_objectness``)."""
+        self.empty_cams: list[str] = []
+        """The tagged classes whose CAM was empty in the last ``saliency_crf`` (their pixels rest on the saliency alone)."""
         self._last: tuple[str, CamResult] | None = None
 
     def _cams(self, key: str, image: npt.NDArray[np.uint8]) -> CamResult:
@@ -88,11 +90,13 @@ class CamLabels:
         if self.saliency is None or self.objectness is None:
             raise ValueError("saliency_crf needs a saliency model and measure_objectness first")
         ids = self._ids(tags)
+        self.empty_cams = []
         if not ids:
             return np.zeros(image.shape[:2], np.uint8)
         rows = [k - 1 for k in ids]
         saliency = self.saliency.probability(image)
         sel, empty = fill_empty(self._cams(key, image).cams[rows], saliency)
+        self.empty_cams = [n for n, e in zip(tags, empty) if e]
         set_objectness = np.where(empty, np.nan, self.objectness[rows])
         stuff_only = np.zeros(len(ids), bool)
         if self.background:

@@ -11,7 +11,8 @@ methods give the same class). Which one is chosen per data set on its training s
 
 Writes ``<out>/masks/<id>.png`` (uint8 label map, 255 = not confident: ignored by train-deeplab),
 ``<out>/overlays/<id>.png`` and ``<out>/pseudo_labels.json`` (per image: classes with area,
-confidence, predicted IoU, stability; review score; labels source; seconds; and the mask's IoU
+confidence, predicted IoU, stability; review score; labels source; seconds; with ``cam_saliency``
+the tagged classes whose CAM was empty, labelled from the saliency alone; and the mask's IoU
 against the ground truth when the folder has masks).
 
 An image whose labels.json entry is empty is known to hold none of the classes: its pseudo-label
@@ -101,6 +102,7 @@ def pseudo_label(
         (out / "overlays").mkdir(parents=True, exist_ok=True)
     per_image: dict[str, object] = {}
     total = objectness_seconds  # the first pass over the images counts in the step's time
+    empty_cam_images = 0
     for image_id in tqdm(ids, desc=f"pseudo-label {folder.name}", unit="img"):
         image = folder.image(image_id)
         start = time.perf_counter()
@@ -122,6 +124,9 @@ def pseudo_label(
         if overlays:
             Image.fromarray(overlay(image, label_map)).save(out / "overlays" / f"{image_id}.png")
         info: dict[str, object] = {"seconds": round(seconds, 4), "source": source, "labelled_fraction": round(float(np.mean(label_map != IGNORE)), 4)}
+        if cams is not None and source == "cam_saliency":
+            info["empty_cam_classes"] = cams.empty_cams  # tagged, but their CAM was empty: labelled from the saliency alone
+            empty_cam_images += bool(cams.empty_cams)
         if result is not None:
             info["labels_source"] = result.labels_source.value
             info["review_score"] = round(result.review_score, 4)
@@ -140,5 +145,6 @@ def pseudo_label(
     if objectness is not None:
         summary["objectness"] = objectness
         summary["objectness_seconds"] = round(objectness_seconds, 1)
+        summary["images_with_empty_cams"] = empty_cam_images
     (out / "pseudo_labels.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

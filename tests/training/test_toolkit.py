@@ -265,6 +265,8 @@ def test_pseudo_labels_from_cams_and_saliency_equal_evaluates_method(tmp_path: P
         got = np.asarray(Image.open(out / "masks" / f"{image_id}.png"))
         np.testing.assert_array_equal(got, cams.saliency_crf(image_id, folder.image(image_id), tags))
         assert set(np.unique(got).tolist()) <= {0} | {CLASSES.index(n) + 1 for n in tags}
+        assert summary["per_image"][image_id]["empty_cam_classes"] == cams.empty_cams and set(cams.empty_cams) <= set(tags)
+    assert summary["images_with_empty_cams"] == sum(bool(i["empty_cam_classes"]) for i in summary["per_image"].values())
     report = tmp_path / "report.json"
     assert training_main(["evaluate", "--data", str(trained["data"]), "--ids", EVAL, "--model-repo", str(trained["repo"]),
                           "--saliency", str(saliency_repo), "--methods", "cam_crf,cam_saliency", "--overlays", "0", "--out", str(report)]) == 0
