@@ -9,7 +9,8 @@ Steps (each one ``python -m training <command>`` process, so its wall time is wh
    images + cracks + procedural samples): never on the evaluated data set, nor on ecssd; and a
    salient-object model (a one-class DeepLab on duts_tr's object masks) for the ``cam_saliency``
    pseudo-labels (``training/saliency.py``), reported for every data set.
-2. per data set: train-classifier with plain BCE (the baseline), then S2C: the BCE classifier
+2. per data set: train-classifier with plain BCE (the baseline; on msrc_v2 both trainings jitter
+   the images' colours, ``Config.color_jitter``), then S2C: the BCE classifier
    trained on with S2C's losses (SSC + CPM, ``--s2c``) for ``s2c`` more steps (the BCE run is
    S2C's warm-up; the paper switches CPM on after its first epochs), pseudo-label the training split with the S2C classifier, train-deeplab on
    the pseudo-labels and on the ground truth (the upper bound; class-balanced on data sets of rare
@@ -56,6 +57,7 @@ class Config:
     pseudo_source: str = "pipeline"
     max_class_weight: float = 10.0  # with balance: train-deeplab --max-class-weight
     deeplab_steps: int = 500  # each DeepLab training (--deeplab-steps overrides)
+    color_jitter: float = 0.0  # each classifier training (BCE and S2C): train-classifier --color-jitter
 
 
 CONFIGS = {
@@ -70,7 +72,8 @@ CONFIGS = {
     # between salient objects and stuff (0.323; consensus of the pipeline and CAM + CRF 0.269, CAM + CRF
     # 0.269, CAM threshold 0.262, pipeline 0.246, each DeepLab run at its training scale), 500 steps
     # (1,500 steps on ground truth: +0.002 for 3x the time)
-    "msrc_v2": Config(r"\d+_([1-9]|1[0-5])_s", r"\d+_(1[6-9]|20)_s", 256, False, 1.0, s2c="ssc", pseudo_source="cam_saliency"),
+    "msrc_v2": Config(r"\d+_([1-9]|1[0-5])_s", r"\d+_(1[6-9]|20)_s", 256, False, 1.0, s2c="ssc", pseudo_source="cam_saliency",
+                      color_jitter=0.3),
 }
 STEPS = {"pretrain": 1200, "pretrain_images": 1500, "promptable": 4000, "classifier": 2000, "s2c": 600,  # DeepLab's: Config.deeplab_steps
          "synthetic": 600, "cpm_warmup": 0, "cpm_refresh": 300, "saliency": 1200}
@@ -176,22 +179,28 @@ def main() -> int:
     split = ["--data", str(data), "--ids", cfg.train, "--size", str(cfg.size)]
     s2c_args = ["--cpm-warmup", str(steps["cpm_warmup"]), "--cpm-refresh", str(steps["cpm_refresh"]), "--se-cache", str(work_root / "se_cache")]
     variants = ABLATION if args.ablation else {"bce": None, cfg.s2c: ABLATION[cfg.s2c]}
+    jitter = ["--color-jitter", str(cfg.color_jitter)] if cfg.color_jitter else []
+    cls_recipe = f"_jitter{cfg.color_jitter:g}" if cfg.color_jitter else ""
+
+    def classifier(name: str) -> Path:  # its checkpoint names its recipe, so --reuse never takes one trained otherwise
+        return work / f"classifier_{name}{cls_recipe}.pt"
+
     repos = {}
     for name, losses in variants.items():
         repo = work / f"repo_{name.replace('+', '_')}"
         repo_with_promptable(repo, promptable, times)
-        ckpt = work / f"classifier_{name}.pt"
+        ckpt = classifier(name)
         if losses is None:
             cmd = ["--steps", str(steps["classifier"]), "--init", str(pretrain)]
         else:
-            cmd = ["--steps", str(steps["s2c"]), "--init", str(work / "classifier_bce.pt"), "--s2c", str(repo), "--s2c-losses", losses, *s2c_args]
-        run_step(f"train_classifier_{name}", ["train-classifier", *split, *cmd, "--out", str(ckpt), "--repo", str(repo)], times,
+            cmd = ["--steps", str(steps["s2c"]), "--init", str(classifier("bce")), "--s2c", str(repo), "--s2c-losses", losses, *s2c_args]
+        run_step(f"train_classifier_{name}", ["train-classifier", *split, *cmd, *jitter, "--out", str(ckpt), "--repo", str(repo)], times,
                  ckpt if args.reuse else None)
         repos[name] = repo
-    # a DeepLab's checkpoint names its recipe, so --reuse never takes one trained otherwise
-    recipe = ("" if not cfg.balance or cfg.max_class_weight == 10.0 else f"_w{cfg.max_class_weight:g}") + f"_{steps['deeplab']}steps"
+    # a DeepLab's checkpoint (and the pseudo-labels) name their recipe and the classifier's, so --reuse never takes one made otherwise
+    recipe = ("" if not cfg.balance or cfg.max_class_weight == 10.0 else f"_w{cfg.max_class_weight:g}") + f"_{steps['deeplab']}steps" + cls_recipe
     repo, repo_gt = repos[cfg.s2c], work / f"repo_gt{recipe}"
-    tag = cfg.s2c.replace("+", "_") + ("" if cfg.pseudo_source == "pipeline" else f"_{cfg.pseudo_source}")
+    tag = cfg.s2c.replace("+", "_") + ("" if cfg.pseudo_source == "pipeline" else f"_{cfg.pseudo_source}") + cls_recipe
     pseudo_dir, deeplab_ckpt = work / f"pseudo_{tag}", work / f"deeplab_{tag}{recipe}.pt"
     balance = ["--balance", "--max-class-weight", str(cfg.max_class_weight)] if cfg.balance else []
     stuff = ["--stuff-agreement", str(cfg.stuff_agreement)]
@@ -204,10 +213,10 @@ def main() -> int:
         run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg.train, "--model-repo", str(repo),
                                   "--source", cfg.pseudo_source, *with_saliency, "--out", str(pseudo_dir), "--no-overlays", *stuff], times)
     run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(pseudo_dir / "masks"), "--init-classifier",
-                                      str(work / f"classifier_{cfg.s2c}.pt"), "--steps", str(steps["deeplab"]), *balance,
+                                      str(classifier(cfg.s2c)), "--steps", str(steps["deeplab"]), *balance,
                                       "--out", str(deeplab_ckpt), "--repo", str(repo)], times,
              deeplab_ckpt if args.reuse else None)
-    run_step("train_deeplab_gt", ["train-deeplab", *split, "--init-classifier", str(work / "classifier_bce.pt"), "--steps",
+    run_step("train_deeplab_gt", ["train-deeplab", *split, "--init-classifier", str(classifier("bce")), "--steps",
                                   str(steps["deeplab"]), *balance, "--out", str(work / f"deeplab_gt{recipe}.pt"), "--repo", str(repo_gt)],
              times, work / f"deeplab_gt{recipe}.pt" if args.reuse else None)
     report_path = work / "report.json"
@@ -230,6 +239,7 @@ def main() -> int:
         "train_split": cfg.train, "eval_split": cfg.eval, "letterbox_size": cfg.size, "deeplab_balanced": cfg.balance,
         "deeplab_max_class_weight": cfg.max_class_weight if cfg.balance else None,
         "stuff_agreement": cfg.stuff_agreement, "s2c_losses": cfg.s2c, "pseudo_label_source": cfg.pseudo_source,
+        "classifier_color_jitter": cfg.color_jitter,
         "promptable_trained_on": PROMPTABLE_FROM + [f"synthetic:{steps['synthetic']}"],
         "steps": steps, "seconds": times, "total_seconds": round(sum(times.values()), 1),
         "shared_seconds": shared_times, "shared_total_seconds": round(sum(shared_times.values()), 1),

@@ -50,9 +50,9 @@ def cmd_train_classifier(args: argparse.Namespace) -> None:
     keep_head = init_ckpt is not None and init_ckpt["kind"] == "cam_classifier" and tuple(init_ckpt["classes"]) == folder.classes
     s2c, s2c_prov = _s2c(args, folder, data) if args.s2c else (None, None)
     net = train_classifier(data, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, balanced=not args.no_balance,
-                           scales=scales, init_from=init, s2c=s2c, keep_head=keep_head)
+                           scales=scales, init_from=init, s2c=s2c, keep_head=keep_head, color_jitter=args.color_jitter)
     prov = _provenance(folder, ids, args, time.perf_counter() - start, masks_used=False, balanced=not args.no_balance, scales=scales,
-                       init=args.init, init_class_layer=keep_head, s2c=s2c_prov)
+                       init=args.init, init_class_layer=keep_head, s2c=s2c_prov, color_jitter=args.color_jitter)
     checkpoints.save(Path(args.out), "cam_classifier", folder.classes, {"net": net.state_dict()}, prov)
     _finish(Path(args.out), args.repo)
 
@@ -294,6 +294,7 @@ def register(sub: Any) -> None:
     p.add_argument("--se-cache", default=None, help="folder caching the SE maps (default: REPO/se_cache)")
     p.add_argument("--cpm-warmup", type=int, default=300, help="steps of plain training before CPM starts")
     p.add_argument("--cpm-refresh", type=int, default=300, help="recompute CPM targets with the current classifier every this many steps")
+    p.add_argument("--color-jitter", type=float, default=0.0, help="scale each image's brightness, contrast and saturation by 1 ± up to this")
     _common(p, 1200, 16)
     p.set_defaults(func=cmd_train_classifier)
 

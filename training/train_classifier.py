@@ -55,10 +55,23 @@ def balanced_weights(targets: npt.NDArray[np.float32]) -> npt.NDArray[np.float64
     return w / w.sum()
 
 
+def jitter_colours(images: npt.NDArray[np.uint8], strength: float, rng: np.random.Generator) -> npt.NDArray[np.float32]:
+    """float32 [B, H, W, 3] (0..255): each image's brightness, contrast (about its mean grey) and
+    saturation (about each pixel's grey) scaled by factors drawn uniformly from 1 ± ``strength``."""
+    x = images.astype(np.float32)
+    b, c, sat = (rng.uniform(1 - strength, 1 + strength, (3, len(x), 1, 1, 1))).astype(np.float32)
+    x = x * b
+    grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    x = (x - grey.mean(axis=(1, 2))[:, None, None, None]) * c + grey.mean(axis=(1, 2))[:, None, None, None]
+    grey = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    x = (x - grey) * sat + grey
+    return np.clip(x, 0.0, 255.0)
+
+
 def train_classifier(
     data: TrainingSet, out: Path | None = None, steps: int = 700, batch_size: int = 16, lr: float = 2e-3, seed: int = 0,
     balanced: bool = False, scales: tuple[float, ...] = (0.5, 0.625, 0.75, 1.0), init_from: CamNet | None = None,
-    s2c: S2C | None = None, keep_head: bool = False,
+    s2c: S2C | None = None, keep_head: bool = False, color_jitter: float = 0.0,
 ) -> CamNet:
     """Train ``CamNet`` on ``data`` and save its state dict to ``out``.
 
@@ -69,6 +82,8 @@ def train_classifier(
     ``init_from``: start the backbone from this (pre)trained classifier; the class layer starts anew.
     ``keep_head``: also keep ``init_from``'s class layer (fine-tuning a classifier of the same classes).
     ``s2c``: add S2C's losses (their targets follow the batch's flips, rotation and scale).
+    ``color_jitter``: each image's brightness, contrast and saturation scaled by factors drawn from
+    1 ± this (``jitter_colours``); 0 leaves the colours alone.
     """
     rng = np.random.default_rng(seed)
     net = CamNet(data.num_classes)
@@ -97,7 +112,8 @@ def train_classifier(
         if step >= steps:
             break
         aug = (rng.random() < 0.5, rng.random() < 0.5, int(rng.integers(4)), float(rng.choice(scales)))
-        x = augment_like(to_tensor(data.images[idx]), *aug, nearest=False)
+        pixels = jitter_colours(data.images[idx], color_jitter, rng) if color_jitter > 0 else data.images[idx]
+        x = augment_like(to_tensor(pixels), *aug, nearest=False)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr)
         logits, cams, feats = net(x)

@@ -390,10 +390,11 @@ def test_train_classifier_with_s2c_losses_caches_se_maps(tmp_path: Path, trained
     se = np.load(cached)["se"]
     assert se.shape == (8, 96, 96) and se[3].max() == 0  # 1_00003 holds no class: no SE map
     stamp = cached.stat().st_mtime_ns
-    assert training_main([*args, "--out", str(tmp_path / "b.pt"), "--s2c-losses", "ssc"]) == 0
+    assert training_main([*args, "--out", str(tmp_path / "b.pt"), "--s2c-losses", "ssc", "--color-jitter", "0.3"]) == 0
     assert cached.stat().st_mtime_ns == stamp  # read back, not recomputed
     prov = checkpoints.load(tmp_path / "a.pt")["provenance"]
-    assert prov["s2c"]["losses"] == ["cpm", "ssc"] and prov["s2c"]["promptable_trained_on"]
+    assert prov["s2c"]["losses"] == ["cpm", "ssc"] and prov["s2c"]["promptable_trained_on"] and prov["color_jitter"] == 0.0
+    assert checkpoints.load(tmp_path / "b.pt")["provenance"]["color_jitter"] == 0.3
 
 
 def test_s2c_refuses_a_promptable_model_trained_on_the_same_masks(tmp_path: Path, trained: dict[str, Path],

@@ -28,6 +28,20 @@ def test_generator_is_deterministic_and_exact() -> None:
         assert (s.mask > 0).sum() == (s.instances > 0).sum()
 
 
+def test_colour_jitter_scales_brightness_contrast_and_saturation() -> None:
+    from training.train_classifier import jitter_colours
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 5, 4, 3)).astype(np.uint8)
+    np.testing.assert_allclose(jitter_colours(images, 0.0, np.random.default_rng(1)), images, atol=1e-3)
+    grey = np.full((2, 4, 4, 3), 100, np.uint8)  # no contrast and no colour: only the brightness acts
+    b = np.random.default_rng(7).uniform(0.7, 1.3, (3, 2, 1, 1, 1))[0].ravel()
+    np.testing.assert_allclose(jitter_colours(grey, 0.3, np.random.default_rng(7)), np.broadcast_to(100 * b[:, None, None, None], grey.shape),
+                               rtol=1e-5)
+    out = jitter_colours(np.full((64, 2, 2, 3), 250, np.uint8), 0.3, rng)
+    assert out.dtype == np.float32 and out.max() == 255.0 and out.min() >= 0.0  # brightened past white: clipped
+
+
 def test_generate_command_writes_a_dataset_folder(tmp_path: Path) -> None:
     training_main(["generate", "--out", str(tmp_path / "ds"), "--count", "3", "--height", "96", "--width", "128"])
     labels = json.loads((tmp_path / "ds" / "labels.json").read_text())
