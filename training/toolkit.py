@@ -40,6 +40,8 @@ def _finish(out: Path, repo: str | None) -> None:
 def cmd_train_classifier(args: argparse.Namespace) -> None:
     from training.train_classifier import train_classifier
 
+    if not 0.0 <= args.color_jitter < 1.0:
+        raise DatasetError(f"--color-jitter takes a strength from 0 (none) up to, not including, 1, not {args.color_jitter}")
     setup(args.seed, args.threads)
     folder, ids = _split(args)
     data = training_set(folder, ids, args.size, need_masks=False)

@@ -397,6 +397,15 @@ def test_train_classifier_with_s2c_losses_caches_se_maps(tmp_path: Path, trained
     assert checkpoints.load(tmp_path / "b.pt")["provenance"]["color_jitter"] == 0.3
 
 
+def test_train_classifier_refuses_a_colour_jitter_outside_0_to_1(tmp_path: Path, trained: dict[str, Path],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train-classifier", "--data", str(trained["data"]), "--ids", TRAIN, "--steps", "2", "--size", "64", "--out", str(tmp_path / "c.pt")]
+    for bad in ("1", "-0.1", "nan"):
+        assert training_main([*args, "--color-jitter", bad]) == 2
+        assert f"--color-jitter takes a strength from 0 (none) up to, not including, 1, not {float(bad)}" in capsys.readouterr().err
+    assert not (tmp_path / "c.pt").exists()
+
+
 def test_s2c_refuses_a_promptable_model_trained_on_the_same_masks(tmp_path: Path, trained: dict[str, Path],
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     rc = training_main(["train-classifier", "--data", str(trained["other"]), "--steps", "2", "--size", "64", "--s2c", str(trained["repo"]),
