@@ -260,7 +260,12 @@ def test_ctrl_c_leaves_consistent_outputs(server: BackgroundServer, tmp_path: Pa
     count = 48
     folder = make_folder(tmp_path / "data", count)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "service.client", "--address", server.address, "label", str(folder), "--out", str(out), "--window", "2"]
+    args = ["--address", server.address, "label", str(folder), "--out", str(out), "--window", "2"]
+    # Ctrl-C as a terminal gives it, whatever this test runs under: a shell starts a background job
+    # (`make test &`) with SIGINT ignored, the child inherits that and Python then leaves it ignored
+    with_ctrl_c = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                   "sys.argv = ['service.client', *sys.argv[1:]]; runpy.run_module('service.client', run_name='__main__')")
+    cmd = [sys.executable, "-c", with_ctrl_c, *args]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
     deadline = time.monotonic() + 60
     while len(Journal(out).entries) < 3:
