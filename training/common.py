@@ -67,8 +67,9 @@ def synthetic_set(seed: int, count: int, size: int = 256, num_classes: int = 4, 
     )
 
 
-def to_tensor(images: npt.NDArray[np.uint8]) -> torch.Tensor:
-    """uint8 [N,H,W,3] RGB -> float32 [N,3,H,W] ImageNet-normalised (0-255 mean/std)."""
+def to_tensor(images: npt.NDArray[np.uint8] | npt.NDArray[np.float32]) -> torch.Tensor:
+    """[N,H,W,3] RGB, uint8 or float32 on the same 0-255 scale (e.g. colour-jittered) -> float32
+    [N,3,H,W] ImageNet-normalised (0-255 mean/std)."""
     x = (images.astype(np.float32) - IMAGENET_MEAN) / IMAGENET_STD
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 

@@ -55,15 +55,19 @@ def balanced_weights(targets: npt.NDArray[np.float32]) -> npt.NDArray[np.float64
     return w / w.sum()
 
 
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+"""RGB weights of a pixel's grey (ITU-R BT.601)."""
+
+
 def jitter_colours(images: npt.NDArray[np.uint8], strength: float, rng: np.random.Generator) -> npt.NDArray[np.float32]:
     """float32 [B, H, W, 3] (0..255): each image's brightness, contrast (about its mean grey) and
     saturation (about each pixel's grey) scaled by factors drawn uniformly from 1 ± ``strength``."""
     x = images.astype(np.float32)
     b, c, sat = (rng.uniform(1 - strength, 1 + strength, (3, len(x), 1, 1, 1))).astype(np.float32)
     x = x * b
-    grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
-    x = (x - grey.mean(axis=(1, 2))[:, None, None, None]) * c + grey.mean(axis=(1, 2))[:, None, None, None]
-    grey = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    mean_grey = (x @ LUMA).mean(axis=(1, 2))[:, None, None, None]
+    x = (x - mean_grey) * c + mean_grey
+    grey = (x @ LUMA)[..., None]
     x = (x - grey) * sat + grey
     return np.clip(x, 0.0, 255.0)
 
