@@ -100,9 +100,8 @@ def pseudo_label(
     (out / "masks").mkdir(parents=True, exist_ok=True)
     if overlays:
         (out / "overlays").mkdir(parents=True, exist_ok=True)
-    per_image: dict[str, object] = {}
+    per_image: dict[str, dict[str, object]] = {}
     total = objectness_seconds  # the first pass over the images counts in the step's time
-    empty_cam_images = 0
     for image_id in tqdm(ids, desc=f"pseudo-label {folder.name}", unit="img"):
         image = folder.image(image_id)
         start = time.perf_counter()
@@ -126,7 +125,6 @@ def pseudo_label(
         info: dict[str, object] = {"seconds": round(seconds, 4), "source": source, "labelled_fraction": round(float(np.mean(label_map != IGNORE)), 4)}
         if cams is not None and source == "cam_saliency":
             info["empty_cam_classes"] = cams.empty_cams  # tagged, but their CAM was empty: labelled from the saliency alone
-            empty_cam_images += bool(cams.empty_cams)
         if result is not None:
             info["labels_source"] = result.labels_source.value
             info["review_score"] = round(result.review_score, 4)
@@ -145,6 +143,6 @@ def pseudo_label(
     if objectness is not None:
         summary["objectness"] = objectness
         summary["objectness_seconds"] = round(objectness_seconds, 1)
-        summary["images_with_empty_cams"] = empty_cam_images
+        summary["images_with_empty_cams"] = sum(bool(i["empty_cam_classes"]) for i in per_image.values())
     (out / "pseudo_labels.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
