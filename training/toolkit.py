@@ -236,15 +236,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         b = backend if Path(path) == repo else OnnxRuntimeBackend(ModelRepository(Path(path)), "CPUExecutionProvider")
         b.load(["deeplab"])
         deeplabs[name] = Predictor(DeepLab(b))
+    wanted = args.methods.split(",") if args.methods else None
     cams = CamLabels(segmenter, folder.has_background, _saliency(args.saliency))
-    if cams.saliency is not None:
+    if cams.saliency is not None and (wanted is None or "cam_saliency" in wanted):  # a pass over every image: only when it is scored
         print("objectness:", cams.measure_objectness(folder, ids))
     methods = methods_for(segmenter, deeplabs, cams, folder.classes)
-    if args.methods:
-        unknown = sorted(set(args.methods.split(",")) - set(methods))
+    if wanted is not None:
+        unknown = sorted(set(wanted) - set(methods))
         if unknown:
             raise DatasetError(f"unknown method(s) {unknown}; known: {sorted(methods)}")
-        methods = {k: v for k, v in methods.items() if k in args.methods.split(",")}
+        methods = {k: v for k, v in methods.items() if k in wanted}
     report = evaluate_folder(folder, ids, methods, Path(args.out), args.overlays)
     for name, m in report["methods"].items():  # type: ignore[attr-defined]
         print(f"{name:16s} mIoU {m['miou']:.3f}  pixel acc {m['pixel_acc']:.3f}  {m['seconds_per_image']:.3f} s/image")

@@ -273,6 +273,18 @@ def test_pseudo_labels_from_cams_and_saliency_equal_evaluates_method(tmp_path: P
     assert set(json.loads(report.read_text())["methods"]) == {"cam_crf", "cam_saliency"}
 
 
+def test_evaluate_measures_objectness_only_when_cam_saliency_is_scored(tmp_path: Path, trained: dict[str, Path], saliency_repo: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["evaluate", "--data", str(trained["data"]), "--ids", EVAL, "--model-repo", str(trained["repo"]), "--saliency", str(saliency_repo),
+            "--overlays", "0"]
+    assert training_main([*args, "--methods", "cam_crf", "--out", str(tmp_path / "a.json")]) == 0
+    assert "objectness:" not in capsys.readouterr().out  # no pass over the images for a method not scored
+    assert set(json.loads((tmp_path / "a.json").read_text())["methods"]) == {"cam_crf"}
+    assert training_main([*args, "--methods", "cam_saliency", "--out", str(tmp_path / "b.json")]) == 0
+    assert "objectness:" in capsys.readouterr().out
+    assert set(json.loads((tmp_path / "b.json").read_text())["methods"]) == {"cam_saliency"}
+
+
 def test_cam_saliency_refuses_a_missing_or_wrong_saliency_model(tmp_path: Path, trained: dict[str, Path], saliency_repo: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     args = ["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]), "--out", str(tmp_path / "p")]
