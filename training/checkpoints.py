@@ -1,6 +1,7 @@
 """Training checkpoints (a network's weights + what it needs to be exported) and their export.
 
-A checkpoint is a ``torch.save`` dict: ``kind`` (``cam_classifier``, ``promptable`` or ``deeplab``),
+A checkpoint is a ``torch.save`` dict: ``kind`` (``cam_classifier``, ``promptable``, ``deeplab``, or
+``backbone``: a pretrained backbone alone, which starts other trainings and is never exported),
 ``classes`` (foreground names; empty for the class-agnostic promptable model), ``state`` (the state
 dicts), ``provenance`` (the data sets and ids it was trained on, step count, seconds). Export writes
 the provenance next to the model as ``<model>/training.json``, so an evaluation can refuse a
@@ -27,8 +28,8 @@ from training.export import (
 )
 from training.nets import CamNet, DeepLab, PromptDecoderNet, PromptEncoderBody
 
-KINDS = ("cam_classifier", "promptable", "deeplab")
-MODELS_OF = {"cam_classifier": ("cam_classifier",), "promptable": ("sam_encoder", "sam_decoder"), "deeplab": ("deeplab",)}
+KINDS = ("cam_classifier", "promptable", "deeplab", "backbone")
+MODELS_OF = {"cam_classifier": ("cam_classifier",), "promptable": ("sam_encoder", "sam_decoder"), "deeplab": ("deeplab",), "backbone": ()}
 
 
 def save(path: Path, kind: str, classes: Sequence[str], state: dict[str, Any], provenance: dict[str, Any]) -> None:
@@ -43,11 +44,22 @@ def load(path: Path) -> dict[str, Any]:
     return ckpt
 
 
+def servable(path: Path) -> dict[str, Any]:
+    """The checkpoint at ``path`` when it holds a model the service serves; ValueError for a
+    ``backbone`` checkpoint (or a file that is no checkpoint)."""
+    ckpt = load(path)
+    if not MODELS_OF[ckpt["kind"]]:
+        raise ValueError(f"{path} is a {ckpt['kind']} checkpoint: it holds no model the service serves; start a training from it "
+                         "(train-classifier --init, train-deeplab --init-classifier)")
+    return ckpt
+
+
 def classifier_from(ckpt: dict[str, Any]) -> CamNet:
-    """The classifier of a ``cam_classifier`` checkpoint; of a ``deeplab`` checkpoint, a classifier
-    with its backbone (e.g. one pretrained densely on another data set's masks) and a new class layer."""
+    """The classifier of a ``cam_classifier`` checkpoint; of a ``deeplab`` or ``backbone`` checkpoint, a
+    classifier with its backbone (e.g. one pretrained densely on another data set's masks, or
+    self-supervised: ``pretrain-backbone``) and a new class layer."""
     net = CamNet(len(ckpt["classes"]))
-    if ckpt["kind"] == "deeplab":
+    if ckpt["kind"] in ("deeplab", "backbone"):
         backbone = {k.removeprefix("backbone."): v for k, v in ckpt["state"]["net"].items() if k.startswith("backbone.")}
         net.backbone.load_state_dict(backbone)
     elif ckpt["kind"] == "cam_classifier":
@@ -91,7 +103,7 @@ def export_next_version(path: Path, repo: Path, model_set: str = "") -> list[tup
 def export(path: Path, repo: Path, model_set: str = "") -> list[str]:
     """Export the checkpoint at ``path`` into ``repo`` (as model set ``model_set``'s models,
     ``<set>.<model>``, when given), validate it with the service's loader; returns the model names."""
-    ckpt = load(path)
+    ckpt = servable(path)
     kind, classes = ckpt["kind"], ckpt["classes"]
     prefix = f"{model_set}." if model_set else ""
     if kind == "cam_classifier":

@@ -1,5 +1,5 @@
-"""The toolkit's commands on data set folders: train-classifier, train-promptable, pseudo-label,
-train-deeplab, export, evaluate (``python -m training <command> --help``)."""
+"""The toolkit's commands on data set folders: pretrain-backbone, train-classifier, train-promptable,
+pseudo-label, train-deeplab, export, evaluate (``python -m training <command> --help``)."""
 
 from __future__ import annotations
 
@@ -122,6 +122,42 @@ def cmd_train_promptable(args: argparse.Namespace) -> None:
     _finish(Path(args.out), args.repo)
 
 
+def cmd_pretrain_backbone(args: argparse.Namespace) -> None:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from training.pretrain_backbone import ViewSpec, pretrain_backbone
+
+    if args.repo:
+        raise DatasetError("a pretrained backbone holds no model the service serves: it has no --repo to go to")
+    if args.side < args.crop:
+        raise DatasetError(f"--side {args.side} is smaller than the views' --crop {args.crop}")
+    if args.dense < 0:
+        raise DatasetError(f"--dense takes a weight of 0 (off) or more, not {args.dense}")
+    setup(args.seed, args.threads)
+    folders = [DatasetFolder(Path(d)) for d in args.data]
+    if not folders:
+        raise DatasetError("give at least one --data folder (only its images are read, never its masks or labels)")
+    load_start = time.perf_counter()
+    stack = []
+    for folder in folders:
+        for image_id in folder.ids:
+            img = Image.fromarray(folder.image(image_id)).resize((args.side, args.side), Image.Resampling.BILINEAR)
+            stack.append(np.asarray(img))
+    images = torch.from_numpy(np.stack(stack)).permute(0, 3, 1, 2).contiguous()
+    print(f"read {len(images)} images in {time.perf_counter() - load_start:.0f} s", flush=True)
+    init = checkpoints.classifier_from(checkpoints.load(Path(args.init))).backbone if args.init else None
+    start = time.perf_counter()
+    backbone = pretrain_backbone(images, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                 spec=ViewSpec(side=args.crop), dense=args.dense, init=init)
+    prov = {"datasets": [f.name for f in folders], "images": len(images), "steps": args.steps, "side": args.side, "crop": args.crop,
+            "dense": args.dense, "init": args.init, "seconds": round(time.perf_counter() - start, 1), "masks_used": False,
+            "labels_used": False}
+    checkpoints.save(Path(args.out), "backbone", [], {"net": {f"backbone.{k}": v for k, v in backbone.state_dict().items()}}, prov)
+    print(f"wrote {args.out}")
+
+
 def cmd_train_deeplab(args: argparse.Namespace) -> None:
     from training.train_deeplab import train_deeplab
 
@@ -146,6 +182,10 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     if args.model_set and not SET_NAME.fullmatch(args.model_set):
         raise DatasetError(f"--model-set {args.model_set!r}: lower-case letters, digits, '_' and '-' (it prefixes folder names)")
+    try:
+        checkpoints.servable(Path(args.checkpoint))
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from exc
     if args.next_version:
         placed = checkpoints.export_next_version(Path(args.checkpoint), Path(args.repo), args.model_set)
         print(f"exported {', '.join(f'{n} version {v}' for n, v in placed)} into {args.repo} (validated by the service's loader)")
@@ -307,6 +347,16 @@ def register(sub: Any) -> None:
     p.add_argument("--crop", type=int, default=128, help="training window side in px of the 256 frame (192-256 for large objects)")
     _common(p, 1500, 12, size=False)
     p.set_defaults(func=cmd_train_promptable)
+
+    p = sub.add_parser("pretrain-backbone", help="self-supervised (SimCLR) pretraining of the classifier's backbone on a folder's images, "
+                       "no labels or masks read")
+    p.add_argument("--data", action="append", default=[], help="data set folder whose images to learn from (repeatable; all its images)")
+    p.add_argument("--side", type=int, default=128, help="images are resized to this square side once, in memory")
+    p.add_argument("--crop", type=int, default=96, help="each view's side in px (a random crop of 20-100 %% of the image)")
+    p.add_argument("--dense", type=float, default=0.0, help="weight of the cell-level loss (0 = image-level SimCLR only)")
+    p.add_argument("--init", default=None, help="start from this classifier, DeepLab or backbone checkpoint's backbone")
+    _common(p, 1500, 128, size=False)
+    p.set_defaults(func=cmd_pretrain_backbone)
 
     p = sub.add_parser("pseudo-label", help="run the Segment pipeline in process over a folder's weak labels")
     add_split(p)
