@@ -58,7 +58,7 @@ def classifier_from(ckpt: dict[str, Any]) -> CamNet:
     """The classifier of a ``cam_classifier`` checkpoint; of a ``deeplab`` or ``backbone`` checkpoint, a
     classifier with its backbone (e.g. one pretrained densely on another data set's masks, or
     self-supervised: ``pretrain-backbone``) and a new class layer."""
-    net = CamNet(len(ckpt["classes"]))
+    net = CamNet(max(len(ckpt["classes"]), 1))  # a backbone checkpoint has no classes: its new class layer is a placeholder
     if ckpt["kind"] in ("deeplab", "backbone"):
         backbone = {k.removeprefix("backbone."): v for k, v in ckpt["state"]["net"].items() if k.startswith("backbone.")}
         net.backbone.load_state_dict(backbone)
