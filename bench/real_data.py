@@ -4,7 +4,9 @@
 
 Steps (each one ``python -m training <command>`` process, so its wall time is what a user sees):
 1. shared by the data sets (trained once, reused by later runs, its time reported apart):
-   pretrain a classifier on procedural samples (our stand-in for an ImageNet backbone), and
+   pretrain a classifier on procedural samples (our stand-in for an ImageNet backbone), a
+   backbone self-supervised on duts_tr's images (``pretrain-backbone``, no labels; the classifiers
+   of a data set whose ``Config.pretrain`` is ``simclr`` start from it), and
    train the promptable (SAM-contract) model on ``PROMPTABLE_FROM`` (salient objects of natural
    images + cracks + procedural samples): never on the evaluated data set, nor on ecssd; and a
    salient-object model (a one-class DeepLab on duts_tr's object masks) for the ``cam_saliency``
@@ -58,6 +60,7 @@ class Config:
     max_class_weight: float = 10.0  # with balance: train-deeplab --max-class-weight
     deeplab_steps: int = 500  # each DeepLab training (--deeplab-steps overrides)
     color_jitter: float = 0.0  # each classifier training (BCE and S2C): train-classifier --color-jitter
+    pretrain: str = "procedural"  # the BCE classifier's starting backbone: procedural (classifier) or simclr (pretrain-backbone)
 
 
 CONFIGS = {
@@ -72,15 +75,19 @@ CONFIGS = {
     # between salient objects and stuff (0.323; consensus of the pipeline and CAM + CRF 0.269, CAM + CRF
     # 0.269, CAM threshold 0.262, pipeline 0.246, each DeepLab run at its training scale), 500 steps
     # (1,500 steps on ground truth: +0.002 for 3x the time); classifiers with colour jitter 0.3 (cam_saliency
-    # pseudo-masks, seeds 0 / 1: 0.541 / 0.390 -> 0.572 / 0.465; DeepLab on the training split's pseudo-labels -0.025)
+    # pseudo-masks, seeds 0 / 1: 0.541 / 0.390 -> 0.572 / 0.465; DeepLab on the training split's pseudo-labels -0.025);
+    # the BCE classifier from the SimCLR backbone (bench/select_msrc_backbone.sh; two SimCLR runs: CAM threshold 0.403 ->
+    # 0.445 / 0.404, DeepLab on ground truth, mean of seeds 0 and 1: 0.405 -> 0.440 / 0.403; with the cell-level loss: 0.430, 0.397)
     "msrc_v2": Config(r"\d+_([1-9]|1[0-5])_s", r"\d+_(1[6-9]|20)_s", 256, False, 1.0, s2c="ssc", pseudo_source="cam_saliency",
-                      color_jitter=0.3),
+                      color_jitter=0.3, pretrain="simclr"),
 }
-STEPS = {"pretrain": 1200, "pretrain_images": 1500, "promptable": 4000, "classifier": 2000, "s2c": 600,  # DeepLab's: Config.deeplab_steps
+STEPS = {"pretrain": 1200, "pretrain_images": 1500, "backbone": 1500, "promptable": 4000, "classifier": 2000, "s2c": 600,  # DeepLab's: Config.deeplab_steps
          "synthetic": 600, "cpm_warmup": 0, "cpm_refresh": 300, "saliency": 1200}
-QUICK = {"pretrain": 20, "pretrain_images": 32, "promptable": 20, "classifier": 20, "s2c": 10, "deeplab": 20, "synthetic": 16,
+QUICK = {"pretrain": 20, "pretrain_images": 32, "backbone": 5, "promptable": 20, "classifier": 20, "s2c": 10, "deeplab": 20, "synthetic": 16,
          "cpm_warmup": 0, "cpm_refresh": 5, "saliency": 10}
 SALIENCY_FROM = ["duts_tr"]
+BACKBONE_FROM = ["duts_tr"]
+"""The self-supervised backbone's images (natural images, their masks and labels never read)."""
 """The salient-object model's masks (class-agnostic objects of natural images; never an evaluated set)."""
 ABLATION = {"bce": None, "ssc": "ssc", "cpm": "cpm", "ssc+cpm": "ssc,cpm"}
 
@@ -118,15 +125,20 @@ def promptable_sources(names: list[str]) -> list[str]:
     return [a for n in names for a in ("--data", str(DATA / n))]
 
 
-def shared_models(work: Path, steps: dict[str, int], quick: bool, times: dict[str, float]) -> tuple[Path, Path, Path]:
-    """The pretrained classifier, the promptable model and the salient-object model's repository
-    (trained once for every data set)."""
+def shared_models(work: Path, steps: dict[str, int], quick: bool, times: dict[str, float], pretrain_kind: str) -> tuple[Path, Path, Path, Path]:
+    """The pretrained classifier, the classifiers' starting backbone (``pretrain_kind``), the
+    promptable model and the salient-object model's repository (each trained once for every data set)."""
     shared = work / ("shared_quick" if quick else "shared")
     pretrain = shared / "pretrain_classifier.pt"
     if not pretrain.is_file():
         run_step("generate_pretrain_images", ["generate", "--out", str(shared / "synthetic"), "--count", str(steps["pretrain_images"]), "--seed", "0"], times)
     run_step("pretrain_classifier", ["train-classifier", "--data", str(shared / "synthetic"), "--steps", str(steps["pretrain"]),
                                      "--out", str(pretrain)], times, pretrain)
+    start = pretrain
+    if pretrain_kind == "simclr":
+        start = shared / "backbone_simclr.pt"
+        run_step("pretrain_backbone", ["pretrain-backbone", *promptable_sources(BACKBONE_FROM), "--steps", str(steps["backbone"]),
+                                       "--out", str(start)], times, start)
     promptable = shared / "promptable.pt"
     run_step("train_promptable", ["train-promptable", *promptable_sources(PROMPTABLE_FROM), "--synthetic", str(steps["synthetic"]),
                                   "--steps", str(steps["promptable"]), "--crop", "192", "--batch-size", "10", "--out", str(promptable)],
@@ -135,7 +147,7 @@ def shared_models(work: Path, steps: dict[str, int], quick: bool, times: dict[st
     run_step("train_saliency", ["train-deeplab", *promptable_sources(SALIENCY_FROM), "--size", "256", "--steps", str(steps["saliency"]),
                                 "--init-classifier", str(pretrain), "--out", str(saliency), "--repo", str(shared / "saliency")],
              times, saliency)
-    return pretrain, promptable, shared / "saliency"
+    return start, promptable, shared / "saliency"
 
 
 def repo_with_promptable(repo: Path, promptable: Path, times: dict[str, float]) -> None:
@@ -173,7 +185,7 @@ def main() -> int:
     shared_times: dict[str, float] = {}
     times: dict[str, float] = {}
     try:
-        pretrain, promptable, saliency = shared_models(work_root, steps, args.quick, shared_times)
+        pretrain, promptable, saliency = shared_models(work_root, steps, args.quick, shared_times, cfg.pretrain)
     except MissingData as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -181,7 +193,7 @@ def main() -> int:
     s2c_args = ["--cpm-warmup", str(steps["cpm_warmup"]), "--cpm-refresh", str(steps["cpm_refresh"]), "--se-cache", str(work_root / "se_cache")]
     variants = ABLATION if args.ablation else {"bce": None, cfg.s2c: ABLATION[cfg.s2c]}
     jitter = ["--color-jitter", str(cfg.color_jitter)] if cfg.color_jitter else []
-    cls_recipe = f"_jitter{cfg.color_jitter:g}" if cfg.color_jitter else ""
+    cls_recipe = (f"_jitter{cfg.color_jitter:g}" if cfg.color_jitter else "") + ("" if cfg.pretrain == "procedural" else f"_{cfg.pretrain}")
 
     def classifier(name: str) -> Path:  # its checkpoint names its recipe, so --reuse never takes one trained otherwise
         return work / f"classifier_{name}{cls_recipe}.pt"
@@ -240,7 +252,7 @@ def main() -> int:
         "train_split": cfg.train, "eval_split": cfg.eval, "letterbox_size": cfg.size, "deeplab_balanced": cfg.balance,
         "deeplab_max_class_weight": cfg.max_class_weight if cfg.balance else None,
         "stuff_agreement": cfg.stuff_agreement, "s2c_losses": cfg.s2c, "pseudo_label_source": cfg.pseudo_source,
-        "classifier_color_jitter": cfg.color_jitter,
+        "classifier_color_jitter": cfg.color_jitter, "classifier_pretraining": cfg.pretrain,
         "promptable_trained_on": PROMPTABLE_FROM + [f"synthetic:{steps['synthetic']}"],
         "steps": steps, "seconds": times, "total_seconds": round(sum(times.values()), 1),
         "shared_seconds": shared_times, "shared_total_seconds": round(sum(shared_times.values()), 1),

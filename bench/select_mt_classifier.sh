@@ -4,15 +4,22 @@
 # learn break or uneven (CAM IoU 0 on exp1, class probability ~0.5 on its own training tiles).
 # Arms (ARMS=...), each trained on exp0-3 with the tags and scored on exp1 (CAM threshold and CAM
 # + CRF, as the pseudo-labels of training images are made): more (2,000 more BCE steps from the
-# chain's classifier), full (2,000 steps at scale 1 only: every step at 320 px). exp4 is never
-# touched. Needs `bench/real_data.py magnetic_tile` run once before. ~9 / 15 min alone.
+# chain's classifier), full (2,000 steps at scale 1 only: every step at 320 px), simclr (the chain's
+# recipe from the SimCLR backbone of the shared steps, pretrain-backbone on duts_tr), chain (the
+# chain's BCE classifier itself, scored only). exp4 is never touched. Needs `bench/real_data.py
+# magnetic_tile` and `bench/real_data.py msrc_v2` (the SimCLR backbone) run once before. ~9 / 15 / 7 min alone.
 . "$(dirname "$0")/select_mt_lib.sh"
 TR=$TR_ALL
 for arm in ${ARMS:-more full}; do
   case $arm in more) extra="--init $R/classifier_bce.pt";; full) extra="--init work/real/shared/pretrain_classifier.pt --scales 1.0";;
+    simclr) extra="--init work/real/shared/backbone_simclr.pt";; chain) extra="";;
     *) echo "unknown arm $arm"; exit 2;; esac
   with_sam $W/repo_cls_$arm
-  $T train-classifier --data $D --ids "$TR" --size 320 --steps 2000 $extra --out $W/cls_$arm.pt --repo $W/repo_cls_$arm
+  if [ $arm = chain ]; then
+    $T export --checkpoint $R/classifier_bce.pt --repo $W/repo_cls_$arm
+  else
+    $T train-classifier --data $D --ids "$TR" --size 320 --steps 2000 $extra --out $W/cls_$arm.pt --repo $W/repo_cls_$arm
+  fi
   $T evaluate --data $D --ids "$SEL" --model-repo $W/repo_cls_$arm --methods cam_threshold,cam_crf --overlays 0 --out $W/eval_cls_$arm.json
   score $W/eval_cls_$arm.json
 done
