@@ -24,12 +24,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from service.models.imageops import IMAGENET_MEAN, IMAGENET_STD
+from training import train_classifier
 from training.common import log, lr_at
 from training.nets import Backbone
 
 MEAN = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
 STD = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1)
-LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+LUMA = torch.from_numpy(train_classifier.LUMA).view(1, 3, 1, 1)
 
 
 @dataclass(frozen=True)
