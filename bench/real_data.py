@@ -125,9 +125,11 @@ def promptable_sources(names: list[str]) -> list[str]:
     return [a for n in names for a in ("--data", str(DATA / n))]
 
 
-def shared_models(work: Path, steps: dict[str, int], quick: bool, times: dict[str, float], pretrain_kind: str) -> tuple[Path, Path, Path, Path]:
-    """The pretrained classifier, the classifiers' starting backbone (``pretrain_kind``), the
-    promptable model and the salient-object model's repository (each trained once for every data set)."""
+def shared_models(work: Path, steps: dict[str, int], quick: bool, times: dict[str, float], pretrain_kind: str) -> tuple[Path, Path, Path]:
+    """The BCE classifiers' starting backbone (``pretrain_kind``: the procedurally pretrained
+    classifier or the SimCLR backbone), the promptable model and the salient-object model's
+    repository (each trained once for every data set; the salient-object model always starts from
+    the procedural pretraining)."""
     shared = work / ("shared_quick" if quick else "shared")
     pretrain = shared / "pretrain_classifier.pt"
     if not pretrain.is_file():
@@ -185,7 +187,7 @@ def main() -> int:
     shared_times: dict[str, float] = {}
     times: dict[str, float] = {}
     try:
-        pretrain, promptable, saliency = shared_models(work_root, steps, args.quick, shared_times, cfg.pretrain)
+        backbone, promptable, saliency = shared_models(work_root, steps, args.quick, shared_times, cfg.pretrain)
     except MissingData as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -204,7 +206,7 @@ def main() -> int:
         repo_with_promptable(repo, promptable, times)
         ckpt = classifier(name)
         if losses is None:
-            cmd = ["--steps", str(steps["classifier"]), "--init", str(pretrain)]
+            cmd = ["--steps", str(steps["classifier"]), "--init", str(backbone)]
         else:
             cmd = ["--steps", str(steps["s2c"]), "--init", str(classifier("bce")), "--s2c", str(repo), "--s2c-losses", losses, *s2c_args]
         run_step(f"train_classifier_{name}", ["train-classifier", *split, *cmd, *jitter, "--out", str(ckpt), "--repo", str(repo)], times,
