@@ -142,7 +142,7 @@ def cmd_pretrain_backbone(args: argparse.Namespace) -> None:
     load_start = time.perf_counter()
     stack = []
     for folder in folders:
-        for image_id in folder.ids:
+        for image_id in folder.select(args.ids):
             img = Image.fromarray(folder.image(image_id)).resize((args.side, args.side), Image.Resampling.BILINEAR)
             stack.append(np.asarray(img))
     images = torch.from_numpy(np.stack(stack)).permute(0, 3, 1, 2).contiguous()
@@ -151,7 +151,7 @@ def cmd_pretrain_backbone(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     backbone = pretrain_backbone(images, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                  spec=ViewSpec(side=args.crop), dense=args.dense, init=init)
-    prov = {"datasets": [f.name for f in folders], "images": len(images), "steps": args.steps, "side": args.side, "crop": args.crop,
+    prov = {"datasets": [f.name for f in folders], "ids": args.ids, "images": len(images), "steps": args.steps, "side": args.side, "crop": args.crop,
             "dense": args.dense, "init": args.init, "seconds": round(time.perf_counter() - start, 1), "masks_used": False,
             "labels_used": False}
     checkpoints.save(Path(args.out), "backbone", [], {"net": {f"backbone.{k}": v for k, v in backbone.state_dict().items()}}, prov)
@@ -350,7 +350,9 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("pretrain-backbone", help="self-supervised (SimCLR) pretraining of the classifier's backbone on a folder's images, "
                        "no labels or masks read")
-    p.add_argument("--data", action="append", default=[], help="data set folder whose images to learn from (repeatable; all its images)")
+    p.add_argument("--data", action="append", default=[], help="data set folder whose images to learn from (repeatable)")
+    p.add_argument("--ids", default=None, help="regular expression every --data folder's image ids must match in full, e.g. "
+                   "'.*_exp[0-3]_.*' (a training split's own pixels; default: all its images)")
     p.add_argument("--side", type=int, default=128, help="images are resized to this square side once, in memory")
     p.add_argument("--crop", type=int, default=96, help="each view's side in px (a random crop of 20-100 %% of the image)")
     p.add_argument("--dense", type=float, default=0.0, help="weight of the cell-level loss (0 = image-level SimCLR only)")

@@ -85,6 +85,8 @@ def test_pretrain_backbone_command_starts_a_classifier(tmp_path: Path, capsys: p
     assert training_main(["train-classifier", "--data", str(data), "--steps", "1", "--size", "64", "--init", str(out),
                           "--out", str(tmp_path / "c.pt")]) == 0
     assert checkpoints.load(tmp_path / "c.pt")["provenance"]["init"] == str(out)
+    assert training_main([*args, "--ids", r"1_0000[0-3]"]) == 0  # a training split's own pixels only
+    assert checkpoints.load(out)["provenance"]["images"] == 4 and checkpoints.load(out)["provenance"]["ids"] == r"1_0000[0-3]"
     capsys.readouterr()
 
     refusals = [
@@ -93,6 +95,7 @@ def test_pretrain_backbone_command_starts_a_classifier(tmp_path: Path, capsys: p
         ([*args, "--side", "32"], "--side 32 is smaller than the views' --crop 48"),
         ([*args, "--dense", "-1"], "--dense takes a weight of 0 (off) or more"),
         (["pretrain-backbone", "--steps", "1", "--out", str(tmp_path / "x.pt")], "give at least one --data folder"),
+        ([*args, "--ids", "nothing_.*"], "no image id matches the split (pattern 'nothing_.*'"),
     ]
     for argv, message in refusals:
         assert training_main(argv) == 2, argv
