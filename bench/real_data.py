@@ -86,9 +86,9 @@ STEPS = {"pretrain": 1200, "pretrain_images": 1500, "backbone": 1500, "promptabl
 QUICK = {"pretrain": 20, "pretrain_images": 32, "backbone": 5, "promptable": 20, "classifier": 20, "s2c": 10, "deeplab": 20, "synthetic": 16,
          "cpm_warmup": 0, "cpm_refresh": 5, "saliency": 10}
 SALIENCY_FROM = ["duts_tr"]
+"""The salient-object model's masks (class-agnostic objects of natural images; never an evaluated set)."""
 BACKBONE_FROM = ["duts_tr"]
 """The self-supervised backbone's images (natural images, their masks and labels never read)."""
-"""The salient-object model's masks (class-agnostic objects of natural images; never an evaluated set)."""
 ABLATION = {"bce": None, "ssc": "ssc", "cpm": "cpm", "ssc+cpm": "ssc,cpm"}
 
 
