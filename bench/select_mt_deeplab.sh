@@ -3,7 +3,9 @@
 # exp0, exp2, exp3 (ground truth, 500 steps from the BCE classifier of bench/real_data.py), score
 # on exp1; the evaluation split exp4 is never touched. Arms: rare class sampling + class-weighted
 # loss (--balance; balance_capN: class weights capped at N instead of 10) vs plain. STEPS (default
-# 500) sets the steps, SEED (default 0) the seed (a run's spread). Needs `bench/real_data.py
+# 500) sets the steps, SEED (default 0) the seed (a run's spread), FROM (default: the chain's BCE
+# classifier) another starting classifier whose name FROM_TAG adds to the files (e.g. FROM=
+# work/select_mt/cls_simclr.pt FROM_TAG=simclr, bench/select_mt_classifier.sh). Needs `bench/real_data.py
 # magnetic_tile` run once before. ~3 min an arm at 500 steps alone on 2 CPU cores.
 . "$(dirname "$0")/select_mt_lib.sh"
 TR=$TR_BUT_SEL
@@ -12,7 +14,8 @@ for arm in ${ARMS:-balance plain balance_cap3}; do
     balance_cap*) extra="--balance --max-class-weight ${arm#balance_cap}";; *) echo "unknown arm $arm"; exit 2;; esac
   S=${STEPS:-500}; tag=_$arm; [ "$S" = 500 ] || tag=${S}_$arm  # dl_<arm>.pt, dl1500_<arm>.pt, ...
   [ "${SEED:-0}" = 0 ] || tag=${tag}_seed$SEED
-  $T train-deeplab --data $D --ids "$TR" --size 320 --steps $S --seed ${SEED:-0} --init-classifier $R/classifier_bce.pt $extra \
+  [ -z "${FROM_TAG:-}" ] || tag=${tag}_from_$FROM_TAG
+  $T train-deeplab --data $D --ids "$TR" --size 320 --steps $S --seed ${SEED:-0} --init-classifier ${FROM:-$R/classifier_bce.pt} $extra \
       --out $W/dl$tag.pt --repo $W/repo_dl$tag
   $T evaluate --data $D --ids "$SEL" --model-repo $R/repo_bce --methods dl --deeplab dl=$W/repo_dl$tag --overlays 0 \
       --out $W/eval_dl$tag.json
