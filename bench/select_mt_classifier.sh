@@ -8,7 +8,7 @@
 # recipe from the SimCLR backbone of the shared steps, pretrain-backbone on duts_tr), tiles (the
 # chain's recipe from SimCLR on exp0-3's own pixels, 1,500 steps at side 256, no tags or masks
 # read), duts_tiles (the duts_tr SimCLR backbone, 750 more SimCLR steps on exp0-3's pixels), chain
-# (the chain's BCE classifier itself, scored only). exp4 is never touched. Needs `bench/real_data.py
+# (the procedural chain's BCE classifier itself, classifier_bce.pt, scored only). exp4 is never touched. Needs `bench/real_data.py
 # magnetic_tile` and `bench/real_data.py msrc_v2` (the SimCLR backbone) run once before. ~9 / 15 / 7 / 20 / 14 min alone.
 . "$(dirname "$0")/select_mt_lib.sh"
 TR=$TR_ALL
