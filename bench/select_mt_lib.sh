@@ -8,3 +8,7 @@ D=../shared/data/magnetic_tile
 TR_ALL='.*_exp[0-3]_.*'
 TR_BUT_SEL='.*_exp[023]_.*'
 SEL='.*_exp1_.*'
+# chain_repo CKPT REPO: a fresh repository holding the chain's checkpoint CKPT and the shared
+# promptable model, so a script scores the classifier it names (the chain's own repo_* hold
+# whichever recipe the chain ran last)
+chain_repo() { with_sam "$2"; $T export --checkpoint "$1" --repo "$2" > /dev/null; }

@@ -5,18 +5,20 @@
 # each and is scored on exp1's masks, which neither model learnt from (the classifier saw exp1's
 # images with their tags only); exp4 is never touched. Needs `bench/real_data.py magnetic_tile` run
 # once before (cam_saliency: its shared salient-object model too). ~5 min a source alone on 2 CPU cores.
-# The chain's repo_ssc holds its current S2C classifier: since the fifth stop the one from the SimCLR
-# backbone (classifier_ssc_simclr.pt), so run with FROM_TAG=simclr (file names gain _simclr).
+# FROM_TAG=simclr: the chain's S2C classifier from the SimCLR backbone instead (classifier_ssc_simclr.pt,
+# the chain's since the fifth stop); file names gain _simclr.
 . "$(dirname "$0")/select_mt_lib.sh"
 TR=$TR_BUT_SEL
 suffix=${FROM_TAG:+_$FROM_TAG}
+repo=$W/repo_chain_ssc$suffix
+chain_repo $R/classifier_ssc$suffix.pt $repo
 for src in ${SOURCES:-pipeline cam_threshold}; do  # cam_saliency: 0.164 pseudo-masks on exp1 (CAM threshold 0.228)
   extra=""; [ $src = cam_saliency ] && extra="--saliency work/real/shared/saliency"
   tag=$src$suffix
-  $T pseudo-label --data $D --ids "$TR" --model-repo $R/repo_ssc --source $src $extra --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$tag
+  $T pseudo-label --data $D --ids "$TR" --model-repo $repo --source $src $extra --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$tag
   $T train-deeplab --data $D --ids "$TR" --size 320 --labels $W/pseudo_$tag/masks --steps 500 --balance --max-class-weight 3 \
       --init-classifier $R/classifier_ssc$suffix.pt --out $W/dl_pseudo_$tag.pt --repo $W/repo_dl_pseudo_$tag
-  $T evaluate --data $D --ids "$SEL" --model-repo $R/repo_ssc --methods dl --deeplab dl=$W/repo_dl_pseudo_$tag --overlays 0 \
+  $T evaluate --data $D --ids "$SEL" --model-repo $repo --methods dl --deeplab dl=$W/repo_dl_pseudo_$tag --overlays 0 \
       --out $W/eval_dl_pseudo_$tag.json
   score $W/eval_dl_pseudo_$tag.json
 done
