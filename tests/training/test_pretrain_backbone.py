@@ -86,7 +86,8 @@ def test_pretrain_backbone_command_starts_a_classifier(tmp_path: Path, capsys: p
                           "--out", str(tmp_path / "c.pt")]) == 0
     assert checkpoints.load(tmp_path / "c.pt")["provenance"]["init"] == str(out)
     assert training_main([*args, "--ids", r"1_0000[0-3]"]) == 0  # a training split's own pixels only
-    assert checkpoints.load(out)["provenance"]["images"] == 4 and checkpoints.load(out)["provenance"]["ids"] == r"1_0000[0-3]"
+    prov = checkpoints.load(out)["provenance"]
+    assert prov["images"] == 4 and prov["ids"] == r"1_0000[0-3]"
     capsys.readouterr()
 
     refusals = [
