@@ -21,10 +21,10 @@ for arm in ${ARMS:-more full}; do
       --out $W/backbone_duts_tiles.pt
       extra="--init $W/backbone_duts_tiles.pt";;
     *) echo "unknown arm $arm"; exit 2;; esac
-  with_sam $W/repo_cls_$arm
   if [ $arm = chain ]; then
-    $T export --checkpoint $R/classifier_bce.pt --repo $W/repo_cls_$arm
+    chain_repo $R/classifier_bce.pt $W/repo_cls_$arm
   else
+    with_sam $W/repo_cls_$arm
     $T train-classifier --data $D --ids "$TR" --size 320 --steps 2000 $extra --out $W/cls_$arm.pt --repo $W/repo_cls_$arm
   fi
   $T evaluate --data $D --ids "$SEL" --model-repo $W/repo_cls_$arm --methods cam_threshold,cam_crf --overlays 0 --out $W/eval_cls_$arm.json
