@@ -25,6 +25,17 @@ def _split(args: argparse.Namespace) -> tuple[DatasetFolder, list[str]]:
     return folder, folder.select(args.ids, Path(args.ids_file) if args.ids_file else None)
 
 
+def _scales(text: str) -> tuple[float, ...]:
+    """``--scales``: comma-separated positive numbers (DatasetError otherwise)."""
+    try:
+        scales = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        scales = ()
+    if not scales or not all(0.0 < s <= 4.0 for s in scales):
+        raise DatasetError(f"--scales takes comma-separated numbers above 0 and at most 4, not {text!r}")
+    return scales
+
+
 def _provenance(folder: DatasetFolder, ids: list[str], args: argparse.Namespace, seconds: float, **extra: Any) -> dict[str, Any]:
     return {"datasets": [folder.name], "split": {"ids": args.ids, "ids_file": args.ids_file, "images": len(ids)},
             "steps": args.steps, "size": args.size, "seconds": round(seconds, 1), **extra}
@@ -43,10 +54,10 @@ def cmd_train_classifier(args: argparse.Namespace) -> None:
     if not 0.0 <= args.color_jitter < 1.0:
         raise DatasetError(f"--color-jitter takes a strength from 0 (none) up to, not including, 1, not {args.color_jitter}")
     setup(args.seed, args.threads)
+    scales = _scales(args.scales)
     folder, ids = _split(args)
     data = training_set(folder, ids, args.size, need_masks=False)
     start = time.perf_counter()
-    scales = tuple(float(x) for x in args.scales.split(","))
     init_ckpt = checkpoints.load(Path(args.init)) if args.init else None
     init = checkpoints.classifier_from(init_ckpt) if init_ckpt is not None else None
     keep_head = init_ckpt is not None and init_ckpt["kind"] == "cam_classifier" and tuple(init_ckpt["classes"]) == folder.classes
@@ -166,13 +177,16 @@ def cmd_train_deeplab(args: argparse.Namespace) -> None:
     labels_dir = Path(args.labels) if args.labels else None
     if labels_dir is not None and (labels_dir / "masks").is_dir():
         labels_dir = labels_dir / "masks"  # a pseudo-label or weakseg label output folder
+    scales = _scales(args.scales)
     data = training_set(folder, ids, args.size, masks_dir=labels_dir)
     init = checkpoints.classifier_from(checkpoints.load(Path(args.init_classifier))) if args.init_classifier else None
     start = time.perf_counter()
     net = train_deeplab(data.images, data.masks, len(folder.classes), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                        seed=args.seed, init_from=init, balanced=args.balance, max_class_weight=args.max_class_weight)
+                        seed=args.seed, init_from=init, balanced=args.balance, max_class_weight=args.max_class_weight,
+                        vflip=not args.no_vflip, scales=scales)
     prov = _provenance(folder, ids, args, time.perf_counter() - start, labels=args.labels or "ground truth", masks_used=not args.labels,
-                       balanced=args.balance, max_class_weight=args.max_class_weight if args.balance else None)
+                       balanced=args.balance, max_class_weight=args.max_class_weight if args.balance else None,
+                       vflip=not args.no_vflip, scales=list(scales))
     checkpoints.save(Path(args.out), "deeplab", folder.classes, {"net": net.state_dict()}, prov)
     _finish(Path(args.out), args.repo)
 
@@ -383,6 +397,8 @@ def register(sub: Any) -> None:
     p.add_argument("--init-classifier", default=None, help="start the backbone from this classifier (or DeepLab) checkpoint")
     p.add_argument("--balance", action="store_true", help="defect-centred crops and class-weighted loss (rare, small classes)")
     p.add_argument("--max-class-weight", type=float, default=10.0, help="with --balance: the largest loss weight of a rare class")
+    p.add_argument("--no-vflip", action="store_true", help="horizontal flips only (images with an up and a down: photographs)")
+    p.add_argument("--scales", default="1", help="training scales, one drawn per batch (e.g. 0.75,1,1.25: windows of 160/scale px resized to 160)")
     _common(p, 1000, 16)
     p.set_defaults(func=cmd_train_deeplab)
 

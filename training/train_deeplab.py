@@ -27,6 +27,38 @@ def class_weights(masks: npt.NDArray[np.uint8], num_classes: int, cap: float = 1
     return np.clip(np.sqrt(ref / np.maximum(counts, 1)), 1.0, max(1.0, cap)).astype(np.float32)
 
 
+def training_batch(
+    images: npt.NDArray[np.uint8], masks: npt.NDArray[np.uint8], idx: npt.NDArray[np.int64], rng: np.random.Generator, crop: int,
+    fg: list[npt.NDArray[np.int64]] | None = None, vflip: bool = True, scales: tuple[float, ...] = (1.0,),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch of ``crop`` px windows of images ``idx`` (float [B,3,crop,crop], labels int64 [B,crop,crop]).
+
+    A scale drawn from ``scales`` sets the windows' side (``crop / scale``, at most the image), resized
+    to ``crop`` (bilinear; labels nearest, 255 kept); ``fg`` (each image's labelled foreground pixels):
+    half the windows centred on one of them; flips: horizontal, and vertical with ``vflip``.
+    """
+    h, w = masks.shape[1:]
+    win = min(round(crop / float(rng.choice(scales))), h, w) if len(scales) > 1 or scales[0] != 1.0 else crop
+    ys = rng.integers(0, h - win + 1, len(idx))
+    xs = rng.integers(0, w - win + 1, len(idx))
+    for j, i in enumerate(idx):
+        if fg is not None and len(fg[i]) and rng.random() < 0.5:
+            cy, cx = fg[i][rng.integers(len(fg[i]))]
+            ys[j] = np.clip(cy - win // 2, 0, h - win)
+            xs[j] = np.clip(cx - win // 2, 0, w - win)
+    img = np.stack([images[i, y : y + win, x : x + win] for i, y, x in zip(idx, ys, xs)])
+    lab = np.stack([masks[i, y : y + win, x : x + win] for i, y, x in zip(idx, ys, xs)])
+    x_t, y_t = to_tensor(img), torch.from_numpy(lab.astype(np.int64))
+    if win != crop:
+        x_t = F.interpolate(x_t, size=(crop, crop), mode="bilinear", align_corners=False)
+        y_t = F.interpolate(y_t[:, None].float(), size=(crop, crop), mode="nearest")[:, 0].long()
+    if rng.random() < 0.5:
+        x_t, y_t = x_t.flip(3), y_t.flip(2)
+    if vflip and rng.random() < 0.5:
+        x_t, y_t = x_t.flip(2), y_t.flip(1)
+    return x_t, y_t
+
+
 def train_deeplab(
     images: npt.NDArray[np.uint8],
     masks: npt.NDArray[np.uint8],
@@ -39,14 +71,19 @@ def train_deeplab(
     init_from: CamNet | None = None,
     balanced: bool = False,
     max_class_weight: float = 10.0,
+    vflip: bool = True,
+    scales: tuple[float, ...] = (1.0,),
 ) -> DeepLab:
     """Train on ``images`` uint8 [N,H,W,3] and label maps ``masks`` uint8 [N,H,W] (0..C, 255 ignore).
 
-    Random ``CROP`` crops (the whole image when smaller) and flips; the backbone starts from the classifier's (``init_from``),
-    the way DeepLab starts from an ImageNet backbone. ``balanced`` (for rare, small classes such as
-    defects): images are drawn so that every class (and "no class") comes up equally often (rare
-    class sampling, ``balanced_weights`` of the classes each label map holds: on magnetic_tile 70 %
-    of the images are defect-free), half the crops are centred on a random labelled foreground
+    Random ``CROP`` crops (the whole image when smaller), horizontal flips and, with ``vflip``, vertical
+    flips (off for photographs, whose sky is up); a scale drawn from ``scales`` per batch: the batch's
+    windows are ``CROP / scale`` px, resized to ``CROP`` (below 1 the network sees more context, smaller)
+    (``training_batch``). The backbone starts from the classifier's (``init_from``), the way DeepLab
+    starts from an ImageNet backbone. ``balanced`` (for rare, small classes such as defects): images
+    are drawn so that every class (and "no class") comes up equally often (rare class sampling,
+    ``balanced_weights`` of the classes each label map holds: on magnetic_tile 70 % of the images
+    are defect-free), half the crops are centred on a random labelled foreground
     pixel, and the loss weighs each class by sqrt(background pixels / its pixels), capped at
     ``max_class_weight`` (lower: fewer false defects on clean images, fewer defect pixels found).
     """
@@ -58,7 +95,7 @@ def train_deeplab(
     n, h, w = masks.shape
     crop = min(CROP, h, w)
     weight = None
-    fg = [np.argwhere((m > 0) & (m != 255)) for m in masks] if balanced else []
+    fg = [np.argwhere((m > 0) & (m != 255)) for m in masks] if balanced else None
     if balanced:
         weight = torch.from_numpy(class_weights(masks, num_classes, max_class_weight))
         log.info("deeplab class weights %s", np.round(weight.numpy(), 2).tolist())
@@ -72,20 +109,7 @@ def train_deeplab(
     for step, idx in enumerate(sampler):
         if step >= steps:
             break
-        ys = rng.integers(0, h - crop + 1, len(idx))
-        xs = rng.integers(0, w - crop + 1, len(idx))
-        for j, i in enumerate(idx):
-            if balanced and len(fg[i]) and rng.random() < 0.5:
-                cy, cx = fg[i][rng.integers(len(fg[i]))]
-                ys[j] = np.clip(cy - crop // 2, 0, h - crop)
-                xs[j] = np.clip(cx - crop // 2, 0, w - crop)
-        img = np.stack([images[i, y : y + crop, x : x + crop] for i, y, x in zip(idx, ys, xs)])
-        lab = np.stack([masks[i, y : y + crop, x : x + crop] for i, y, x in zip(idx, ys, xs)])
-        x_t, y_t = to_tensor(img), torch.from_numpy(lab.astype(np.int64))
-        if rng.random() < 0.5:
-            x_t, y_t = x_t.flip(3), y_t.flip(2)
-        if rng.random() < 0.5:
-            x_t, y_t = x_t.flip(2), y_t.flip(1)
+        x_t, y_t = training_batch(images, masks, idx, rng, crop, fg, vflip, scales)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr)
         logits = net(x_t)

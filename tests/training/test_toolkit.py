@@ -529,3 +529,39 @@ def test_deeplab_class_weights_are_capped() -> None:
     np.testing.assert_allclose(w, [1.0, 10.0, np.sqrt(13900 / 5000), 10.0], rtol=1e-6)  # class 3 absent: the cap
     np.testing.assert_allclose(class_weights(masks, 3, cap=3.0), [1.0, 3.0, np.sqrt(13900 / 5000), 3.0], rtol=1e-6)
     np.testing.assert_allclose(class_weights(masks, 3, cap=0.5), [1.0, 1.0, 1.0, 1.0])
+
+
+def test_deeplab_batches_keep_up_and_down_without_vflip_and_resize_scaled_windows() -> None:
+    from training.train_deeplab import training_batch
+
+    masks = np.zeros((3, 64, 64), np.uint8)
+    masks[:, :32] = 1  # "sky" above "grass"
+    masks[:, 32:] = 2
+    masks[:, 30:34, :8] = 255
+    images = np.repeat(masks[..., None], 3, axis=3) * 50
+    rng = np.random.default_rng(0)
+    idx = np.arange(3)
+    for _ in range(20):  # horizontal flips only: class 1 is never below class 2 in any column
+        _, y = training_batch(images, masks, idx, rng, 32, vflip=False)
+        rows = y.numpy()
+        assert y.shape == (3, 32, 32)
+        for b in range(3):
+            top = np.where((rows[b] == 2).any(1))[0]
+            bottom = np.where((rows[b] == 1).any(1))[0]
+            assert not len(top) or not len(bottom) or bottom.max() < top.min()
+    flipped = [training_batch(images, masks, idx, rng, 32)[1].numpy() for _ in range(20)]
+    assert any((f[0, 0] == 2).all() and (f[0, -1] == 1).all() for f in flipped)  # with vflip: upside down sometimes
+    x, y = training_batch(images, masks, idx, rng, 32, vflip=False, scales=(0.5,))  # 64 px windows resized to 32
+    assert x.shape == (3, 3, 32, 32) and y.shape == (3, 32, 32) and y.dtype == torch.int64
+    assert (y[:, :15] == 1).all() and (y[:, 17:] == 2).all()  # the whole image, halved: the boundary at row 16
+    assert set(np.unique(y.numpy())) == {1, 2, 255}
+
+
+def test_train_deeplab_rejects_bad_scales_and_records_its_augmentation(trained: dict[str, Path], tmp_path: Path) -> None:
+    args = ["train-deeplab", "--data", str(trained["data"]), "--ids", TRAIN, "--steps", "2", "--size", "96"]
+    for bad in ("0", "a,1", "", "1,-2"):
+        assert training_main([*args, "--scales", bad, "--out", str(tmp_path / "bad.pt")]) == 2
+    assert not (tmp_path / "bad.pt").exists()
+    assert training_main([*args, "--no-vflip", "--scales", "0.75,1.25", "--out", str(tmp_path / "d.pt")]) == 0
+    prov = checkpoints.load(tmp_path / "d.pt")["provenance"]
+    assert prov["vflip"] is False and prov["scales"] == [0.75, 1.25]
