@@ -61,6 +61,8 @@ class Config:
     deeplab_steps: int = 500  # each DeepLab training (--deeplab-steps overrides)
     color_jitter: float = 0.0  # each classifier training (BCE and S2C): train-classifier --color-jitter
     pretrain: str = "procedural"  # the BCE classifier's starting backbone: procedural (classifier) or simclr (pretrain-backbone)
+    deeplab_vflip: bool = True  # each DeepLab training flips vertically too (False: train-deeplab --no-vflip)
+    deeplab_scales: str = "1"  # each DeepLab training: train-deeplab --scales
 
 
 CONFIGS = {
@@ -217,7 +219,10 @@ def main() -> int:
                  ckpt if args.reuse else None)
         repos[name] = repo
     # a DeepLab's checkpoint (and the pseudo-labels) name their recipe and the classifier's, so --reuse never takes one made otherwise
-    recipe = ("" if not cfg.balance or cfg.max_class_weight == 10.0 else f"_w{cfg.max_class_weight:g}") + f"_{steps['deeplab']}steps" + cls_recipe
+    dl_aug = ([] if cfg.deeplab_vflip else ["--no-vflip"]) + ([] if cfg.deeplab_scales == "1" else ["--scales", cfg.deeplab_scales])
+    recipe = (("" if not cfg.balance or cfg.max_class_weight == 10.0 else f"_w{cfg.max_class_weight:g}") + f"_{steps['deeplab']}steps"
+              + ("" if cfg.deeplab_vflip else "_hflip") + ("" if cfg.deeplab_scales == "1" else "_s" + cfg.deeplab_scales.replace(",", "-"))
+              + cls_recipe)
     repo, repo_gt = repos[cfg.s2c], work / f"repo_gt{recipe}"
     tag = cfg.s2c.replace("+", "_") + ("" if cfg.pseudo_source == "pipeline" else f"_{cfg.pseudo_source}") + cls_recipe
     pseudo_dir, deeplab_ckpt = work / f"pseudo_{tag}", work / f"deeplab_{tag}{recipe}.pt"
@@ -232,11 +237,11 @@ def main() -> int:
         run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg.train, "--model-repo", str(repo),
                                   "--source", cfg.pseudo_source, *with_saliency, "--out", str(pseudo_dir), "--no-overlays", *stuff], times)
     run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(pseudo_dir / "masks"), "--init-classifier",
-                                      str(classifier(cfg.s2c)), "--steps", str(steps["deeplab"]), *balance,
+                                      str(classifier(cfg.s2c)), "--steps", str(steps["deeplab"]), *balance, *dl_aug,
                                       "--out", str(deeplab_ckpt), "--repo", str(repo)], times,
              deeplab_ckpt if args.reuse else None)
     run_step("train_deeplab_gt", ["train-deeplab", *split, "--init-classifier", str(classifier("bce")), "--steps",
-                                  str(steps["deeplab"]), *balance, "--out", str(work / f"deeplab_gt{recipe}.pt"), "--repo", str(repo_gt)],
+                                  str(steps["deeplab"]), *balance, *dl_aug, "--out", str(work / f"deeplab_gt{recipe}.pt"), "--repo", str(repo_gt)],
              times, work / f"deeplab_gt{recipe}.pt" if args.reuse else None)
     report_path = work / "report.json"
     run_step("evaluate", ["evaluate", "--data", str(data), "--ids", cfg.eval, "--model-repo", str(repo),
@@ -256,7 +261,8 @@ def main() -> int:
     baseline = ablation["bce"]
     report.update({
         "train_split": cfg.train, "eval_split": cfg.eval, "letterbox_size": cfg.size, "deeplab_balanced": cfg.balance,
-        "deeplab_max_class_weight": cfg.max_class_weight if cfg.balance else None,
+        "deeplab_max_class_weight": cfg.max_class_weight if cfg.balance else None, "deeplab_vflip": cfg.deeplab_vflip,
+        "deeplab_scales": cfg.deeplab_scales,
         "stuff_agreement": cfg.stuff_agreement, "s2c_losses": cfg.s2c, "pseudo_label_source": cfg.pseudo_source,
         "classifier_color_jitter": cfg.color_jitter, "classifier_pretraining": cfg.pretrain,
         "promptable_trained_on": PROMPTABLE_FROM + [f"synthetic:{steps['synthetic']}"],
