@@ -78,10 +78,11 @@ def export_next_version(path: Path, repo: Path, model_set: str = "") -> list[tup
     import shutil
     import tempfile
 
+    ckpt = servable(path)  # before the repository is touched
     repo.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=repo))
     try:
-        names = export(path, staging, model_set)
+        names = export_loaded(ckpt, staging, model_set)
         placed = []
         for name in names:
             target = repo / name
@@ -103,7 +104,11 @@ def export_next_version(path: Path, repo: Path, model_set: str = "") -> list[tup
 def export(path: Path, repo: Path, model_set: str = "") -> list[str]:
     """Export the checkpoint at ``path`` into ``repo`` (as model set ``model_set``'s models,
     ``<set>.<model>``, when given), validate it with the service's loader; returns the model names."""
-    ckpt = servable(path)
+    return export_loaded(servable(path), repo, model_set)
+
+
+def export_loaded(ckpt: dict[str, Any], repo: Path, model_set: str = "") -> list[str]:
+    """``export`` of a checkpoint already loaded (``servable``)."""
     kind, classes = ckpt["kind"], ckpt["classes"]
     prefix = f"{model_set}." if model_set else ""
     if kind == "cam_classifier":

@@ -196,15 +196,14 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     if args.model_set and not SET_NAME.fullmatch(args.model_set):
         raise DatasetError(f"--model-set {args.model_set!r}: lower-case letters, digits, '_' and '-' (it prefixes folder names)")
-    try:
-        checkpoints.servable(Path(args.checkpoint))
+    try:  # export loads the checkpoint once: a file that holds no servable model is a ValueError
+        if args.next_version:
+            placed = checkpoints.export_next_version(Path(args.checkpoint), Path(args.repo), args.model_set)
+            print(f"exported {', '.join(f'{n} version {v}' for n, v in placed)} into {args.repo} (validated by the service's loader)")
+            return
+        names = checkpoints.export(Path(args.checkpoint), Path(args.repo), args.model_set)
     except ValueError as exc:
         raise DatasetError(str(exc)) from exc
-    if args.next_version:
-        placed = checkpoints.export_next_version(Path(args.checkpoint), Path(args.repo), args.model_set)
-        print(f"exported {', '.join(f'{n} version {v}' for n, v in placed)} into {args.repo} (validated by the service's loader)")
-        return
-    names = checkpoints.export(Path(args.checkpoint), Path(args.repo), args.model_set)
     print(f"exported {', '.join(names)} into {args.repo} (validated by the service's loader)")
 
 

@@ -92,6 +92,7 @@ def test_pretrain_backbone_command_starts_a_classifier(tmp_path: Path, capsys: p
 
     refusals = [
         (["export", "--checkpoint", str(out), "--repo", str(tmp_path / "repo")], "is a backbone checkpoint: it holds no model the service serves"),
+        (["export", "--checkpoint", str(out), "--repo", str(tmp_path / "repo"), "--next-version"], "is a backbone checkpoint"),
         ([*args, "--repo", str(tmp_path / "repo")], "a pretrained backbone holds no model the service serves"),
         ([*args, "--side", "32"], "--side 32 is smaller than the views' --crop 48"),
         ([*args, "--dense", "-1"], "--dense takes a weight of 0 (off) or more"),
