@@ -5,6 +5,7 @@
 # each and is scored on exp1's masks, which neither model learnt from (the classifier saw exp1's
 # images with their tags only); exp4 is never touched. Needs `bench/real_data.py magnetic_tile` run
 # once before (cam_saliency: its shared salient-object model too). ~5 min a source alone on 2 CPU cores.
+# SOURCES="pipeline_crf ...": also the pipeline with --refinement crf.
 # FROM_TAG=simclr: the chain's S2C classifier from the SimCLR backbone instead (classifier_ssc_simclr.pt,
 # the chain's since the fifth stop); file names gain _simclr.
 . "$(dirname "$0")/select_mt_lib.sh"
@@ -15,7 +16,9 @@ chain_repo $R/classifier_ssc$suffix.pt $repo
 for src in ${SOURCES:-pipeline cam_threshold}; do  # cam_saliency: 0.164 pseudo-masks on exp1 (CAM threshold 0.228)
   extra=""; [ $src = cam_saliency ] && extra="--saliency work/real/shared/saliency"
   tag=$src$suffix
-  $T pseudo-label --data $D --ids "$TR" --model-repo $repo --source $src $extra --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$tag
+  source=$src; [ $src = pipeline_crf ] && source="pipeline --refinement crf"  # the pipeline's masks refined by a CRF (evaluate's s2c_crf)
+  # shellcheck disable=SC2086
+  $T pseudo-label --data $D --ids "$TR" --model-repo $repo --source $source $extra --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$tag
   $T train-deeplab --data $D --ids "$TR" --size 320 --labels $W/pseudo_$tag/masks --steps 500 --balance --max-class-weight 3 \
       --init-classifier $R/classifier_ssc$suffix.pt --out $W/dl_pseudo_$tag.pt --repo $W/repo_dl_pseudo_$tag
   $T evaluate --data $D --ids "$SEL" --model-repo $repo --methods dl --deeplab dl=$W/repo_dl_pseudo_$tag --overlays 0 \
