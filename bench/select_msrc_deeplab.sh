@@ -5,7 +5,7 @@
 # the shared SimCLR backbone, as the chain's). Arms (train-deeplab's options): hv = flips both ways
 # (the default), h = horizontal flips only (--no-vflip: photographs have an up and a down), h_scales =
 # also a window scale per batch (--scales 0.75,1,1.25). 500 steps, seeds 0 and 1 (seeds alone moved
-# DeepLab by up to 0.04 before). Needs `bench/real_data.py` run once (work/real/shared). About 3 min a
+# DeepLab by up to 0.04 before). A checkpoint already made (the classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared). About 3 min a
 # classifier, 2.5 min a DeepLab, alone on 2 CPU cores.
 W=work/select_msrc_deeplab
 . "$(dirname "$0")/select_lib.sh"
@@ -14,7 +14,8 @@ TR='\d+_([6-9]|1[0-5])_s'
 SEL='\d+_[1-5]_s'
 with_sam $W/repo_cls
 [ -f $W/cls.pt ] || $T train-classifier --data $D --ids "$TR" --size 256 --steps 1000 --color-jitter 0.3 \
-    --init work/real/shared/backbone_simclr.pt --out $W/cls.pt --repo $W/repo_cls
+    --init work/real/shared/backbone_simclr.pt --out $W/cls.pt
+$T export --checkpoint $W/cls.pt --repo $W/repo_cls
 for arm in ${ARMS:-hv h h_scales}; do
   case $arm in
     hv) aug=();;
@@ -24,7 +25,7 @@ for arm in ${ARMS:-hv h h_scales}; do
   esac
   dls=(); methods=""
   for s in ${SEEDS:-0 1}; do
-    $T train-deeplab --data $D --ids "$TR" --size 256 --steps ${STEPS:-500} --seed $s --init-classifier $W/cls.pt "${aug[@]}" \
+    [ -f $W/dl_${arm}_seed$s.pt ] || $T train-deeplab --data $D --ids "$TR" --size 256 --steps ${STEPS:-500} --seed $s --init-classifier $W/cls.pt "${aug[@]}" \
         --out $W/dl_${arm}_seed$s.pt --repo $W/repo_dl_${arm}_seed$s
     dls+=(--deeplab dl_seed$s=$W/repo_dl_${arm}_seed$s); methods=$methods${methods:+,}dl_seed$s
   done
