@@ -84,7 +84,7 @@ CONFIGS = {
     # the BCE classifier from the SimCLR backbone (bench/select_msrc_backbone.sh; two SimCLR runs: CAM threshold 0.403 ->
     # 0.445 / 0.404, DeepLab on ground truth, mean of seeds 0 and 1: 0.405 -> 0.440 / 0.403; with the cell-level loss: 0.430, 0.397)
     # DeepLab with horizontal flips only and a window scale per batch (bench/select_msrc_deeplab.sh, on ground truth, seeds 0 / 1:
-    # 0.409 / 0.442 with flips both ways at scale 1 -> 0.479 / 0.483)
+    # 0.409 / 0.442 with flips both ways at scale 1 -> 0.479 / 0.483; horizontal flips alone 0.472 / 0.461)
     "msrc_v2": Config(r"\d+_([1-9]|1[0-5])_s", r"\d+_(1[6-9]|20)_s", 256, False, 1.0, s2c="ssc", pseudo_source="cam_saliency",
                       color_jitter=0.3, pretrain="simclr", deeplab_vflip=False, deeplab_scales="0.75,1,1.25"),
 }

@@ -5,8 +5,10 @@
 # the shared SimCLR backbone, as the chain's). Arms (train-deeplab's options): hv = flips both ways
 # (the default), h = horizontal flips only (--no-vflip: photographs have an up and a down), h_scales =
 # also a window scale per batch (--scales 0.75,1,1.25). 500 steps, seeds 0 and 1 (seeds alone moved
-# DeepLab by up to 0.04 before). A checkpoint already made (the classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared). About 3 min a
-# classifier, 2.5 min a DeepLab, alone on 2 CPU cores.
+# DeepLab by up to 0.04 before). Measured (seeds 0 / 1): hv 0.409 / 0.442, h 0.472 / 0.461,
+# h_scales 0.479 / 0.483 (the chain's since the sixth stop). A checkpoint already made (the
+# classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared).
+# About 3 min a classifier, 2.5 min a DeepLab, alone on 2 CPU cores.
 W=work/select_msrc_deeplab
 . "$(dirname "$0")/select_lib.sh"
 D=../shared/data/msrc_v2
