@@ -38,7 +38,7 @@ def training_batch(
     half the windows centred on one of them; flips: horizontal, and vertical with ``vflip``.
     """
     h, w = masks.shape[1:]
-    win = min(round(crop / float(rng.choice(scales))), h, w) if len(scales) > 1 or scales[0] != 1.0 else crop
+    win = min(round(crop / float(rng.choice(scales))), h, w) if tuple(scales) != (1.0,) else crop  # scale 1 alone draws nothing
     ys = rng.integers(0, h - win + 1, len(idx))
     xs = rng.integers(0, w - win + 1, len(idx))
     for j, i in enumerate(idx):
