@@ -6,8 +6,9 @@
 # (the default), h = horizontal flips only (--no-vflip: photographs have an up and a down), h_scales =
 # also a window scale per batch (--scales 0.75,1,1.25). 500 steps, seeds 0 and 1 (seeds alone moved
 # DeepLab by up to 0.04 before). Measured (seeds 0 / 1): hv 0.409 / 0.442, h 0.472 / 0.461,
-# h_scales 0.479 / 0.483 (the chain's since the sixth stop). A checkpoint already made (the
-# classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared).
+# h_scales 0.479 / 0.483 (the chain's since the sixth stop). STEPS=N trains N steps instead of 500
+# (checkpoints named so): ARMS=h_scales STEPS=1000 scored 0.458 / 0.493, no gain for twice the
+# time, so the chain keeps 500. A checkpoint already made (the classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared).
 # About 3 min a classifier, 2.5 min a DeepLab, alone on 2 CPU cores.
 W=work/select_msrc_deeplab
 . "$(dirname "$0")/select_lib.sh"
@@ -25,12 +26,14 @@ for arm in ${ARMS:-hv h h_scales}; do
     h_scales) aug=(--no-vflip --scales 0.75,1,1.25);;
     *) echo "unknown arm $arm"; exit 2;;
   esac
+  steps=${STEPS:-500}
+  tag=$arm; [ "$steps" = 500 ] || tag=${arm}_${steps}steps
   dls=(); methods=""
   for s in ${SEEDS:-0 1}; do
-    [ -f $W/dl_${arm}_seed$s.pt ] || $T train-deeplab --data $D --ids "$TR" --size 256 --steps ${STEPS:-500} --seed $s --init-classifier $W/cls.pt "${aug[@]}" \
-        --out $W/dl_${arm}_seed$s.pt --repo $W/repo_dl_${arm}_seed$s
-    dls+=(--deeplab dl_seed$s=$W/repo_dl_${arm}_seed$s); methods=$methods${methods:+,}dl_seed$s
+    [ -f $W/dl_${tag}_seed$s.pt ] || $T train-deeplab --data $D --ids "$TR" --size 256 --steps $steps --seed $s --init-classifier $W/cls.pt "${aug[@]}" \
+        --out $W/dl_${tag}_seed$s.pt --repo $W/repo_dl_${tag}_seed$s
+    dls+=(--deeplab dl_seed$s=$W/repo_dl_${tag}_seed$s); methods=$methods${methods:+,}dl_seed$s
   done
-  $T evaluate --data $D --ids "$SEL" --model-repo $W/repo_cls --methods $methods "${dls[@]}" --overlays 0 --out $W/eval_$arm.json
-  score $W/eval_$arm.json
+  $T evaluate --data $D --ids "$SEL" --model-repo $W/repo_cls --methods $methods "${dls[@]}" --overlays 0 --out $W/eval_$tag.json
+  score $W/eval_$tag.json
 done
