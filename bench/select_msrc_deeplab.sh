@@ -8,7 +8,8 @@
 # DeepLab by up to 0.04 before). Measured (seeds 0 / 1): hv 0.409 / 0.442, h 0.472 / 0.461,
 # h_scales 0.479 / 0.483 (the chain's since the sixth stop). STEPS=N trains N steps instead of 500
 # (checkpoints named so): ARMS=h_scales STEPS=1000 scored 0.458 / 0.493, no gain for twice the
-# time, so the chain keeps 500. A checkpoint already made (the classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared).
+# time, so the chain keeps 500. Two more arms, neither taken: h_scales_jitter (also --color-jitter 0.3)
+# 0.460 / 0.475, h_wide (scales 0.5..1.5) 0.468 / 0.463. A checkpoint already made (the classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared).
 # About 3 min a classifier, 2.5 min a DeepLab, alone on 2 CPU cores.
 W=work/select_msrc_deeplab
 . "$(dirname "$0")/select_lib.sh"
@@ -24,6 +25,8 @@ for arm in ${ARMS:-hv h h_scales}; do
     hv) aug=();;
     h) aug=(--no-vflip);;
     h_scales) aug=(--no-vflip --scales 0.75,1,1.25);;
+    h_scales_jitter) aug=(--no-vflip --scales 0.75,1,1.25 --color-jitter 0.3);;
+    h_wide) aug=(--no-vflip --scales 0.5,0.75,1,1.25,1.5);;
     *) echo "unknown arm $arm"; exit 2;;
   esac
   steps=${STEPS:-500}

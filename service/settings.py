@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     """CAM inference scales (multi-scale CAM)."""
     cam_flip: bool = True
     """Also run each CAM scale on the horizontally flipped image."""
+    predict_scales: tuple[float, ...] = (1.0,)
+    """Predict's test-time augmentation: DeepLab runs on the working image resized by each of these
+    scales and averages its probabilities (e.g. ``[0.75, 1, 1.25]``, DeepLab's training scales);
+    each scale is one more DeepLab run, and the estimated working memory grows with the largest."""
+    predict_flip: bool = False
+    """Predict also runs DeepLab on the mirrored image at each of ``predict_scales`` (twice the runs)."""
     peak_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     """S2C tau: normalised-CAM value a local peak must exceed to become a prompt."""
     peak_min_distance: int = Field(default=20, ge=1)
@@ -183,6 +189,13 @@ class Settings(BaseSettings):
     token is never one. Unset = admin calls are refused. Never logged."""
     auth_token_file: Path | None = None
     """A file with one bearer token per line (an alternative to ``auth_tokens``, e.g. a mounted secret)."""
+
+    @field_validator("predict_scales")
+    @classmethod
+    def _predict_scales(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or not all(0.0 < s <= 4.0 for s in value):
+            raise ValueError("predict_scales takes one or more scales above 0 and at most 4")
+        return value
 
     @field_validator("embedding_cache_url")
     @classmethod

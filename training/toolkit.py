@@ -25,14 +25,14 @@ def _split(args: argparse.Namespace) -> tuple[DatasetFolder, list[str]]:
     return folder, folder.select(args.ids, Path(args.ids_file) if args.ids_file else None)
 
 
-def _scales(text: str) -> tuple[float, ...]:
-    """``--scales``: comma-separated positive numbers (DatasetError otherwise)."""
+def _scales(text: str, option: str = "--scales") -> tuple[float, ...]:
+    """``--scales`` (or ``option``): comma-separated positive numbers (DatasetError otherwise)."""
     try:
         scales = tuple(float(x) for x in text.split(","))
     except ValueError:
         scales = ()
     if not scales or not all(0.0 < s <= 4.0 for s in scales):
-        raise DatasetError(f"--scales takes comma-separated numbers above 0 and at most 4, not {text!r}")
+        raise DatasetError(f"{option} takes comma-separated numbers above 0 and at most 4, not {text!r}")
     return scales
 
 
@@ -48,11 +48,17 @@ def _finish(out: Path, repo: str | None) -> None:
     print(f"wrote {out}")
 
 
+def _color_jitter(strength: float) -> float:
+    """``--color-jitter``: a strength in [0, 1) (DatasetError otherwise)."""
+    if not 0.0 <= strength < 1.0:
+        raise DatasetError(f"--color-jitter takes a strength from 0 (none) up to, not including, 1, not {strength}")
+    return strength
+
+
 def cmd_train_classifier(args: argparse.Namespace) -> None:
     from training.train_classifier import train_classifier
 
-    if not 0.0 <= args.color_jitter < 1.0:
-        raise DatasetError(f"--color-jitter takes a strength from 0 (none) up to, not including, 1, not {args.color_jitter}")
+    _color_jitter(args.color_jitter)
     setup(args.seed, args.threads)
     scales = _scales(args.scales)
     folder, ids = _split(args)
@@ -172,6 +178,7 @@ def cmd_pretrain_backbone(args: argparse.Namespace) -> None:
 def cmd_train_deeplab(args: argparse.Namespace) -> None:
     from training.train_deeplab import train_deeplab
 
+    jitter = _color_jitter(args.color_jitter)
     setup(args.seed, args.threads)
     folder, ids = _split(args)
     labels_dir = Path(args.labels) if args.labels else None
@@ -183,10 +190,10 @@ def cmd_train_deeplab(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     net = train_deeplab(data.images, data.masks, len(folder.classes), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                         seed=args.seed, init_from=init, balanced=args.balance, max_class_weight=args.max_class_weight,
-                        vflip=not args.no_vflip, scales=scales)
+                        vflip=not args.no_vflip, scales=scales, color_jitter=jitter)
     prov = _provenance(folder, ids, args, time.perf_counter() - start, labels=args.labels or "ground truth", masks_used=not args.labels,
                        balanced=args.balance, max_class_weight=args.max_class_weight if args.balance else None,
-                       vflip=not args.no_vflip, scales=list(scales))
+                       vflip=not args.no_vflip, scales=list(scales), color_jitter=jitter)
     checkpoints.save(Path(args.out), "deeplab", folder.classes, {"net": net.state_dict()}, prov)
     _finish(Path(args.out), args.repo)
 
@@ -273,6 +280,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from training.cam_labels import CamLabels
     from training.evaluate_data import evaluate_folder, methods_for
 
+    predict_scales = _scales(args.predict_scales, "--predict-scales")
     folder, ids = _split(args)
     if not folder.has_masks:
         raise DatasetError(f"{folder.root} has no masks/: nothing to evaluate against")
@@ -288,7 +296,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     for name, path in extra:
         b = backend if Path(path) == repo else OnnxRuntimeBackend(ModelRepository(Path(path)), "CPUExecutionProvider")
         b.load(["deeplab"])
-        deeplabs[name] = Predictor(DeepLab(b))
+        deeplabs[name] = Predictor(DeepLab(b), scales=predict_scales, flip=args.predict_flip)
     wanted = args.methods.split(",") if args.methods else None
     cams = CamLabels(segmenter, folder.has_background, _saliency(args.saliency))
     if cams.saliency is not None and (wanted is None or "cam_saliency" in wanted):  # a pass over every image: only when it is scored
@@ -398,6 +406,7 @@ def register(sub: Any) -> None:
     p.add_argument("--max-class-weight", type=float, default=10.0, help="with --balance: the largest loss weight of a rare class")
     p.add_argument("--no-vflip", action="store_true", help="horizontal flips only (images with an up and a down: photographs)")
     p.add_argument("--scales", default="1", help="training scales, one drawn per batch (e.g. 0.75,1,1.25: windows of 160/scale px resized to 160)")
+    p.add_argument("--color-jitter", type=float, default=0.0, help="scale each window's brightness, contrast and saturation by 1 ± up to this")
     _common(p, 1000, 16)
     p.set_defaults(func=cmd_train_deeplab)
 
@@ -426,6 +435,8 @@ def register(sub: Any) -> None:
     p.add_argument("--stuff-agreement", type=float, default=0.0, help="the pipeline's WSSS_STUFF_AGREEMENT (0 = off)")
     p.add_argument("--saliency", default=None, help="also the cam_saliency method with this salient-object model repository "
                    "(objectness measured over the images evaluated, from their tags)")
+    p.add_argument("--predict-scales", default="1", help="DeepLab's test-time scales, as WSSS_PREDICT_SCALES (e.g. 0.75,1,1.25)")
+    p.add_argument("--predict-flip", action="store_true", help="DeepLab also runs on the mirrored image, as WSSS_PREDICT_FLIP")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("score-coco", help="mIoU of a COCO segmentation file (weakseg label's annotations.json) against a folder's masks")

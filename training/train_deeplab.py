@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from training.common import batches, class_presence, log, lr_at, to_tensor
 from training.nets import CamNet, DeepLab
-from training.train_classifier import balanced_weights
+from training.train_classifier import balanced_weights, jitter_colours
 
 CROP = 160
 
@@ -29,13 +29,14 @@ def class_weights(masks: npt.NDArray[np.uint8], num_classes: int, cap: float = 1
 
 def training_batch(
     images: npt.NDArray[np.uint8], masks: npt.NDArray[np.uint8], idx: npt.NDArray[np.int64], rng: np.random.Generator, crop: int,
-    fg: list[npt.NDArray[np.int64]] | None = None, vflip: bool = True, scales: tuple[float, ...] = (1.0,),
+    fg: list[npt.NDArray[np.int64]] | None = None, vflip: bool = True, scales: tuple[float, ...] = (1.0,), color_jitter: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch of ``crop`` px windows of images ``idx`` (float [B,3,crop,crop], labels int64 [B,crop,crop]).
 
     A scale drawn from ``scales`` sets the windows' side (``crop / scale``, at most the image), resized
     to ``crop`` (bilinear; labels nearest, 255 kept); ``fg`` (each image's labelled foreground pixels):
-    half the windows centred on one of them; flips: horizontal, and vertical with ``vflip``.
+    half the windows centred on one of them; flips: horizontal, and vertical with ``vflip``; each
+    window's colours jittered by 1 ± up to ``color_jitter`` (``jitter_colours``; 0 draws nothing).
     """
     h, w = masks.shape[1:]
     win = min(round(crop / float(rng.choice(scales))), h, w) if tuple(scales) != (1.0,) else crop  # scale 1 alone draws nothing
@@ -48,7 +49,7 @@ def training_batch(
             xs[j] = np.clip(cx - win // 2, 0, w - win)
     img = np.stack([images[i, y : y + win, x : x + win] for i, y, x in zip(idx, ys, xs)])
     lab = np.stack([masks[i, y : y + win, x : x + win] for i, y, x in zip(idx, ys, xs)])
-    x_t, y_t = to_tensor(img), torch.from_numpy(lab.astype(np.int64))
+    x_t, y_t = to_tensor(jitter_colours(img, color_jitter, rng) if color_jitter > 0 else img), torch.from_numpy(lab.astype(np.int64))
     if win != crop:
         x_t = F.interpolate(x_t, size=(crop, crop), mode="bilinear", align_corners=False)
         y_t = F.interpolate(y_t[:, None].float(), size=(crop, crop), mode="nearest")[:, 0].long()
@@ -73,13 +74,14 @@ def train_deeplab(
     max_class_weight: float = 10.0,
     vflip: bool = True,
     scales: tuple[float, ...] = (1.0,),
+    color_jitter: float = 0.0,
 ) -> DeepLab:
     """Train on ``images`` uint8 [N,H,W,3] and label maps ``masks`` uint8 [N,H,W] (0..C, 255 ignore).
 
     Random ``CROP`` crops (the whole image when smaller), horizontal flips and, with ``vflip``, vertical
     flips (off for photographs, whose sky is up); a scale drawn from ``scales`` per batch: the batch's
-    windows are ``CROP / scale`` px, resized to ``CROP`` (below 1 the network sees more context, smaller)
-    (``training_batch``). The backbone starts from the classifier's (``init_from``), the way DeepLab
+    windows are ``CROP / scale`` px, resized to ``CROP`` (below 1 the network sees more context, smaller);
+    colours jittered by up to ``color_jitter`` (``training_batch``). The backbone starts from the classifier's (``init_from``), the way DeepLab
     starts from an ImageNet backbone. ``balanced`` (for rare, small classes such as defects): images
     are drawn so that every class (and "no class") comes up equally often (rare class sampling,
     ``balanced_weights`` of the classes each label map holds: on magnetic_tile 70 % of the images
@@ -109,7 +111,7 @@ def train_deeplab(
     for step, idx in enumerate(sampler):
         if step >= steps:
             break
-        x_t, y_t = training_batch(images, masks, idx, rng, crop, fg, vflip, scales)
+        x_t, y_t = training_batch(images, masks, idx, rng, crop, fg, vflip, scales, color_jitter)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr)
         logits = net(x_t)

@@ -324,7 +324,8 @@ class ServiceState:
             log.warning("model set %s: Segment is unavailable (no %scam_classifier in %s)", label, f"{name}." if name else "", repo.root)
         if "deeplab" in own:
             for key in version_keys(repo, own["deeplab"]):
-                predictor = Predictor(DeepLab(backend, key), self.settings.max_work_side, self.settings.max_request_bytes)
+                predictor = Predictor(DeepLab(backend, key), self.settings.max_work_side, self.settings.max_request_bytes,
+                                      tuple(self.settings.predict_scales), self.settings.predict_flip)
                 if key not in unchanged:  # a session taken over is warm already
                     predictor.warmup()
                 result.predictors[predictor.deeplab.version] = predictor

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from service.errors import ModelRepositoryError
-from service.models.imageops import normalise, resize_maps
+from service.models.imageops import normalise, resize_image, resize_maps
 from service.runtime.backend import InferenceBackend
 
 
@@ -82,13 +83,38 @@ class DeepLab:
             if labels.size and int(labels.max()) > len(self.classes):
                 raise ModelRepositoryError(f"model {self.name!r} returned label {int(labels.max())} for {len(self.classes)} classes + background")
             return DeepLabOutput(labels, confidence)
-        out = self.backend.infer(self.name, {"image": x}, outputs=("logits",))
-        logits = np.asarray(out["logits"], np.float32)[0]
-        if logits.shape[0] != len(self.classes) + 1:
-            raise ModelRepositoryError(f"model {self.name!r} returned {logits.shape[0]} channels for {len(self.classes)} classes + background")
+        logits = self._logits(x)[0]
         if logits.shape[1:] != (h, w):
             logits = resize_maps(logits, h, w)
         return DeepLabOutput(*label_map_and_confidence(logits))
+
+    def predict_augmented(self, image: npt.NDArray[np.uint8], scales: Sequence[float], flip: bool) -> DeepLabOutput:
+        """Test-time augmentation of one uint8 [H, W, 3] RGB image: DeepLab runs on the image resized by
+        each of ``scales`` (both sides) and, with ``flip``, on its mirror image too (in the same batch);
+        each run's softmax probabilities, mirrored back and resized to H x W, are averaged. The label
+        map is their argmax, the confidence its mean probability. One scale of 1 without ``flip`` is ``predict``."""
+        if tuple(scales) == (1.0,) and not flip:
+            return self.predict(image)
+        h, w = image.shape[:2]
+        total = np.zeros((len(self.classes) + 1, h, w), np.float32)
+        for scale in scales:
+            x = resize_image(image, max(8, round(h * scale)), max(8, round(w * scale)))
+            batch = np.stack([x, x[:, ::-1]]) if flip else x[None]
+            logits = self._logits(batch if self.uint8_input else np.stack([normalise(b) for b in batch]))
+            probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
+            run = probs[0] + probs[1][:, :, ::-1] if flip else probs[0]
+            total += run if run.shape[1:] == (h, w) else resize_maps(run, h, w)
+        total /= len(scales) * (2 if flip else 1)
+        return DeepLabOutput(*label_map_and_confidence(np.log(np.maximum(total, 1e-30))))
+
+    def _logits(self, batch: npt.NDArray[np.uint8] | npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """float32 [N, C+1, h, w]: the model's logits for a batch of its input (either contract)."""
+        out = self.backend.infer(self.name, {"image": batch}, outputs=("logits",))
+        logits = np.asarray(out["logits"], np.float32)
+        if logits.ndim != 4 or logits.shape[:2] != (len(batch), len(self.classes) + 1):
+            raise ModelRepositoryError(f"model {self.name!r} returned logits {logits.shape} for {len(batch)} images, {len(self.classes)} classes + background")
+        return logits
 
     def warmup(self) -> None:
         self.predict(np.zeros((64, 64, 3), np.uint8))

@@ -27,13 +27,20 @@ class Predictor:
     longest side of its training images), the image is resized, up or down, to that longest side
     (at most ``max_work_side``), as training letterboxed it; a model without it sees the image
     downscaled to at most ``max_work_side`` pixels on its longest side. The label map comes back
-    at the original size (nearest neighbour).
+    at the original size (nearest neighbour). With ``scales`` other than (1,) or ``flip``, DeepLab
+    averages its probabilities over the working image at those scales and mirrored
+    (``DeepLab.predict_augmented``: test-time augmentation, one run per scale and mirror).
     """
 
-    def __init__(self, deeplab: DeepLab, max_work_side: int = 1024, max_request_bytes: int = 1536 * 1024 * 1024) -> None:
+    def __init__(
+        self, deeplab: DeepLab, max_work_side: int = 1024, max_request_bytes: int = 1536 * 1024 * 1024,
+        scales: tuple[float, ...] = (1.0,), flip: bool = False,
+    ) -> None:
         self.deeplab = deeplab
         self.max_work_side = max_work_side
         self.max_request_bytes = max_request_bytes
+        self.scales = scales
+        self.flip = flip
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -54,7 +61,7 @@ class Predictor:
         frame = self.check_budget(image.shape[0], image.shape[1])
         timer = Timer(should_stop)
         with timer.stage("deeplab"):
-            out = self.deeplab.predict(frame.image_to_work(image))
+            out = self.deeplab.predict_augmented(frame.image_to_work(image), self.scales, self.flip)
         with timer.stage("encode"):
             label_map = frame.label_map_to_original(out.label_map)
             encoded = encode_mask(label_map, formats)
@@ -85,9 +92,16 @@ class Predictor:
         return WorkFrame.of(height, width, min(side, self.max_work_side), upscale=True)
 
     def working_bytes(self, height: int, width: int) -> int:
-        """Estimated working memory of a request with a ``height`` x ``width`` image, in bytes."""
+        """Estimated working memory of a request with a ``height`` x ``width`` image, in bytes: with
+        test-time augmentation, DeepLab's largest run (the largest scale's pixels, twice when mirrored
+        in the same batch) and the averaged probabilities (float32 per class and working pixel)."""
         frame = self.frame(height, width)
-        return height * width * FULL_SIZE_BYTES_PER_PIXEL + frame.work_height * frame.work_width * DEEPLAB_BYTES_PER_PIXEL
+        work = frame.work_height * frame.work_width
+        if self.scales == (1.0,) and not self.flip:
+            return height * width * FULL_SIZE_BYTES_PER_PIXEL + work * DEEPLAB_BYTES_PER_PIXEL
+        largest = max(self.scales) ** 2 * (2 if self.flip else 1)
+        averaged = 2 * 4 * (len(self.classes) + 1)  # the running sum and one run's resized probabilities
+        return height * width * FULL_SIZE_BYTES_PER_PIXEL + round(work * (max(1.0, largest) * DEEPLAB_BYTES_PER_PIXEL + averaged))
 
     def check_budget(self, height: int, width: int) -> WorkFrame:
         """The working frame of a ``height`` x ``width`` image, if its estimated working memory fits.

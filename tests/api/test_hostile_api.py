@@ -121,6 +121,31 @@ def test_over_budget_requests_are_refused_before_decoding() -> None:
         running.stop()
 
 
+def test_predict_with_test_time_augmentation_serves_every_geometry() -> None:
+    """A server averaging DeepLab over three scales and mirrors (WSSS_PREDICT_SCALES / _FLIP) answers
+    thin, tiny and ordinary images at their own size, with the same label map as the wrapper's."""
+    from service.models.deeplab import DeepLab
+    from service.pipeline.predict import Predictor
+    from service.runtime import ModelRepository
+    from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from tests.conftest import DEFAULT_REPO
+
+    running = BackgroundServer(make_settings(predict_scales=(0.75, 1.0, 1.25), predict_flip=True))
+    try:
+        with running.channel() as channel:
+            stub = pb_grpc.SegmentationServiceStub(channel)
+            for height, width in [*THIN, (200, 300)]:
+                image = np.random.default_rng(height + width).integers(0, 255, (height, width, 3), dtype=np.uint8)
+                out = stub.Predict(pb.PredictRequest(image=pb.Image(encoded=png_bytes(image)), mask_formats=[pb.MASK_FORMAT_RAW]), timeout=60)
+                assert (out.mask.height, out.mask.width) == (height, width)
+        backend = OnnxRuntimeBackend(ModelRepository(DEFAULT_REPO), "CPUExecutionProvider")
+        backend.load(["deeplab"])
+        want = Predictor(DeepLab(backend), scales=(0.75, 1.0, 1.25), flip=True).predict(image).label_map
+        np.testing.assert_array_equal(np.frombuffer(out.mask.raw, np.uint8).reshape(height, width), want)
+    finally:
+        running.stop()
+
+
 def _becomes_not_serving(channel: grpc.Channel, within: float = 5.0) -> bool:
     health = health_pb2_grpc.HealthStub(channel)
     deadline = time.monotonic() + within

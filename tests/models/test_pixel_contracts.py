@@ -207,3 +207,66 @@ def test_encoder_upgrade_keeps_the_embeddings(tmp_path: Path) -> None:
 
 def test_the_default_encoder_takes_uint8_pixels() -> None:
     assert _encoder(DEFAULT_REPO).uint8_input
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=0))
+    return e / e.sum(axis=0)
+
+
+@pytest.mark.parametrize("contract", ["in-graph", "logits"])
+def test_test_time_augmentation_averages_the_runs_of_scales_and_mirrors(tmp_path: Path, contract: str) -> None:
+    if contract == "in-graph":
+        deeplab = _deeplab(DEFAULT_REPO)
+    else:
+        _logits_export(tmp_path)
+        deeplab = _deeplab(tmp_path)
+    image = generate(HELD_OUT_SEED, 1, 96, 128).image
+    plain = deeplab.predict(image)
+    same = deeplab.predict_augmented(image, (1.0,), False)  # no augmentation: predict itself
+    np.testing.assert_array_equal(same.label_map, plain.label_map)
+    # with the mirror: the mean of the two runs' probabilities, the mirrored run mirrored back
+    x = image if deeplab.uint8_input else normalise(image)
+    both = np.stack([x, x[:, ::-1] if deeplab.uint8_input else x[:, :, ::-1]])
+    logits = np.asarray(deeplab.backend.infer("deeplab", {"image": both}, outputs=("logits",))["logits"], np.float32)
+    mean = (_softmax(logits[0]) + _softmax(logits[1])[:, :, ::-1]) / 2
+    flipped = deeplab.predict_augmented(image, (1.0,), True)
+    np.testing.assert_array_equal(flipped.label_map, mean.argmax(axis=0))
+    np.testing.assert_allclose(flipped.confidence, mean.max(axis=0), atol=1e-5)
+    assert not np.allclose(flipped.confidence, plain.confidence, atol=1e-4)  # the mirror's run counts
+    mirror = deeplab.predict_augmented(np.ascontiguousarray(image[:, ::-1]), (1.0,), True)  # mirrored in, mirrored out
+    np.testing.assert_array_equal(mirror.label_map, flipped.label_map[:, ::-1])
+    scaled = deeplab.predict_augmented(image, (0.5, 1.0, 1.5), True)
+    assert scaled.label_map.shape == scaled.confidence.shape == image.shape[:2]
+    assert int(scaled.label_map.max()) <= len(deeplab.classes)
+    assert (scaled.confidence >= 1 / (len(deeplab.classes) + 1) - 1e-6).all() and (scaled.confidence <= 1 + 1e-6).all()
+    assert not np.allclose(scaled.confidence, flipped.confidence, atol=1e-4)  # the other scales' runs count
+
+
+def test_test_time_augmentation_counts_in_the_memory_budget() -> None:
+    from service.errors import Overloaded
+
+    deeplab = _deeplab(DEFAULT_REPO)
+    plain, augmented = Predictor(deeplab), Predictor(deeplab, scales=(0.75, 1.0, 1.25), flip=True)
+    h, w = 900, 1200
+    assert augmented.working_bytes(h, w) > 3 * plain.working_bytes(h, w) - 3 * h * w * 64  # the 1.25 scale's run of two images
+    between = Predictor(deeplab, max_request_bytes=(plain.working_bytes(h, w) + augmented.working_bytes(h, w)) // 2,
+                        scales=(0.75, 1.0, 1.25), flip=True)
+    Predictor(deeplab, max_request_bytes=between.max_request_bytes).check_budget(h, w)  # fits without augmentation
+    with pytest.raises(Overloaded):
+        between.check_budget(h, w)
+    image = generate(HELD_OUT_SEED, 2).image
+    out = augmented.predict(image)
+    assert out.label_map.shape == image.shape[:2]
+    np.testing.assert_array_equal(out.label_map, deeplab.predict_augmented(image, (0.75, 1.0, 1.25), True).label_map)
+
+
+def test_predict_scales_setting_is_checked() -> None:
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    assert Settings(predict_scales=(0.75, 1.0, 1.25), predict_flip=True).predict_scales == (0.75, 1.0, 1.25)
+    for bad in ((), (0.0, 1.0), (1.0, 5.0)):
+        with pytest.raises(ValidationError, match="predict_scales"):
+            Settings(predict_scales=bad)

@@ -555,13 +555,21 @@ def test_deeplab_batches_keep_up_and_down_without_vflip_and_resize_scaled_window
     assert x.shape == (3, 3, 32, 32) and y.shape == (3, 32, 32) and y.dtype == torch.int64
     assert (y[:, :15] == 1).all() and (y[:, 17:] == 2).all()  # the whole image, halved: the boundary at row 16
     assert set(np.unique(y.numpy())) == {1, 2, 255}
+    p_x, p_y = training_batch(images, masks, idx, np.random.default_rng(5), 64, vflip=False)  # the whole 64 px image
+    j_x, j_y = training_batch(images, masks, idx, np.random.default_rng(5), 64, vflip=False, color_jitter=0.3)
+    if not torch.equal(j_y, p_y):  # the jitter's draws come before the flip's
+        j_x, j_y = j_x.flip(3), j_y.flip(2)
+    assert torch.equal(j_y, p_y) and not torch.allclose(j_x, p_x)  # the same labels, other colours
 
 
-def test_train_deeplab_rejects_bad_scales_and_records_its_augmentation(trained: dict[str, Path], tmp_path: Path) -> None:
+def test_train_deeplab_rejects_bad_augmentation_and_records_it(trained: dict[str, Path], tmp_path: Path) -> None:
     args = ["train-deeplab", "--data", str(trained["data"]), "--ids", TRAIN, "--steps", "2", "--size", "96"]
     for bad in ("0", "a,1", "", "1,-2"):
         assert training_main([*args, "--scales", bad, "--out", str(tmp_path / "bad.pt")]) == 2
     assert not (tmp_path / "bad.pt").exists()
-    assert training_main([*args, "--no-vflip", "--scales", "0.75,1.25", "--out", str(tmp_path / "d.pt")]) == 0
+    for bad in ("-0.1", "1", "2"):
+        assert training_main([*args, "--color-jitter", bad, "--out", str(tmp_path / "bad.pt")]) == 2
+    assert not (tmp_path / "bad.pt").exists()
+    assert training_main([*args, "--no-vflip", "--scales", "0.75,1.25", "--color-jitter", "0.3", "--out", str(tmp_path / "d.pt")]) == 0
     prov = checkpoints.load(tmp_path / "d.pt")["provenance"]
-    assert prov["vflip"] is False and prov["scales"] == [0.75, 1.25]
+    assert prov["vflip"] is False and prov["scales"] == [0.75, 1.25] and prov["color_jitter"] == 0.3
