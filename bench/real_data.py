@@ -63,6 +63,8 @@ class Config:
     pretrain: str = "procedural"  # the BCE classifier's starting backbone: procedural (classifier) or simclr (pretrain-backbone)
     deeplab_vflip: bool = True  # each DeepLab training flips vertically too (False: train-deeplab --no-vflip)
     deeplab_scales: str = "1"  # each DeepLab training: train-deeplab --scales
+    predict_scales: str = "1"  # DeepLab's test-time scales when evaluated (WSSS_PREDICT_SCALES): evaluate --predict-scales
+    predict_flip: bool = False  # ... and mirrors (WSSS_PREDICT_FLIP): evaluate --predict-flip
 
 
 CONFIGS = {
@@ -84,9 +86,11 @@ CONFIGS = {
     # the BCE classifier from the SimCLR backbone (bench/select_msrc_backbone.sh; two SimCLR runs: CAM threshold 0.403 ->
     # 0.445 / 0.404, DeepLab on ground truth, mean of seeds 0 and 1: 0.405 -> 0.440 / 0.403; with the cell-level loss: 0.430, 0.397)
     # DeepLab with horizontal flips only and a window scale per batch (bench/select_msrc_deeplab.sh, on ground truth, seeds 0 / 1:
-    # 0.409 / 0.442 with flips both ways at scale 1 -> 0.479 / 0.483; horizontal flips alone 0.472 / 0.461)
+    # 0.409 / 0.442 with flips both ways at scale 1 -> 0.479 / 0.483; horizontal flips alone 0.472 / 0.461), evaluated
+    # at those three scales and mirrored (the same DeepLabs: 0.510 / 0.518; on pseudo-labels 0.349 -> 0.349, 0.321 -> 0.342)
     "msrc_v2": Config(r"\d+_([1-9]|1[0-5])_s", r"\d+_(1[6-9]|20)_s", 256, False, 1.0, s2c="ssc", pseudo_source="cam_saliency",
-                      color_jitter=0.3, pretrain="simclr", deeplab_vflip=False, deeplab_scales="0.75,1,1.25"),
+                      color_jitter=0.3, pretrain="simclr", deeplab_vflip=False, deeplab_scales="0.75,1,1.25",
+                      predict_scales="0.75,1,1.25", predict_flip=True),
 }
 STEPS = {"pretrain": 1200, "pretrain_images": 1500, "backbone": 1500, "promptable": 4000, "classifier": 2000, "s2c": 600,  # DeepLab's: Config.deeplab_steps
          "synthetic": 600, "cpm_warmup": 0, "cpm_refresh": 300, "saliency": 1200}
@@ -246,8 +250,9 @@ def main() -> int:
                                   str(steps["deeplab"]), *balance, *dl_aug, "--out", str(work / f"deeplab_gt{recipe}.pt"), "--repo", str(repo_gt)],
              times, work / f"deeplab_gt{recipe}.pt" if args.reuse else None)
     report_path = work / "report.json"
+    tta = ["--predict-scales", cfg.predict_scales] + (["--predict-flip"] if cfg.predict_flip else [])
     run_step("evaluate", ["evaluate", "--data", str(data), "--ids", cfg.eval, "--model-repo", str(repo),
-                          "--deeplab", f"deeplab_gt={repo_gt}", "--saliency", str(saliency), "--out", str(report_path), *stuff], times)
+                          "--deeplab", f"deeplab_gt={repo_gt}", "--saliency", str(saliency), "--out", str(report_path), *stuff, *tta], times)
     report = json.loads(report_path.read_text())
     ablation = {}
     for name, r in repos.items():
@@ -264,7 +269,7 @@ def main() -> int:
     report.update({
         "train_split": cfg.train, "eval_split": cfg.eval, "letterbox_size": cfg.size, "deeplab_balanced": cfg.balance,
         "deeplab_max_class_weight": cfg.max_class_weight if cfg.balance else None, "deeplab_vflip": cfg.deeplab_vflip,
-        "deeplab_scales": cfg.deeplab_scales,
+        "deeplab_scales": cfg.deeplab_scales, "predict_scales": cfg.predict_scales, "predict_flip": cfg.predict_flip,
         "stuff_agreement": cfg.stuff_agreement, "s2c_losses": cfg.s2c, "pseudo_label_source": cfg.pseudo_source,
         "classifier_color_jitter": cfg.color_jitter, "classifier_pretraining": cfg.pretrain,
         "promptable_trained_on": PROMPTABLE_FROM + [f"synthetic:{steps['synthetic']}"],

@@ -9,7 +9,9 @@
 # h_scales 0.479 / 0.483 (the chain's since the sixth stop). STEPS=N trains N steps instead of 500
 # (checkpoints named so): ARMS=h_scales STEPS=1000 scored 0.458 / 0.493, no gain for twice the
 # time, so the chain keeps 500. Two more arms, neither taken: h_scales_jitter (also --color-jitter 0.3)
-# 0.460 / 0.475, h_wide (scales 0.5..1.5) 0.468 / 0.463. A checkpoint already made (the classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared).
+# 0.460 / 0.475, h_wide (scales 0.5..1.5) 0.468 / 0.463. TTA=1 scores the arms' DeepLabs with test-time
+# augmentation (evaluate --predict-scales 0.75,1,1.25 --predict-flip; eval_<arm>_tta.json): h_scales
+# 0.510 / 0.518 (the msrc_v2 chain's since the seventh stop), hv 0.416 / 0.434. A checkpoint already made (the classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared).
 # About 3 min a classifier, 2.5 min a DeepLab, alone on 2 CPU cores.
 W=work/select_msrc_deeplab
 . "$(dirname "$0")/select_lib.sh"
@@ -37,6 +39,7 @@ for arm in ${ARMS:-hv h h_scales}; do
         --out $W/dl_${tag}_seed$s.pt --repo $W/repo_dl_${tag}_seed$s
     dls+=(--deeplab dl_seed$s=$W/repo_dl_${tag}_seed$s); methods=$methods${methods:+,}dl_seed$s
   done
-  $T evaluate --data $D --ids "$SEL" --model-repo $W/repo_cls --methods $methods "${dls[@]}" --overlays 0 --out $W/eval_$tag.json
-  score $W/eval_$tag.json
+  tta=(); [ "${TTA:-0}" = 1 ] && tta=(--predict-scales 0.75,1,1.25 --predict-flip)
+  $T evaluate --data $D --ids "$SEL" --model-repo $W/repo_cls --methods $methods "${dls[@]}" --overlays 0 "${tta[@]}" --out $W/eval_$tag${tta:+_tta}.json
+  score $W/eval_$tag${tta:+_tta}.json
 done

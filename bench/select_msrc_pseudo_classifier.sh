@@ -8,7 +8,8 @@
 # cam_saliency (the shared salient-object model) are scored on n 1..5; then DeepLab (500 steps, as
 # the chain's: horizontal flips, scales 0.75,1,1.25) learns the pseudo-labels of n 6..15 from each
 # and is scored on n 1..5, starting from the classifier that made them (the chain's way) or, with
-# DL_INIT=bce, from the BCE classifier. A checkpoint already made is reused. Needs `bench/real_data.py` run once
+# DL_INIT=bce, from the BCE classifier; TTA=1 scores it with test-time augmentation (eval_dl_*_tta.json).
+# A checkpoint already made is reused. Needs `bench/real_data.py` run once
 # (work/real/shared) and bench/select_msrc_deeplab.sh's classifier (made here when absent).
 # Measured (CAM threshold / cam_saliency on n 1..5; pseudo-labels of n 6..15, mean image mIoU; DeepLab
 # on them, n 1..5, from the classifier that made them / DL_INIT=bce):
@@ -49,6 +50,7 @@ for arm in ${ARMS:-bce ssc_seed0 ssc_seed1}; do
   [ "${DL_INIT:-}" = bce ] && init=$BCE && dl=${arm}_bce_init
   [ -f $W/dl_$dl.pt ] || $T train-deeplab --data $D --ids "$TR" --size 256 --labels $W/pseudo_$arm/masks --steps 500 --init-classifier $init \
       --no-vflip --scales 0.75,1,1.25 --out $W/dl_$dl.pt --repo $W/repo_dl_$dl
-  $T evaluate --data $D --ids "$SEL" --model-repo $R --methods dl --deeplab dl=$W/repo_dl_$dl --overlays 0 --out $W/eval_dl_$dl.json
-  score $W/eval_dl_$dl.json
+  tta=(); [ "${TTA:-0}" = 1 ] && tta=(--predict-scales 0.75,1,1.25 --predict-flip)
+  $T evaluate --data $D --ids "$SEL" --model-repo $R --methods dl --deeplab dl=$W/repo_dl_$dl --overlays 0 "${tta[@]}" --out $W/eval_dl_$dl${tta:+_tta}.json
+  score $W/eval_dl_$dl${tta:+_tta}.json
 done
