@@ -75,9 +75,11 @@ CONFIGS = {
     # classifiers from the SimCLR backbone of duts_tr (bench/select_mt_classifier.sh, CAM threshold on exp1: 0.207 -> 0.236;
     # SimCLR on exp0-3's own pixels 0.169, duts_tr then the tiles 0.184; bench/select_mt_deeplab.sh, DeepLab on ground
     # truth from that classifier: 0.429 -> 0.584), evaluated at three scales and mirrored (that DeepLab: 0.584 -> 0.606;
-    # TTA=1 ARMS=balance_cap3 STEPS=3000 FROM=... bench/select_mt_deeplab.sh)
+    # TTA=1 ARMS=balance_cap3 STEPS=3000 FROM=... bench/select_mt_deeplab.sh), trained at those scales too
+    # (ARMS=balance_cap3_scales: 0.588 plain, 0.640 evaluated so)
     "magnetic_tile": Config(".*_exp[0-3]_.*", ".*_exp4_.*", 320, True, 1.0, s2c="ssc", pseudo_source="cam_threshold",
-                            max_class_weight=3.0, deeplab_steps=3000, pretrain="simclr", predict_scales="0.75,1,1.25", predict_flip=True),
+                            max_class_weight=3.0, deeplab_steps=3000, pretrain="simclr", deeplab_scales="0.75,1,1.25",
+                            predict_scales="0.75,1,1.25", predict_flip=True),
     # On msrc_v2's training split (train n 6..15, scored on n 1..5; docs/RESULTS.md): S2C with SSC alone
     # (S2C pipeline 0.417 with SSC, 0.356 with SSC + CPM, 0.394 BCE only) and DeepLab on CAM + CRF split
     # between salient objects and stuff (0.323; consensus of the pipeline and CAM + CRF 0.269, CAM + CRF
