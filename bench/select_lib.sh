@@ -2,7 +2,10 @@
 # stops at the first failure, runs from the repository root in its virtual environment, sets W
 # (the script's work folder, created) and T (the toolkit), and defines
 #   score FILE      print an evaluate report's mIoU per method (per class too with PER_CLASS=1)
+#   pseudo_score FILE  print a pseudo-label summary's mean image mIoU against the ground truth
 #   with_sam REPO   a fresh model repository holding only the shared promptable model
+# and, with TTA=1 in the environment, TTA_ARGS (evaluate's test-time augmentation: three scales and
+# mirrors) and TTA_TAG (_tta, for the report's file name); both empty otherwise.
 set -e
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . .venv/bin/activate
@@ -13,4 +16,9 @@ score() {
   python -c "import json, sys; d = json.load(open(sys.argv[1])); pc = sys.argv[2] == '1'
 print(sys.argv[1], {k: (m['miou'], m['per_class']) if pc else m['miou'] for k, m in d['methods'].items()})" "$1" "${PER_CLASS:-0}"
 }
+pseudo_score() {
+  python -c "import json,sys; d=json.load(open(sys.argv[1])); v=[i['miou_vs_ground_truth'] for i in d['per_image'].values()]; print(sys.argv[1], 'mean image mIoU', round(sum(v)/len(v), 4))" "$1"
+}
+TTA_ARGS=(); TTA_TAG=""
+if [ "${TTA:-0}" = 1 ]; then TTA_ARGS=(--predict-scales 0.75,1,1.25 --predict-flip); TTA_TAG=_tta; fi
 with_sam() { rm -rf "$1"; mkdir -p "$1"; cp -r work/real/shared/promptable/sam_encoder work/real/shared/promptable/sam_decoder "$1"/; }

@@ -39,7 +39,6 @@ for arm in ${ARMS:-hv h h_scales}; do
         --out $W/dl_${tag}_seed$s.pt --repo $W/repo_dl_${tag}_seed$s
     dls+=(--deeplab dl_seed$s=$W/repo_dl_${tag}_seed$s); methods=$methods${methods:+,}dl_seed$s
   done
-  tta=(); [ "${TTA:-0}" = 1 ] && tta=(--predict-scales 0.75,1,1.25 --predict-flip)
-  $T evaluate --data $D --ids "$SEL" --model-repo $W/repo_cls --methods $methods "${dls[@]}" --overlays 0 "${tta[@]}" --out $W/eval_$tag${tta:+_tta}.json
-  score $W/eval_$tag${tta:+_tta}.json
+  $T evaluate --data $D --ids "$SEL" --model-repo $W/repo_cls --methods $methods "${dls[@]}" --overlays 0 "${TTA_ARGS[@]}" --out $W/eval_$tag$TTA_TAG.json
+  score $W/eval_$tag$TTA_TAG.json
 done

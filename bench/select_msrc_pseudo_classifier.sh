@@ -33,24 +33,23 @@ for arm in ${ARMS:-bce ssc_seed0 ssc_seed1}; do
   R=$W/repo_$arm
   with_sam $R
   case $arm in
-    bce) cls=$BCE; $T export --checkpoint $cls --repo $R;;
+    bce) cls=$BCE;;
     ssc_seed*) cls=$W/cls_$arm.pt
       [ -f $cls ] || $T train-classifier --data $D --ids "$TR" --size 256 --steps 600 --seed ${arm#ssc_seed} --color-jitter 0.3 --init $BCE \
-          --s2c $R --s2c-losses ssc --cpm-warmup 0 --cpm-refresh 300 --se-cache work/real/se_cache --out $cls
-      $T export --checkpoint $cls --repo $R;;
+          --s2c $R --s2c-losses ssc --cpm-warmup 0 --cpm-refresh 300 --se-cache work/real/se_cache --out $cls;;
     *) echo "unknown arm $arm"; exit 2;;
   esac
+  $T export --checkpoint $cls --repo $R
   $T evaluate --data $D --ids "$SEL" --model-repo $R --methods cam_threshold,cam_saliency --saliency $SAL --stuff-agreement 1.0 \
       --overlays 0 --out $W/eval_cams_$arm.json
   PER_CLASS=${PER_CLASS:-0} score $W/eval_cams_$arm.json
   [ -f $W/pseudo_$arm/pseudo_labels.json ] || $T pseudo-label --data $D --ids "$TR" --model-repo $R --source cam_saliency --saliency $SAL \
       --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$arm
-  python -c "import json,sys; d=json.load(open(sys.argv[1])); v=[i['miou_vs_ground_truth'] for i in d['per_image'].values()]; print(sys.argv[1], 'mean image mIoU', round(sum(v)/len(v), 4))" $W/pseudo_$arm/pseudo_labels.json
+  pseudo_score $W/pseudo_$arm/pseudo_labels.json
   init=$cls; dl=$arm
   [ "${DL_INIT:-}" = bce ] && init=$BCE && dl=${arm}_bce_init
   [ -f $W/dl_$dl.pt ] || $T train-deeplab --data $D --ids "$TR" --size 256 --labels $W/pseudo_$arm/masks --steps 500 --init-classifier $init \
       --no-vflip --scales 0.75,1,1.25 --out $W/dl_$dl.pt --repo $W/repo_dl_$dl
-  tta=(); [ "${TTA:-0}" = 1 ] && tta=(--predict-scales 0.75,1,1.25 --predict-flip)
-  $T evaluate --data $D --ids "$SEL" --model-repo $R --methods dl --deeplab dl=$W/repo_dl_$dl --overlays 0 "${tta[@]}" --out $W/eval_dl_$dl${tta:+_tta}.json
-  score $W/eval_dl_$dl${tta:+_tta}.json
+  $T evaluate --data $D --ids "$SEL" --model-repo $R --methods dl --deeplab dl=$W/repo_dl_$dl --overlays 0 "${TTA_ARGS[@]}" --out $W/eval_dl_$dl$TTA_TAG.json
+  score $W/eval_dl_$dl$TTA_TAG.json
 done

@@ -24,8 +24,7 @@ for arm in ${ARMS:-balance plain balance_cap3}; do
   [ -z "${FROM_TAG:-}" ] || tag=${tag}_from_$FROM_TAG
   [ -f $W/dl$tag.pt ] || $T train-deeplab --data $D --ids "$TR" --size 320 --steps $S --seed ${SEED:-0} --init-classifier ${FROM:-$R/classifier_bce.pt} $extra \
       --out $W/dl$tag.pt --repo $W/repo_dl$tag
-  tta=(); [ "${TTA:-0}" = 1 ] && tta=(--predict-scales 0.75,1,1.25 --predict-flip)
-  $T evaluate --data $D --ids "$SEL" --model-repo $R/repo_bce --methods dl --deeplab dl=$W/repo_dl$tag --overlays 0 "${tta[@]}" \
-      --out $W/eval_dl$tag${tta:+_tta}.json
-  score $W/eval_dl$tag${tta:+_tta}.json
+  $T evaluate --data $D --ids "$SEL" --model-repo $R/repo_bce --methods dl --deeplab dl=$W/repo_dl$tag --overlays 0 "${TTA_ARGS[@]}" \
+      --out $W/eval_dl$tag$TTA_TAG.json
+  score $W/eval_dl$tag$TTA_TAG.json
 done

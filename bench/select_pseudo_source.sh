@@ -23,7 +23,7 @@ for src in ${SOURCES:-pipeline cam_threshold cam_crf cam_saliency consensus}; do
   if [ "$seed" = 0 ] || [ ! -f $W/pseudo_$src/pseudo_labels.json ]; then
     $T pseudo-label --data $D --ids "$TR" --model-repo $R --source $src $extra --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$src
   fi
-  python -c "import json,sys; d=json.load(open(sys.argv[1])); v=[i['miou_vs_ground_truth'] for i in d['per_image'].values()]; print(sys.argv[1], 'mean image mIoU', round(sum(v)/len(v), 4))" $W/pseudo_$src/pseudo_labels.json
+  pseudo_score $W/pseudo_$src/pseudo_labels.json
   $T train-deeplab --data $D --ids "$TR" --size 256 --labels $W/pseudo_$src/masks --steps 500 --seed $seed --init-classifier $W/cls_s2c_ssc.pt \
       --out $W/dl_pseudo_$tag.pt --repo $W/repo_dl_pseudo_$tag
   $T evaluate --data $D --ids "$SEL" --model-repo $R --methods dl --deeplab dl=$W/repo_dl_pseudo_$tag --overlays 0 --out $W/eval_dl_pseudo_$tag.json
