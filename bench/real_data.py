@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +64,8 @@ class Config:
     pretrain: str = "procedural"  # the BCE classifier's starting backbone: procedural (classifier) or simclr (pretrain-backbone)
     deeplab_vflip: bool = True  # each DeepLab training flips vertically too (False: train-deeplab --no-vflip)
     deeplab_scales: str = "1"  # each DeepLab training: train-deeplab --scales
-    predict_scales: str = "1"  # DeepLab's test-time scales when evaluated (WSSS_PREDICT_SCALES): evaluate --predict-scales
-    predict_flip: bool = False  # ... and mirrors (WSSS_PREDICT_FLIP): evaluate --predict-flip
+    predict_scales: str = "1"  # DeepLab's test-time scales (train-deeplab --predict-scales: its exported config's predict_scales)
+    predict_flip: bool = False  # ... and mirrors (train-deeplab --predict-flip: config predict_flip)
 
 
 CONFIGS = {
@@ -110,17 +111,18 @@ class MissingData(RuntimeError):
     pass
 
 
-def run_step(name: str, args: list[str], times: dict[str, float], reuse: Path | None = None) -> None:
+def run_step(name: str, args: list[str], times: dict[str, float], reuse: Path | None = None, export_args: Sequence[str] = ()) -> None:
     """Run one toolkit command and time it; with ``reuse`` (a checkpoint of an earlier run) take that
-    run's recorded training seconds instead of training again (and export it where ``--repo`` says)."""
+    run's recorded training seconds instead of training again (and export it where ``--repo`` says,
+    with ``export_args``)."""
     if reuse is not None and reuse.is_file():
         from training.checkpoints import load
 
         times[name] = float(load(reuse)["provenance"]["seconds"])
         print(f"== {name}: reusing {reuse} (trained in {times[name]} s)", flush=True)
         if "--repo" in args:
-            subprocess.run([sys.executable, "-m", "training", "export", "--checkpoint", str(reuse), "--repo", args[args.index("--repo") + 1]],
-                           cwd=ROOT, check=True)
+            subprocess.run([sys.executable, "-m", "training", "export", "--checkpoint", str(reuse), "--repo", args[args.index("--repo") + 1],
+                            *export_args], cwd=ROOT, check=True)
         return
     cmd = [sys.executable, "-m", "training", *args]
     print(f"== {name}: {' '.join(cmd)}", flush=True)
@@ -245,17 +247,19 @@ def main() -> int:
         with_saliency = ["--saliency", str(saliency)] if cfg.pseudo_source == "cam_saliency" else []
         run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg.train, "--model-repo", str(repo),
                                   "--source", cfg.pseudo_source, *with_saliency, "--out", str(pseudo_dir), "--no-overlays", *stuff], times)
-    run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(pseudo_dir / "masks"), "--init-classifier",
-                                      str(classifier(cfg.s2c)), "--steps", str(steps["deeplab"]), *balance, *dl_aug,
-                                      "--out", str(deeplab_ckpt), "--repo", str(repo)], times,
-             deeplab_ckpt if args.reuse else None)
-    run_step("train_deeplab_gt", ["train-deeplab", *split, "--init-classifier", str(classifier("bce")), "--steps",
-                                  str(steps["deeplab"]), *balance, *dl_aug, "--out", str(work / f"deeplab_gt{recipe}.pt"), "--repo", str(repo_gt)],
-             times, work / f"deeplab_gt{recipe}.pt" if args.reuse else None)
-    report_path = work / "report.json"
+    # the DeepLabs' test-time augmentation goes into their exported configs (evaluate reads it there, as a server does)
     tta = ["--predict-scales", cfg.predict_scales] + (["--predict-flip"] if cfg.predict_flip else [])
+    export_tta = ["--predict-scales", cfg.predict_scales, "--predict-flip" if cfg.predict_flip else "--no-predict-flip"]
+    run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(pseudo_dir / "masks"), "--init-classifier",
+                                      str(classifier(cfg.s2c)), "--steps", str(steps["deeplab"]), *balance, *dl_aug, *tta,
+                                      "--out", str(deeplab_ckpt), "--repo", str(repo)], times,
+             deeplab_ckpt if args.reuse else None, export_tta)
+    run_step("train_deeplab_gt", ["train-deeplab", *split, "--init-classifier", str(classifier("bce")), "--steps",
+                                  str(steps["deeplab"]), *balance, *dl_aug, *tta, "--out", str(work / f"deeplab_gt{recipe}.pt"), "--repo", str(repo_gt)],
+             times, work / f"deeplab_gt{recipe}.pt" if args.reuse else None, export_tta)
+    report_path = work / "report.json"
     run_step("evaluate", ["evaluate", "--data", str(data), "--ids", cfg.eval, "--model-repo", str(repo),
-                          "--deeplab", f"deeplab_gt={repo_gt}", "--saliency", str(saliency), "--out", str(report_path), *stuff, *tta], times)
+                          "--deeplab", f"deeplab_gt={repo_gt}", "--saliency", str(saliency), "--out", str(report_path), *stuff], times)
     report = json.loads(report_path.read_text())
     ablation = {}
     for name, r in repos.items():

@@ -11,7 +11,8 @@
 # time, so the chain keeps 500. Two more arms, neither taken: h_scales_jitter (also --color-jitter 0.3)
 # 0.460 / 0.475, h_wide (scales 0.5..1.5) 0.468 / 0.463. TTA=1 scores the arms' DeepLabs with test-time
 # augmentation (evaluate --predict-scales 0.75,1,1.25 --predict-flip; eval_<arm>_tta.json): h_scales
-# 0.510 / 0.518 (the msrc_v2 chain's since the seventh stop), hv 0.416 / 0.434. A checkpoint already made (the classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared).
+# 0.510 / 0.518 (the msrc_v2 chain's since the seventh stop), hv 0.416 / 0.434. h_scales_320: h_scales at the images'
+# own size (--size 320 instead of 256, the same 160 px windows), with TTA 0.483 / 0.487: not taken. A checkpoint already made (the classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared).
 # About 3 min a classifier, 2.5 min a DeepLab, alone on 2 CPU cores.
 W=work/select_msrc_deeplab
 . "$(dirname "$0")/select_lib.sh"
@@ -23,19 +24,21 @@ with_sam $W/repo_cls
     --init work/real/shared/backbone_simclr.pt --out $W/cls.pt
 $T export --checkpoint $W/cls.pt --repo $W/repo_cls
 for arm in ${ARMS:-hv h h_scales}; do
+  size=256
   case $arm in
     hv) aug=();;
     h) aug=(--no-vflip);;
     h_scales) aug=(--no-vflip --scales 0.75,1,1.25);;
     h_scales_jitter) aug=(--no-vflip --scales 0.75,1,1.25 --color-jitter 0.3);;
     h_wide) aug=(--no-vflip --scales 0.5,0.75,1,1.25,1.5);;
+    h_scales_320) aug=(--no-vflip --scales 0.75,1,1.25); size=320;;
     *) echo "unknown arm $arm"; exit 2;;
   esac
   steps=${STEPS:-500}
   tag=$arm; [ "$steps" = 500 ] || tag=${arm}_${steps}steps
   dls=(); methods=""
   for s in ${SEEDS:-0 1}; do
-    [ -f $W/dl_${tag}_seed$s.pt ] || $T train-deeplab --data $D --ids "$TR" --size 256 --steps $steps --seed $s --init-classifier $W/cls.pt "${aug[@]}" \
+    [ -f $W/dl_${tag}_seed$s.pt ] || $T train-deeplab --data $D --ids "$TR" --size $size --steps $steps --seed $s --init-classifier $W/cls.pt "${aug[@]}" \
         --out $W/dl_${tag}_seed$s.pt --repo $W/repo_dl_${tag}_seed$s
     dls+=(--deeplab dl_seed$s=$W/repo_dl_${tag}_seed$s); methods=$methods${methods:+,}dl_seed$s
   done

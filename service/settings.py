@@ -126,12 +126,15 @@ class Settings(BaseSettings):
     """CAM inference scales (multi-scale CAM)."""
     cam_flip: bool = True
     """Also run each CAM scale on the horizontally flipped image."""
-    predict_scales: tuple[float, ...] = (1.0,)
+    predict_scales: tuple[float, ...] | None = None
     """Predict's test-time augmentation: DeepLab runs on the working image resized by each of these
     scales and averages its probabilities (e.g. ``[0.75, 1, 1.25]``, DeepLab's training scales);
-    each scale is one more DeepLab run, and the estimated working memory grows with the largest."""
-    predict_flip: bool = False
-    """Predict also runs DeepLab on the mirrored image at each of ``predict_scales`` (twice the runs)."""
+    each scale is one more DeepLab run, and the estimated working memory grows with the largest.
+    Unset: each DeepLab's config parameter ``predict_scales`` (``export`` writes the trainer's
+    choice), else ``[1]``; set, it is used for every DeepLab served."""
+    predict_flip: bool | None = None
+    """Predict also runs DeepLab on the mirrored image at each of ``predict_scales`` (twice the runs).
+    Unset: each DeepLab's config parameter ``predict_flip``, else false; set, it wins."""
     peak_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     """S2C tau: normalised-CAM value a local peak must exceed to become a prompt."""
     peak_min_distance: int = Field(default=20, ge=1)
@@ -192,8 +195,8 @@ class Settings(BaseSettings):
 
     @field_validator("predict_scales")
     @classmethod
-    def _predict_scales(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if not value or not all(0.0 < s <= 4.0 for s in value):
+    def _predict_scales(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is not None and (not value or not all(0.0 < s <= 4.0 for s in value)):
             raise ValueError("predict_scales takes one or more scales above 0 and at most 4")
         return value
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,16 @@ from training.export import (
     upgrade_versions,
 )
 from training.nets import CamNet, DeepLab, PromptDecoderNet, PromptEncoderBody
+
+
+@dataclass(frozen=True)
+class PredictAugmentation:
+    """A DeepLab's test-time augmentation, written into its config (``predict_scales`` /
+    ``predict_flip``): each field given replaces the checkpoint's (``train-deeplab --predict-scales``)."""
+
+    scales: tuple[float, ...] | None = None
+    flip: bool | None = None
+
 
 KINDS = ("cam_classifier", "promptable", "deeplab", "backbone")
 MODELS_OF = {"cam_classifier": ("cam_classifier",), "promptable": ("sam_encoder", "sam_decoder"), "deeplab": ("deeplab",), "backbone": ()}
@@ -69,11 +80,11 @@ def classifier_from(ckpt: dict[str, Any]) -> CamNet:
     return net.eval()
 
 
-def export_next_version(path: Path, repo: Path, model_set: str = "") -> list[tuple[str, int]]:
+def export_next_version(path: Path, repo: Path, model_set: str = "", augmentation: PredictAugmentation | None = None) -> list[tuple[str, int]]:
     """Export into a live repository as each model's next version: exported and validated in a
     hidden folder beside, then config.pbtxt / labels.txt / training.json replaced and the version
     folder renamed into place last (a watching server never sees half a model). Returns
-    (model, version) pairs."""
+    (model, version) pairs; ``augmentation`` as ``export_loaded``."""
     import os
     import shutil
     import tempfile
@@ -82,7 +93,7 @@ def export_next_version(path: Path, repo: Path, model_set: str = "") -> list[tup
     repo.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=repo))
     try:
-        names = export_loaded(ckpt, staging, model_set)
+        names = export_loaded(ckpt, staging, model_set, augmentation)
         placed = []
         for name in names:
             target = repo / name
@@ -101,22 +112,38 @@ def export_next_version(path: Path, repo: Path, model_set: str = "") -> list[tup
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def export(path: Path, repo: Path, model_set: str = "") -> list[str]:
+def export(path: Path, repo: Path, model_set: str = "", augmentation: PredictAugmentation | None = None) -> list[str]:
     """Export the checkpoint at ``path`` into ``repo`` (as model set ``model_set``'s models,
     ``<set>.<model>``, when given), validate it with the service's loader; returns the model names."""
-    return export_loaded(servable(path), repo, model_set)
+    return export_loaded(servable(path), repo, model_set, augmentation)
 
 
-def export_loaded(ckpt: dict[str, Any], repo: Path, model_set: str = "") -> list[str]:
-    """``export`` of a checkpoint already loaded (``servable``)."""
+def export_loaded(ckpt: dict[str, Any], repo: Path, model_set: str = "", augmentation: PredictAugmentation | None = None) -> list[str]:
+    """``export`` of a checkpoint already loaded (``servable``). A DeepLab's config carries its
+    test-time augmentation: ``augmentation``'s fields where given, else the checkpoint's provenance
+    (``predict_scales`` / ``predict_flip``), which training.json then records.
+
+    Raises:
+        ValueError: ``augmentation`` given for a checkpoint that is no DeepLab.
+    """
     kind, classes = ckpt["kind"], ckpt["classes"]
     prefix = f"{model_set}." if model_set else ""
+    prov = dict(ckpt["provenance"])
+    if augmentation is not None and (augmentation.scales is not None or augmentation.flip is not None):
+        if kind != "deeplab":
+            raise ValueError(f"test-time augmentation is a DeepLab's; this is a {kind} checkpoint")
+        if augmentation.scales is not None:
+            prov["predict_scales"] = list(augmentation.scales)
+        if augmentation.flip is not None:
+            prov["predict_flip"] = augmentation.flip
     if kind == "cam_classifier":
         export_classifier(classifier_from(ckpt), classes, repo, name=f"{prefix}cam_classifier")
     elif kind == "deeplab":
         net = DeepLab(len(classes))
         net.load_state_dict(ckpt["state"]["net"])
-        export_deeplab(net.eval(), classes, repo, name=f"{prefix}deeplab", input_side=ckpt["provenance"].get("size"))
+        scales = prov.get("predict_scales")
+        export_deeplab(net.eval(), classes, repo, name=f"{prefix}deeplab", input_side=prov.get("size"),
+                       predict_scales=tuple(scales) if scales else None, predict_flip=prov.get("predict_flip"))
     else:
         enc, dec = PromptEncoderBody(), PromptDecoderNet()
         enc.load_state_dict(ckpt["state"]["encoder"])
@@ -125,7 +152,7 @@ def export_loaded(ckpt: dict[str, Any], repo: Path, model_set: str = "") -> list
         export_sam_decoder(dec.eval(), repo, name=f"{prefix}sam_decoder")
     names = [f"{prefix}{n}" for n in MODELS_OF[kind]]
     for name in names:
-        (repo / name / "training.json").write_text(json.dumps(ckpt["provenance"], indent=1) + "\n")
+        (repo / name / "training.json").write_text(json.dumps(prov, indent=1) + "\n")
     check_repo(repo, names)
     return names
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,10 +133,12 @@ def write_legend(path: Path, classes: Sequence[str]) -> dict[str, list[int]]:
 
 
 def evaluate_folder(
-    folder: DatasetFolder, ids: Sequence[str], methods: dict[str, SampleMethod], out: Path, overlays: int = 6
+    folder: DatasetFolder, ids: Sequence[str], methods: dict[str, SampleMethod], out: Path, overlays: int = 6,
+    details: Mapping[str, Mapping[str, object]] | None = None,
 ) -> dict[str, object]:
     """Score every method on ``ids``; writes ``out`` (JSON), ``out`` with .md (table) and overlay PNGs
-    beside it (images spread over the classes, ``legend.png`` naming the colours)."""
+    beside it (images spread over the classes, ``legend.png`` naming the colours). ``details``: more
+    fields of a method's entry (e.g. a DeepLab's test-time augmentation)."""
     classes = folder.classes
     background = folder.has_background
     scores = {name: MethodScore(len(classes)) for name in methods}
@@ -163,7 +165,7 @@ def evaluate_folder(
         "split": {"images": len(ids), "first": ids[0], "last": ids[-1]},
         "background_class": background,
         "machine": f"{platform.machine()} x{__import__('os').cpu_count()} cores",
-        "methods": {name: s.report(classes) for name, s in scores.items()},
+        "methods": {name: {**s.report(classes), **(details or {}).get(name, {})} for name, s in scores.items()},
         "overlays": {"images": sorted(shown_ids), "colours": colours},
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -140,29 +140,42 @@ def write_encoder_config(model_dir: Path, name: str) -> None:
                  dtypes={"image": "TYPE_UINT8"})
 
 
-def write_deeplab_config(model_dir: Path, name: str, classes: Sequence[str], input_side: int | None = None) -> None:
+def write_deeplab_config(
+    model_dir: Path, name: str, classes: Sequence[str], input_side: int | None = None,
+    predict_scales: Sequence[float] | None = None, predict_flip: bool | None = None,
+) -> None:
     """The DeepLab's config; ``input_side``: the longest image side it was trained at (the
-    service resizes each image to it before the model runs; README, model repository)."""
+    service resizes each image to it before the model runs; README, model repository);
+    ``predict_scales`` / ``predict_flip``: its test-time augmentation (each written when given)."""
+    parameters = {"input_side": str(input_side)} if input_side else {}
+    if predict_scales is not None:
+        parameters["predict_scales"] = ",".join(f"{s:g}" for s in predict_scales)
+    if predict_flip is not None:
+        parameters["predict_flip"] = "true" if predict_flip else "false"
     write_config(
         model_dir, name, 8,
         [("image", [-1, -1, 3], "")],
         [("logits", [len(classes) + 1, -1, -1], 'label_filename: "labels.txt"'), ("labels", [-1, -1], ""), ("confidence", [-1, -1], "")],
         batching=True,
         dtypes=DEEPLAB_DTYPES,
-        parameters={"input_side": str(input_side)} if input_side else None,
+        parameters=parameters,
     )
 
 
-def export_deeplab(net: DeepLab, classes: Sequence[str], repo: Path, name: str = "deeplab", version: int = 1, input_side: int | None = None) -> None:
+def export_deeplab(
+    net: DeepLab, classes: Sequence[str], repo: Path, name: str = "deeplab", version: int = 1, input_side: int | None = None,
+    predict_scales: Sequence[float] | None = None, predict_flip: bool | None = None,
+) -> None:
     """``image`` uint8 [N,H,W,3] -> ``logits`` [N,C+1,H,W] (background at 0), ``labels`` uint8 [N,H,W],
-    ``confidence`` [N,H,W] (``deeplab_in_graph``); ``input_side``: the longest side of its training images."""
+    ``confidence`` [N,H,W] (``deeplab_in_graph``); ``input_side``: the longest side of its training
+    images; ``predict_scales`` / ``predict_flip``: its test-time augmentation (``write_deeplab_config``)."""
     model_dir = repo / name
     path = model_dir / str(version) / "model.onnx"
     dyn = {"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}}
     _export(net, (torch.zeros(1, 3, 128, 128),), path, ["image"], ["logits"], dyn)
     rewrite_onnx(path, deeplab_in_graph)
     (model_dir / "labels.txt").write_text("\n".join(classes) + "\n")
-    write_deeplab_config(model_dir, name, classes, input_side)
+    write_deeplab_config(model_dir, name, classes, input_side, predict_scales, predict_flip)
 
 
 PIXEL_MODELS = ("deeplab", "sam_encoder")
@@ -210,7 +223,7 @@ def upgrade_models(repo: Path, name: str) -> list[str]:
     Raises:
         ValueError: no version there, or the model is neither kind.
     """
-    from service.runtime.model_repo import input_side_of, parse_pbtxt, versions_on_disk
+    from service.runtime.model_repo import input_side_of, parse_pbtxt, predict_flip_of, predict_scales_of, versions_on_disk
 
     model_dir = repo / name
     versions = versions_on_disk(model_dir) if model_dir.is_dir() else []
@@ -220,14 +233,15 @@ def upgrade_models(repo: Path, name: str) -> list[str]:
     if _rewrite_for(model_dir / versions[0] / "model.onnx") is deeplab_in_graph and not labels.is_file():
         raise ValueError(f"{model_dir} has logits but no labels.txt: not a DeepLab model folder")
     config = model_dir / "config.pbtxt"
-    input_side = input_side_of(name, parse_pbtxt(config.read_text())) if config.is_file() else None
+    raw = parse_pbtxt(config.read_text()) if config.is_file() else {}
+    input_side, scales, flip = input_side_of(name, raw), predict_scales_of(name, raw), predict_flip_of(name, raw)
     done = upgrade_versions(model_dir)
     if done:
         outputs = [o.name for o in onnx.load(str(model_dir / versions[0] / "model.onnx"), load_external_data=False).graph.output]
         if outputs == ["image_embeddings"]:
             write_encoder_config(model_dir, name)
         else:
-            write_deeplab_config(model_dir, name, [c for c in labels.read_text().splitlines() if c.strip()], input_side)
+            write_deeplab_config(model_dir, name, [c for c in labels.read_text().splitlines() if c.strip()], input_side, scales, flip)
     check_repo(repo, [name])
     return done
 

@@ -36,6 +36,11 @@ def _scales(text: str, option: str = "--scales") -> tuple[float, ...]:
     return scales
 
 
+def _predict_scales(text: str | None) -> tuple[float, ...] | None:
+    """``--predict-scales``: None when not given (the model's config decides), else as ``_scales``."""
+    return None if text is None else _scales(text, "--predict-scales")
+
+
 def _provenance(folder: DatasetFolder, ids: list[str], args: argparse.Namespace, seconds: float, **extra: Any) -> dict[str, Any]:
     return {"datasets": [folder.name], "split": {"ids": args.ids, "ids_file": args.ids_file, "images": len(ids)},
             "steps": args.steps, "size": args.size, "seconds": round(seconds, 1), **extra}
@@ -185,6 +190,7 @@ def cmd_train_deeplab(args: argparse.Namespace) -> None:
     if labels_dir is not None and (labels_dir / "masks").is_dir():
         labels_dir = labels_dir / "masks"  # a pseudo-label or weakseg label output folder
     scales = _scales(args.scales)
+    predict_scales = _predict_scales(args.predict_scales)
     data = training_set(folder, ids, args.size, masks_dir=labels_dir)
     init = checkpoints.classifier_from(checkpoints.load(Path(args.init_classifier))) if args.init_classifier else None
     start = time.perf_counter()
@@ -193,7 +199,8 @@ def cmd_train_deeplab(args: argparse.Namespace) -> None:
                         vflip=not args.no_vflip, scales=scales, color_jitter=jitter)
     prov = _provenance(folder, ids, args, time.perf_counter() - start, labels=args.labels or "ground truth", masks_used=not args.labels,
                        balanced=args.balance, max_class_weight=args.max_class_weight if args.balance else None,
-                       vflip=not args.no_vflip, scales=list(scales), color_jitter=jitter)
+                       vflip=not args.no_vflip, scales=list(scales), color_jitter=jitter,
+                       **({"predict_scales": list(predict_scales)} if predict_scales else {}), **({"predict_flip": True} if args.predict_flip else {}))
     checkpoints.save(Path(args.out), "deeplab", folder.classes, {"net": net.state_dict()}, prov)
     _finish(Path(args.out), args.repo)
 
@@ -203,12 +210,14 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     if args.model_set and not SET_NAME.fullmatch(args.model_set):
         raise DatasetError(f"--model-set {args.model_set!r}: lower-case letters, digits, '_' and '-' (it prefixes folder names)")
+    augmentation = checkpoints.PredictAugmentation(_predict_scales(args.predict_scales),
+                                                   args.predict_flip)
     try:  # export loads the checkpoint once: a file that holds no servable model is a ValueError
         if args.next_version:
-            placed = checkpoints.export_next_version(Path(args.checkpoint), Path(args.repo), args.model_set)
+            placed = checkpoints.export_next_version(Path(args.checkpoint), Path(args.repo), args.model_set, augmentation)
             print(f"exported {', '.join(f'{n} version {v}' for n, v in placed)} into {args.repo} (validated by the service's loader)")
             return
-        names = checkpoints.export(Path(args.checkpoint), Path(args.repo), args.model_set)
+        names = checkpoints.export(Path(args.checkpoint), Path(args.repo), args.model_set, augmentation)
     except ValueError as exc:
         raise DatasetError(str(exc)) from exc
     print(f"exported {', '.join(names)} into {args.repo} (validated by the service's loader)")
@@ -280,7 +289,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from training.cam_labels import CamLabels
     from training.evaluate_data import evaluate_folder, methods_for
 
-    predict_scales = _scales(args.predict_scales, "--predict-scales")
+    predict_scales = _predict_scales(args.predict_scales)
     folder, ids = _split(args)
     if not folder.has_masks:
         raise DatasetError(f"{folder.root} has no masks/: nothing to evaluate against")
@@ -307,7 +316,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if unknown:
             raise DatasetError(f"unknown method(s) {unknown}; known: {sorted(methods)}")
         methods = {k: v for k, v in methods.items() if k in wanted}
-    report = evaluate_folder(folder, ids, methods, Path(args.out), args.overlays)
+    details = {name: {"predict_scales": list(p.scales), "predict_flip": p.flip} for name, p in deeplabs.items()}
+    report = evaluate_folder(folder, ids, methods, Path(args.out), args.overlays, details)
     for name, m in report["methods"].items():  # type: ignore[attr-defined]
         print(f"{name:16s} mIoU {m['miou']:.3f}  pixel acc {m['pixel_acc']:.3f}  {m['seconds_per_image']:.3f} s/image")
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
@@ -407,6 +417,9 @@ def register(sub: Any) -> None:
     p.add_argument("--no-vflip", action="store_true", help="horizontal flips only (images with an up and a down: photographs)")
     p.add_argument("--scales", default="1", help="training scales, one drawn per batch (e.g. 0.75,1,1.25: windows of 160/scale px resized to 160)")
     p.add_argument("--color-jitter", type=float, default=0.0, help="scale each window's brightness, contrast and saturation by 1 ± up to this")
+    p.add_argument("--predict-scales", default=None, help="the test-time scales Predict should average (e.g. 0.75,1,1.25): recorded "
+                   "and written into the exported config (predict_scales)")
+    p.add_argument("--predict-flip", action="store_true", help="Predict should also run it on the mirrored image (config predict_flip)")
     _common(p, 1000, 16)
     p.set_defaults(func=cmd_train_deeplab)
 
@@ -416,6 +429,9 @@ def register(sub: Any) -> None:
     p.add_argument("--model-set", default="", help="export as that model set's models (<set>.deeplab, ...); default: the default set")
     p.add_argument("--next-version", action="store_true",
                    help="add the models as their next version (a live repository: a server with WSSS_MODEL_CONTROL_MODE=poll switches to it)")
+    p.add_argument("--predict-scales", default=None, help="a DeepLab's test-time scales in its config (default: the checkpoint's, if any)")
+    p.add_argument("--predict-flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="a DeepLab's config says to run it on the mirrored image too, or not (default: the checkpoint's, if any)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("upgrade-models", help="rewrite a repository's older exports (float images in) to take uint8 pixels: DeepLab "
@@ -435,8 +451,10 @@ def register(sub: Any) -> None:
     p.add_argument("--stuff-agreement", type=float, default=0.0, help="the pipeline's WSSS_STUFF_AGREEMENT (0 = off)")
     p.add_argument("--saliency", default=None, help="also the cam_saliency method with this salient-object model repository "
                    "(objectness measured over the images evaluated, from their tags)")
-    p.add_argument("--predict-scales", default="1", help="DeepLab's test-time scales, as WSSS_PREDICT_SCALES (e.g. 0.75,1,1.25)")
-    p.add_argument("--predict-flip", action="store_true", help="DeepLab also runs on the mirrored image, as WSSS_PREDICT_FLIP")
+    p.add_argument("--predict-scales", default=None, help="DeepLab's test-time scales, as WSSS_PREDICT_SCALES (e.g. 0.75,1,1.25; "
+                   "default: each DeepLab's config, else 1)")
+    p.add_argument("--predict-flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="DeepLab also runs (or not) on the mirrored image, as WSSS_PREDICT_FLIP (default: each DeepLab's config, else not)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("score-coco", help="mIoU of a COCO segmentation file (weakseg label's annotations.json) against a folder's masks")

@@ -220,7 +220,8 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
                 models = generation.backend.models()
                 sets = [
                     pb.ModelSetInfo(name=s.label, classes=(s.segmenter or s.predictor).classes if (s.segmenter or s.predictor) else [],  # type: ignore[union-attr]
-                                    models=s.models, versions={n: ",".join(served_versions_of(models, n)) for n in s.models.values() if n in models})
+                                    models=s.models, versions={n: ",".join(served_versions_of(models, n)) for n in s.models.values() if n in models},
+                                    predict_scales=s.predictor.scales if s.predictor else (), predict_flip=bool(s.predictor and s.predictor.flip))
                     for _, s in sorted(generation.sets.items())
                 ]
                 return pb.ListModelsResponse(models=[converters.model_info(m) for _, m in sorted(models.items())], model_sets=sets)

@@ -325,7 +325,7 @@ class ServiceState:
         if "deeplab" in own:
             for key in version_keys(repo, own["deeplab"]):
                 predictor = Predictor(DeepLab(backend, key), self.settings.max_work_side, self.settings.max_request_bytes,
-                                      tuple(self.settings.predict_scales), self.settings.predict_flip)
+                                      self.settings.predict_scales, self.settings.predict_flip)
                 if key not in unchanged:  # a session taken over is warm already
                     predictor.warmup()
                 result.predictors[predictor.deeplab.version] = predictor

@@ -68,6 +68,8 @@ class DeepLab:
         self.classes: tuple[str, ...] = model.labels
         self.version = model.version
         self.input_side = model.input_side  # the longest side of its training images (config), if given
+        self.predict_scales = model.predict_scales  # its test-time augmentation (config), if given
+        self.predict_flip = model.predict_flip
         self.uint8_input = model.takes_uint8("image")
         self.in_graph_labels = model.output("labels") is not None and model.output("confidence") is not None
 

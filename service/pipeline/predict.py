@@ -29,18 +29,20 @@ class Predictor:
     downscaled to at most ``max_work_side`` pixels on its longest side. The label map comes back
     at the original size (nearest neighbour). With ``scales`` other than (1,) or ``flip``, DeepLab
     averages its probabilities over the working image at those scales and mirrored
-    (``DeepLab.predict_augmented``: test-time augmentation, one run per scale and mirror).
+    (``DeepLab.predict_augmented``: test-time augmentation, one run per scale and mirror). Each of
+    the two is the argument when given, else the DeepLab's config (``predict_scales`` /
+    ``predict_flip``), else none: (1,) and no mirror.
     """
 
     def __init__(
         self, deeplab: DeepLab, max_work_side: int = 1024, max_request_bytes: int = 1536 * 1024 * 1024,
-        scales: tuple[float, ...] = (1.0,), flip: bool = False,
+        scales: tuple[float, ...] | None = None, flip: bool | None = None,
     ) -> None:
         self.deeplab = deeplab
         self.max_work_side = max_work_side
         self.max_request_bytes = max_request_bytes
-        self.scales = scales
-        self.flip = flip
+        self.scales: tuple[float, ...] = next(s for s in (scales, deeplab.predict_scales, (1.0,)) if s is not None)
+        self.flip: bool = next(f for f in (flip, deeplab.predict_flip, False) if f is not None)
 
     @property
     def classes(self) -> tuple[str, ...]:

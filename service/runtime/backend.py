@@ -29,6 +29,7 @@ class LoadedModel:
         inputs / outputs: tensor specs (batch dimension included; -1 = dynamic).
         labels: class names of the model (empty if it has none).
         input_side: the longest image side the model was trained at (config ``input_side``), if given.
+        predict_scales / predict_flip: DeepLab's test-time augmentation from its config, if given.
     """
 
     name: str
@@ -40,6 +41,8 @@ class LoadedModel:
     outputs: tuple[TensorSpec, ...]
     labels: tuple[str, ...]
     input_side: int | None = None
+    predict_scales: tuple[float, ...] | None = None
+    predict_flip: bool | None = None
 
     def output(self, name: str) -> TensorSpec | None:
         return next((t for t in self.outputs if t.name == name), None)

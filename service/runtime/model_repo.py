@@ -169,6 +169,9 @@ class ModelConfig:
             num_versions: N }``, ``specific { versions: [...] }``, ``all {}``), newest first.
         input_side: the config's ``input_side`` parameter: the longest image side the model was
             trained at (None when not given; the service then runs it at the image's own size).
+        predict_scales / predict_flip: the config's ``predict_scales`` / ``predict_flip``
+            parameters: DeepLab's test-time augmentation as its trainer chose it (None when not
+            given; the server's ``WSSS_PREDICT_SCALES`` / ``WSSS_PREDICT_FLIP``, when set, win).
     """
 
     name: str
@@ -181,6 +184,8 @@ class ModelConfig:
     labels: tuple[str, ...]
     versions: tuple[str, ...] = ()
     input_side: int | None = None
+    predict_scales: tuple[float, ...] | None = None
+    predict_flip: bool | None = None
 
     def output(self, name: str) -> TensorSpec | None:
         return next((t for t in self.outputs if t.name == name), None)
@@ -251,21 +256,69 @@ def _tensor(model: str, entry: dict[str, Any], batched: bool, kind: str) -> Tens
     return TensorSpec(name, dtype, tuple(([-1] if batched else []) + dims))
 
 
+def parameter_of(raw: dict[str, Any], key: str) -> Any:
+    """The ``value`` of a parsed config's ``parameters { key: KEY value { ... } }`` entry (Triton's
+    free-form model parameters); None when there is no such entry."""
+    for entry in _as_list(raw.get("parameters")):
+        if isinstance(entry, dict) and entry.get("key") == key:
+            return entry.get("value")
+    return None
+
+
+def _string_value(value: Any) -> str:
+    return str(value.get("string_value", "")) if isinstance(value, dict) else ""
+
+
 def input_side_of(name: str, raw: dict[str, Any]) -> int | None:
-    """A parsed config's ``parameters { key: "input_side" value { string_value: "N" } }`` (Triton's
-    free-form model parameters): N, a whole number of pixels from 16 to 4096; None when absent.
+    """A parsed config's ``parameters { key: "input_side" value { string_value: "N" } }``: N, a
+    whole number of pixels from 16 to 4096; None when absent.
 
     Raises:
         ModelRepositoryError: the parameter is there but not such a number.
     """
-    for entry in _as_list(raw.get("parameters")):
-        if isinstance(entry, dict) and entry.get("key") == "input_side":
-            value = entry.get("value")
-            text = str(value.get("string_value", "")) if isinstance(value, dict) else ""
-            if not re.fullmatch(r"[0-9]+", text) or not 16 <= int(text) <= 4096:
-                raise ModelRepositoryError(f"model {name!r}: parameter input_side must be a string_value holding a whole number of pixels from 16 to 4096, got {value!r}")
-            return int(text)
-    return None
+    value = parameter_of(raw, "input_side")
+    if value is None:
+        return None
+    text = _string_value(value)
+    if not re.fullmatch(r"[0-9]+", text) or not 16 <= int(text) <= 4096:
+        raise ModelRepositoryError(f"model {name!r}: parameter input_side must be a string_value holding a whole number of pixels from 16 to 4096, got {value!r}")
+    return int(text)
+
+
+def predict_scales_of(name: str, raw: dict[str, Any]) -> tuple[float, ...] | None:
+    """A parsed config's ``predict_scales`` parameter (``string_value: "0.75,1,1.25"``): DeepLab's
+    test-time scales, each above 0 and at most 4; None when absent.
+
+    Raises:
+        ModelRepositoryError: the parameter is there but not such a list.
+    """
+    value = parameter_of(raw, "predict_scales")
+    if value is None:
+        return None
+    try:
+        scales = tuple(float(x) for x in _string_value(value).split(","))
+    except ValueError:
+        scales = ()
+    if not scales or not all(0.0 < s <= 4.0 for s in scales):
+        raise ModelRepositoryError(f"model {name!r}: parameter predict_scales must be a string_value holding comma-separated scales "
+                                   f"above 0 and at most 4 (e.g. \"0.75,1,1.25\"), got {value!r}")
+    return scales
+
+
+def predict_flip_of(name: str, raw: dict[str, Any]) -> bool | None:
+    """A parsed config's ``predict_flip`` parameter (``string_value: "true"`` or ``"false"``): DeepLab
+    also runs on the mirrored image; None when absent.
+
+    Raises:
+        ModelRepositoryError: the parameter is there but neither word.
+    """
+    value = parameter_of(raw, "predict_flip")
+    if value is None:
+        return None
+    text = _string_value(value).lower()
+    if text not in ("true", "false"):
+        raise ModelRepositoryError(f"model {name!r}: parameter predict_flip must be a string_value \"true\" or \"false\", got {value!r}")
+    return text == "true"
 
 
 def load_config(model_dir: Path) -> ModelConfig:
@@ -316,6 +369,8 @@ def load_config(model_dir: Path) -> ModelConfig:
         labels=labels,
         versions=tuple(str(v) for v in served),
         input_side=input_side_of(name, raw),
+        predict_scales=predict_scales_of(name, raw),
+        predict_flip=predict_flip_of(name, raw),
     )
 
 

@@ -179,6 +179,8 @@ class OnnxRuntimeBackend:
                 outputs=config.outputs,
                 labels=config.labels,
                 input_side=config.input_side,
+                predict_scales=config.predict_scales,
+                predict_flip=config.predict_flip,
             )
             bind = self.io_binding == "on" or (self.io_binding == "auto" and loaded.device == "GPU")
             with self._lock:

@@ -99,7 +99,7 @@ class TritonBackend:
             version = pinned or (meta.versions[-1] if meta.versions else config.version)
             with self._lock:
                 self._loaded[name] = LoadedModel(name, str(version), self.name, "remote", f"triton@{self.url}", config.inputs, config.outputs, config.labels,
-                                                  config.input_side)
+                                                  config.input_side, config.predict_scales, config.predict_flip)
             log.info("model %s version %s served by Triton at %s", name, version, self.url)
 
     def models(self) -> dict[str, LoadedModel]:

@@ -3,7 +3,9 @@ bytes that are not protobuf. Each gets a clear status; the server stays up and h
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -144,6 +146,39 @@ def test_predict_with_test_time_augmentation_serves_every_geometry() -> None:
         np.testing.assert_array_equal(np.frombuffer(out.mask.raw, np.uint8).reshape(height, width), want)
     finally:
         running.stop()
+
+
+def test_a_deeplab_config_sets_predicts_test_time_augmentation_unless_the_server_does(tmp_path: Path) -> None:
+    """A DeepLab whose config carries ``predict_scales`` / ``predict_flip`` (as ``export`` writes a
+    chain's) is served so with no server setting: ListModels says so and Predict's label map is the
+    augmented one; the server's WSSS_PREDICT_SCALES / _FLIP, when set, win."""
+    from service.models.deeplab import DeepLab
+    from service.pipeline.predict import Predictor
+    from service.runtime import ModelRepository
+    from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from tests.conftest import DEFAULT_REPO
+    from training.export import write_deeplab_config
+
+    shutil.copytree(DEFAULT_REPO, tmp_path / "repo")
+    classes = (tmp_path / "repo" / "deeplab" / "labels.txt").read_text().split()
+    write_deeplab_config(tmp_path / "repo" / "deeplab", "deeplab", classes, predict_scales=(0.75, 1.0, 1.25), predict_flip=True)
+    image = np.random.default_rng(5).integers(0, 255, (120, 170, 3), dtype=np.uint8)
+    backend = OnnxRuntimeBackend(ModelRepository(DEFAULT_REPO), "CPUExecutionProvider")
+    backend.load(["deeplab"])
+    wrapper = DeepLab(backend)
+    want = {True: Predictor(wrapper, scales=(0.75, 1.0, 1.25), flip=True).predict(image).label_map, False: Predictor(wrapper).predict(image).label_map}
+    assert not np.array_equal(want[True], want[False])  # the augmentation changes this image's labels: the check below can fail
+    for overrides, augmented in (({}, True), ({"predict_scales": (1.0,), "predict_flip": False}, False)):
+        running = BackgroundServer(make_settings(model_repo=tmp_path / "repo", **overrides))
+        try:
+            with running.channel() as channel:
+                stub = pb_grpc.SegmentationServiceStub(channel)
+                (info,) = stub.ListModels(pb.ListModelsRequest(), timeout=30).model_sets
+                assert (list(info.predict_scales), info.predict_flip) == (([0.75, 1.0, 1.25], True) if augmented else ([1.0], False))
+                out = stub.Predict(pb.PredictRequest(image=pb.Image(encoded=png_bytes(image)), mask_formats=[pb.MASK_FORMAT_RAW]), timeout=60)
+                np.testing.assert_array_equal(np.frombuffer(out.mask.raw, np.uint8).reshape(image.shape[:2]), want[augmented])
+        finally:
+            running.stop()
 
 
 def _becomes_not_serving(channel: grpc.Channel, within: float = 5.0) -> bool:

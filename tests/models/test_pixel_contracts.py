@@ -261,11 +261,44 @@ def test_test_time_augmentation_counts_in_the_memory_budget() -> None:
     np.testing.assert_array_equal(out.label_map, deeplab.predict_augmented(image, (0.75, 1.0, 1.25), True).label_map)
 
 
+def test_a_deeplab_config_carries_its_test_time_augmentation_and_a_setting_overrides_it(tmp_path: Path) -> None:
+    """``predict_scales`` / ``predict_flip`` in the DeepLab's config are what Predict uses when the
+    server sets neither (``Predictor(scales=None, flip=None)``); each argument given wins over the
+    config; without either, Predict is plain. ``upgrade-models`` keeps them."""
+    shutil.copytree(DEFAULT_REPO / "deeplab", tmp_path / "deeplab")
+    classes = (tmp_path / "deeplab" / "labels.txt").read_text().split()
+    plain = Predictor(_deeplab(tmp_path))
+    assert (plain.scales, plain.flip) == ((1.0,), False)
+    write_deeplab_config(tmp_path / "deeplab", "deeplab", classes, predict_scales=(0.75, 1.0, 1.25), predict_flip=True)
+    assert 'key: "predict_scales"' in (tmp_path / "deeplab" / "config.pbtxt").read_text()
+    deeplab = _deeplab(tmp_path)
+    configured = Predictor(deeplab)
+    assert (configured.scales, configured.flip) == ((0.75, 1.0, 1.25), True)
+    image = generate(HELD_OUT_SEED, 3, 96, 128).image
+    np.testing.assert_array_equal(configured.predict(image).label_map, Predictor(deeplab, scales=(0.75, 1.0, 1.25), flip=True).predict(image).label_map)
+    assert configured.working_bytes(900, 1200) == Predictor(deeplab, scales=(0.75, 1.0, 1.25), flip=True).working_bytes(900, 1200)
+    overridden = Predictor(deeplab, scales=(1.0,), flip=False)  # the server's settings win
+    assert (overridden.scales, overridden.flip) == ((1.0,), False)
+    np.testing.assert_array_equal(overridden.predict(image).label_map, plain.predict(image).label_map)
+    assert (Predictor(deeplab, flip=False).scales, Predictor(deeplab, scales=(2.0,)).flip) == ((0.75, 1.0, 1.25), True)  # each on its own
+
+
+def test_upgrade_keeps_the_test_time_augmentation(tmp_path: Path) -> None:
+    _logits_export(tmp_path)
+    text = (tmp_path / "deeplab" / "config.pbtxt").read_text()
+    (tmp_path / "deeplab" / "config.pbtxt").write_text(
+        text + 'parameters { key: "predict_scales" value { string_value: "0.5,1" } }\nparameters { key: "predict_flip" value { string_value: "false" } }\n')
+    assert upgrade_models(tmp_path, "deeplab") == ["1"]
+    upgraded = _deeplab(tmp_path)
+    assert (upgraded.predict_scales, upgraded.predict_flip, upgraded.in_graph_labels) == ((0.5, 1.0), False, True)
+
+
 def test_predict_scales_setting_is_checked() -> None:
     from pydantic import ValidationError
 
     from service.settings import Settings
 
+    assert (Settings().predict_scales, Settings().predict_flip) == (None, None)  # unset: each DeepLab's config decides
     assert Settings(predict_scales=(0.75, 1.0, 1.25), predict_flip=True).predict_scales == (0.75, 1.0, 1.25)
     for bad in ((), (0.0, 1.0), (1.0, 5.0)):
         with pytest.raises(ValidationError, match="predict_scales"):

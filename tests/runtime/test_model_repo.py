@@ -117,6 +117,37 @@ def test_a_bad_input_side_is_a_repository_error(tmp_path: Path, value: str) -> N
         ModelRepository(_repo(tmp_path, _side(value)))
 
 
+def _parameters(**values: str) -> str:
+    return CONFIG + "".join(f'parameters {{ key: "{k}" value {{ string_value: "{v}" }} }}\n' for k, v in values.items())
+
+
+def test_test_time_parameters_reach_the_loaded_model(tmp_path: Path) -> None:
+    """``predict_scales`` / ``predict_flip`` (a DeepLab's test-time augmentation, as ``export`` writes
+    it) reach the config and the model a backend loads; absent, both are None (the server decides)."""
+    plain = ModelRepository(_repo(tmp_path / "none")).get("m")
+    assert plain.predict_scales is None and plain.predict_flip is None
+    config = _parameters(input_side="320", predict_scales="0.75,1,1.25", predict_flip="true")
+    repo = ModelRepository(_repo(tmp_path / "both", config)).get("m")
+    assert (repo.input_side, repo.predict_scales, repo.predict_flip) == (320, (0.75, 1.0, 1.25), True)
+    loaded = _load(_repo(tmp_path / "loaded", _parameters(predict_scales="1", predict_flip="False"))).models()["m"]
+    assert (loaded.predict_scales, loaded.predict_flip) == ((1.0,), False)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("predict_scales", "", "parameter predict_scales must be a string_value holding comma-separated scales above 0 and at most 4"),
+    ("predict_scales", "0.75,,1", "parameter predict_scales must be"),
+    ("predict_scales", "0,1", "parameter predict_scales must be"),
+    ("predict_scales", "1,5", "parameter predict_scales must be"),
+    ("predict_scales", "nan", "parameter predict_scales must be"),
+    ("predict_scales", "big", "parameter predict_scales must be"),
+    ("predict_flip", "yes", 'parameter predict_flip must be a string_value "true" or "false"'),
+    ("predict_flip", "", "parameter predict_flip must be"),
+])
+def test_a_bad_test_time_parameter_is_a_repository_error(tmp_path: Path, key: str, value: str, message: str) -> None:
+    with pytest.raises(ModelRepositoryError, match=message):
+        ModelRepository(_repo(tmp_path, _parameters(**{key: value})))
+
+
 def test_missing_repository_and_model(tmp_path: Path) -> None:
     with pytest.raises(ModelRepositoryError, match="does not exist"):
         ModelRepository(tmp_path / "nope")

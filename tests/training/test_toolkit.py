@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -573,3 +574,50 @@ def test_train_deeplab_rejects_bad_augmentation_and_records_it(trained: dict[str
     assert training_main([*args, "--no-vflip", "--scales", "0.75,1.25", "--color-jitter", "0.3", "--out", str(tmp_path / "d.pt")]) == 0
     prov = checkpoints.load(tmp_path / "d.pt")["provenance"]
     assert prov["vflip"] is False and prov["scales"] == [0.75, 1.25] and prov["color_jitter"] == 0.3
+
+
+def test_a_deeplabs_test_time_augmentation_travels_from_training_to_its_config_and_evaluate(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train-deeplab --predict-scales/--predict-flip`` is recorded and exported into the config
+    (``predict_scales`` / ``predict_flip``), where ``evaluate`` reads it as a server does (its
+    report says what each DeepLab ran with); ``export`` replaces it; bad values are refused."""
+    from service.runtime import ModelRepository
+
+    args = ["train-deeplab", "--data", str(trained["data"]), "--ids", TRAIN, "--steps", "2", "--size", "96"]
+    for bad in ("0", "1,x", "", "1,9"):
+        assert training_main([*args, "--predict-scales", bad, "--out", str(tmp_path / "bad.pt")]) == 2
+        assert "--predict-scales" in capsys.readouterr().err
+    assert not (tmp_path / "bad.pt").exists()
+    repo = tmp_path / "repo"
+    assert training_main([*args, "--predict-scales", "0.75,1,1.25", "--predict-flip", "--out", str(tmp_path / "d.pt"), "--repo", str(repo)]) == 0
+    prov = checkpoints.load(tmp_path / "d.pt")["provenance"]
+    assert prov["predict_scales"] == [0.75, 1.0, 1.25] and prov["predict_flip"] is True
+    config = ModelRepository(repo).get("deeplab")
+    assert (config.predict_scales, config.predict_flip, config.input_side) == ((0.75, 1.0, 1.25), True, 96)
+    assert json.loads((repo / "deeplab" / "training.json").read_text())["predict_scales"] == [0.75, 1.0, 1.25]
+
+    out = tmp_path / "eval.json"
+    plain = tmp_path / "plain"
+    assert training_main(["export", "--checkpoint", str(trained["tmp"] / "dl_gt.pt"), "--repo", str(plain)]) == 0
+    assert ModelRepository(plain).get("deeplab").predict_scales is None  # a checkpoint without it: no parameter, the server decides
+    shutil.copytree(trained["repo"], tmp_path / "pipeline")
+    shutil.rmtree(tmp_path / "pipeline" / "deeplab")
+    run = ["evaluate", "--data", str(trained["data"]), "--ids", EVAL, "--model-repo", str(tmp_path / "pipeline"), "--overlays", "0",
+           "--methods", "tta,plain", "--deeplab", f"tta={repo}", "--deeplab", f"plain={plain}", "--out", str(out)]
+    assert training_main(run) == 0
+    methods = json.loads(out.read_text())["methods"]
+    assert (methods["tta"]["predict_scales"], methods["tta"]["predict_flip"]) == ([0.75, 1.0, 1.25], True)
+    assert (methods["plain"]["predict_scales"], methods["plain"]["predict_flip"]) == ([1.0], False)
+    assert training_main([*run, "--predict-scales", "1", "--no-predict-flip"]) == 0  # evaluate's options win, as the server's settings do
+    methods = json.loads(out.read_text())["methods"]
+    assert (methods["tta"]["predict_scales"], methods["tta"]["predict_flip"]) == ([1.0], False)
+
+    assert training_main(["export", "--checkpoint", str(tmp_path / "d.pt"), "--repo", str(repo), "--predict-scales", "1,1.5",
+                          "--no-predict-flip"]) == 0
+    assert (ModelRepository(repo).get("deeplab").predict_scales, ModelRepository(repo).get("deeplab").predict_flip) == ((1.0, 1.5), False)
+    assert json.loads((repo / "deeplab" / "training.json").read_text())["predict_flip"] is False
+    assert training_main(["export", "--checkpoint", str(tmp_path / "d.pt"), "--repo", str(tmp_path / "x"), "--predict-scales", "0"]) == 2
+    assert training_main(["export", "--checkpoint", str(trained["tmp"] / "cls.pt"), "--repo", str(tmp_path / "y"), "--predict-flip"]) == 2
+    assert "test-time augmentation is a DeepLab's; this is a cam_classifier checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -407,7 +407,7 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., model_sets: _Optional[_Iterable[_Union[ModelSetInfo, _Mapping]]] = ...) -> None: ...
 
 class ModelSetInfo(_message.Message):
-    __slots__ = ("name", "classes", "models", "versions")
+    __slots__ = ("name", "classes", "models", "versions", "predict_scales", "predict_flip")
     class ModelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -426,11 +426,15 @@ class ModelSetInfo(_message.Message):
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    PREDICT_SCALES_FIELD_NUMBER: _ClassVar[int]
+    PREDICT_FLIP_FIELD_NUMBER: _ClassVar[int]
     name: str
     classes: _containers.RepeatedScalarFieldContainer[str]
     models: _containers.ScalarMap[str, str]
     versions: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., models: _Optional[_Mapping[str, str]] = ..., versions: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    predict_scales: _containers.RepeatedScalarFieldContainer[float]
+    predict_flip: bool
+    def __init__(self, name: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., models: _Optional[_Mapping[str, str]] = ..., versions: _Optional[_Mapping[str, str]] = ..., predict_scales: _Optional[_Iterable[float]] = ..., predict_flip: _Optional[bool] = ...) -> None: ...
 
 class EverythingOptions(_message.Message):
     __slots__ = ("points_per_side", "points_per_batch", "pred_iou_thresh", "stability_score_thresh", "stability_score_offset", "box_nms_thresh", "min_mask_region_area", "max_masks")
