@@ -12,7 +12,9 @@
 # 0.460 / 0.475, h_wide (scales 0.5..1.5) 0.468 / 0.463. TTA=1 scores the arms' DeepLabs with test-time
 # augmentation (evaluate --predict-scales 0.75,1,1.25 --predict-flip; eval_<arm>_tta.json): h_scales
 # 0.510 / 0.518 (the msrc_v2 chain's since the seventh stop), hv 0.416 / 0.434. h_scales_320: h_scales at the images'
-# own size (--size 320 instead of 256, the same 160 px windows), with TTA 0.483 / 0.487: not taken. A checkpoint already made (the classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared).
+# own size (--size 320 instead of 256, the same 160 px windows), with TTA 0.483 / 0.487: not taken.
+# h_scales_bal3: h_scales with --balance --max-class-weight 3 (images drawn by the classes they hold, half the
+# windows on a labelled pixel, rare classes weighted up to 3x), with TTA 0.488 / 0.493: not taken. A checkpoint already made (the classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared).
 # About 3 min a classifier, 2.5 min a DeepLab, alone on 2 CPU cores.
 W=work/select_msrc_deeplab
 . "$(dirname "$0")/select_lib.sh"
@@ -32,6 +34,7 @@ for arm in ${ARMS:-hv h h_scales}; do
     h_scales_jitter) aug=(--no-vflip --scales 0.75,1,1.25 --color-jitter 0.3);;
     h_wide) aug=(--no-vflip --scales 0.5,0.75,1,1.25,1.5);;
     h_scales_320) aug=(--no-vflip --scales 0.75,1,1.25); size=320;;
+    h_scales_bal3) aug=(--no-vflip --scales 0.75,1,1.25 --balance --max-class-weight 3);;
     *) echo "unknown arm $arm"; exit 2;;
   esac
   steps=${STEPS:-500}
