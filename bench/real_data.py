@@ -97,9 +97,11 @@ CONFIGS = {
                       predict_scales="0.75,1,1.25", predict_flip=True),
 }
 STEPS = {"pretrain": 1200, "pretrain_images": 1500, "backbone": 1500, "promptable": 4000, "classifier": 2000, "s2c": 600,  # DeepLab's: Config.deeplab_steps
-         "synthetic": 600, "cpm_warmup": 0, "cpm_refresh": 300, "saliency": 1200}
+         "synthetic": 600, "cpm_warmup": 0, "cpm_refresh": 300, "saliency": 3000}
 QUICK = {"pretrain": 20, "pretrain_images": 32, "backbone": 5, "promptable": 20, "classifier": 20, "s2c": 10, "deeplab": 20, "synthetic": 16,
          "cpm_warmup": 0, "cpm_refresh": 5, "saliency": 10}
+SALIENCY_AUG = ["--no-vflip", "--scales", "0.75,1,1.25"]
+"""The salient-object model's augmentation (bench/select_saliency.sh; its name in ``saliency_recipe``)."""
 SALIENCY_FROM = ["duts_tr"]
 """The salient-object model's masks (class-agnostic objects of natural images; never an evaluated set)."""
 BACKBONE_FROM = ["duts_tr"]
@@ -146,7 +148,9 @@ def shared_models(work: Path, steps: dict[str, int], quick: bool, times: dict[st
     classifier or the SimCLR backbone), the promptable model and the salient-object model's
     repository (each trained once for every data set; the salient-object model always starts from
     the procedural pretraining: from the SimCLR backbone its cam_saliency scored 0.449 against 0.477
-    on a part of msrc_v2's training split, bench/select_msrc_saliency.sh)."""
+    on a part of msrc_v2's training split, bench/select_msrc_saliency.sh; ``SALIENCY_AUG`` and
+    ``steps["saliency"]``: bench/select_saliency.sh). Its files name its recipe (``saliency_recipe``),
+    so --reuse never takes one trained otherwise."""
     shared = work / ("shared_quick" if quick else "shared")
     pretrain = shared / "pretrain_classifier.pt"
     if not pretrain.is_file():
@@ -162,11 +166,16 @@ def shared_models(work: Path, steps: dict[str, int], quick: bool, times: dict[st
     run_step("train_promptable", ["train-promptable", *promptable_sources(PROMPTABLE_FROM), "--synthetic", str(steps["synthetic"]),
                                   "--steps", str(steps["promptable"]), "--crop", "192", "--batch-size", "10", "--out", str(promptable)],
              times, promptable)
-    saliency = shared / "saliency.pt"
+    saliency = shared / f"saliency{saliency_recipe(steps)}"
     run_step("train_saliency", ["train-deeplab", *promptable_sources(SALIENCY_FROM), "--size", "256", "--steps", str(steps["saliency"]),
-                                "--init-classifier", str(pretrain), "--out", str(saliency), "--repo", str(shared / "saliency")],
-             times, saliency)
-    return start, promptable, shared / "saliency"
+                                *SALIENCY_AUG, "--init-classifier", str(pretrain), "--out", f"{saliency}.pt", "--repo", str(saliency)],
+             times, saliency.with_name(saliency.name + ".pt"))
+    return start, promptable, saliency
+
+
+def saliency_recipe(steps: dict[str, int]) -> str:
+    """The salient-object model's recipe in its file names (and the cam_saliency pseudo-labels')."""
+    return f"_{steps['saliency']}steps_hflip_s0.75-1-1.25"
 
 
 def repo_with_promptable(repo: Path, promptable: Path, times: dict[str, float]) -> None:
@@ -235,7 +244,8 @@ def main() -> int:
               + ("" if cfg.deeplab_vflip else "_hflip") + ("" if cfg.deeplab_scales == "1" else "_s" + cfg.deeplab_scales.replace(",", "-"))
               + cls_recipe)
     repo, repo_gt = repos[cfg.s2c], work / f"repo_gt{recipe}"
-    tag = cfg.s2c.replace("+", "_") + ("" if cfg.pseudo_source == "pipeline" else f"_{cfg.pseudo_source}") + cls_recipe
+    tag = (cfg.s2c.replace("+", "_") + ("" if cfg.pseudo_source == "pipeline" else f"_{cfg.pseudo_source}") + cls_recipe
+           + (saliency_recipe(steps).replace("_", "_sal", 1) if cfg.pseudo_source == "cam_saliency" else ""))
     pseudo_dir, deeplab_ckpt = work / f"pseudo_{tag}", work / f"deeplab_{tag}{recipe}.pt"
     balance = ["--balance", "--max-class-weight", str(cfg.max_class_weight)] if cfg.balance else []
     stuff = ["--stuff-agreement", str(cfg.stuff_agreement)]

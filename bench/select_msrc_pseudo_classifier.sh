@@ -19,13 +19,18 @@
 # The SSC step gives the training images better pseudo-labels (+0.013 / +0.026), but on the images
 # it did not train on its cam_saliency moves by -0.026..+0.015 with the seed, and DeepLab does not
 # gain: the chain keeps its SSC classifier (its DeepLab from it), as no arm is ahead by more than a seed's spread.
+# With the salient-object model h3000 of bench/select_saliency.sh (SAL=work/select_saliency/repo_h3000
+# SAL_TAG=sal_h3000 TTA=1 ARMS="bce ssc_seed0"; DeepLab scored with test-time augmentation, against 0.349 / 0.342):
+#   bce        0.447 / 0.525; 0.686; 0.406
+#   ssc_seed0  0.438 / 0.533; 0.687; 0.415
 # About 10 min an SSC classifier (its SE maps once, 4 min), 4 min a pseudo-label set + DeepLab.
 W=work/select_msrc_pseudo_classifier
 . "$(dirname "$0")/select_lib.sh"
 D=../shared/data/msrc_v2
 TR='\d+_([6-9]|1[0-5])_s'
 SEL='\d+_[1-5]_s'
-SAL=work/real/shared/saliency
+SAL=${SAL:-work/real/shared/saliency}
+st=${SAL_TAG:+_$SAL_TAG}  # SAL=REPO SAL_TAG=NAME: another salient-object model (bench/select_saliency.sh), its files named so
 BCE=work/select_msrc_deeplab/cls.pt
 [ -f $BCE ] || $T train-classifier --data $D --ids "$TR" --size 256 --steps 1000 --color-jitter 0.3 \
     --init work/real/shared/backbone_simclr.pt --out $BCE
@@ -41,14 +46,14 @@ for arm in ${ARMS:-bce ssc_seed0 ssc_seed1}; do
   esac
   $T export --checkpoint $cls --repo $R
   $T evaluate --data $D --ids "$SEL" --model-repo $R --methods cam_threshold,cam_saliency --saliency $SAL --stuff-agreement 1.0 \
-      --overlays 0 --out $W/eval_cams_$arm.json
-  PER_CLASS=${PER_CLASS:-0} score $W/eval_cams_$arm.json
-  [ -f $W/pseudo_$arm/pseudo_labels.json ] || $T pseudo-label --data $D --ids "$TR" --model-repo $R --source cam_saliency --saliency $SAL \
-      --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$arm
-  pseudo_score $W/pseudo_$arm/pseudo_labels.json
-  init=$cls; dl=$arm
-  [ "${DL_INIT:-}" = bce ] && init=$BCE && dl=${arm}_bce_init
-  [ -f $W/dl_$dl.pt ] || $T train-deeplab --data $D --ids "$TR" --size 256 --labels $W/pseudo_$arm/masks --steps 500 --init-classifier $init \
+      --overlays 0 --out $W/eval_cams_$arm$st.json
+  PER_CLASS=${PER_CLASS:-0} score $W/eval_cams_$arm$st.json
+  [ -f $W/pseudo_$arm$st/pseudo_labels.json ] || $T pseudo-label --data $D --ids "$TR" --model-repo $R --source cam_saliency --saliency $SAL \
+      --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$arm$st
+  pseudo_score $W/pseudo_$arm$st/pseudo_labels.json
+  init=$cls; dl=$arm$st
+  [ "${DL_INIT:-}" = bce ] && init=$BCE && dl=${arm}_bce_init$st
+  [ -f $W/dl_$dl.pt ] || $T train-deeplab --data $D --ids "$TR" --size 256 --labels $W/pseudo_$arm$st/masks --steps 500 --init-classifier $init \
       --no-vflip --scales 0.75,1,1.25 --out $W/dl_$dl.pt --repo $W/repo_dl_$dl
   $T evaluate --data $D --ids "$SEL" --model-repo $R --methods dl --deeplab dl=$W/repo_dl_$dl --overlays 0 "${TTA_ARGS[@]}" --out $W/eval_dl_$dl$TTA_TAG.json
   score $W/eval_dl_$dl$TTA_TAG.json
