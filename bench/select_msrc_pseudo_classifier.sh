@@ -23,6 +23,7 @@
 # SAL_TAG=sal_h3000 TTA=1 ARMS="bce ssc_seed0"; DeepLab scored with test-time augmentation, against 0.349 / 0.342):
 #   bce        0.447 / 0.525; 0.686; 0.406
 #   ssc_seed0  0.438 / 0.533; 0.687; 0.415
+# and with h6000 (SAL_TAG=sal_h6000 ARMS=bce): bce 0.447 / 0.540; 0.684; 0.399.
 # About 10 min an SSC classifier (its SE maps once, 4 min), 4 min a pseudo-label set + DeepLab.
 W=work/select_msrc_pseudo_classifier
 . "$(dirname "$0")/select_lib.sh"
