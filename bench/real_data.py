@@ -100,8 +100,8 @@ STEPS = {"pretrain": 1200, "pretrain_images": 1500, "backbone": 1500, "promptabl
          "synthetic": 600, "cpm_warmup": 0, "cpm_refresh": 300, "saliency": 3000}
 QUICK = {"pretrain": 20, "pretrain_images": 32, "backbone": 5, "promptable": 20, "classifier": 20, "s2c": 10, "deeplab": 20, "synthetic": 16,
          "cpm_warmup": 0, "cpm_refresh": 5, "saliency": 10}
-SALIENCY_AUG = ["--no-vflip", "--scales", "0.75,1,1.25"]
-"""The salient-object model's augmentation (bench/select_saliency.sh; its name in ``saliency_recipe``)."""
+SALIENCY_VFLIP, SALIENCY_SCALES = False, "0.75,1,1.25"
+"""The salient-object model's flips and window scales (bench/select_saliency.sh; ``deeplab_augmentation``)."""
 SALIENCY_FROM = ["duts_tr"]
 """The salient-object model's masks (class-agnostic objects of natural images; never an evaluated set)."""
 BACKBONE_FROM = ["duts_tr"]
@@ -148,7 +148,7 @@ def shared_models(work: Path, steps: dict[str, int], quick: bool, times: dict[st
     classifier or the SimCLR backbone), the promptable model and the salient-object model's
     repository (each trained once for every data set; the salient-object model always starts from
     the procedural pretraining: from the SimCLR backbone its cam_saliency scored 0.449 against 0.477
-    on a part of msrc_v2's training split, bench/select_msrc_saliency.sh; ``SALIENCY_AUG`` and
+    on a part of msrc_v2's training split, bench/select_msrc_saliency.sh; ``SALIENCY_VFLIP``, ``SALIENCY_SCALES`` and
     ``steps["saliency"]``: bench/select_saliency.sh). Its files name its recipe (``saliency_recipe``),
     so --reuse never takes one trained otherwise."""
     shared = work / ("shared_quick" if quick else "shared")
@@ -168,14 +168,21 @@ def shared_models(work: Path, steps: dict[str, int], quick: bool, times: dict[st
              times, promptable)
     saliency = shared / f"saliency{saliency_recipe(steps)}"
     run_step("train_saliency", ["train-deeplab", *promptable_sources(SALIENCY_FROM), "--size", "256", "--steps", str(steps["saliency"]),
-                                *SALIENCY_AUG, "--init-classifier", str(pretrain), "--out", f"{saliency}.pt", "--repo", str(saliency)],
+                                *deeplab_augmentation(SALIENCY_VFLIP, SALIENCY_SCALES)[0], "--init-classifier", str(pretrain),
+                                "--out", f"{saliency}.pt", "--repo", str(saliency)],
              times, saliency.with_name(saliency.name + ".pt"))
     return start, promptable, saliency
 
 
+def deeplab_augmentation(vflip: bool, scales: str) -> tuple[list[str], str]:
+    """``train-deeplab``'s flip and window-scale options, and their name in checkpoint file names."""
+    args = ([] if vflip else ["--no-vflip"]) + ([] if scales == "1" else ["--scales", scales])
+    return args, ("" if vflip else "_hflip") + ("" if scales == "1" else "_s" + scales.replace(",", "-"))
+
+
 def saliency_recipe(steps: dict[str, int]) -> str:
     """The salient-object model's recipe in its file names (and the cam_saliency pseudo-labels')."""
-    return f"_{steps['saliency']}steps_hflip_s0.75-1-1.25"
+    return f"_{steps['saliency']}steps" + deeplab_augmentation(SALIENCY_VFLIP, SALIENCY_SCALES)[1]
 
 
 def repo_with_promptable(repo: Path, promptable: Path, times: dict[str, float]) -> None:
@@ -239,10 +246,8 @@ def main() -> int:
                  ckpt if args.reuse else None)
         repos[name] = repo
     # a DeepLab's checkpoint (and the pseudo-labels) name their recipe and the classifier's, so --reuse never takes one made otherwise
-    dl_aug = ([] if cfg.deeplab_vflip else ["--no-vflip"]) + ([] if cfg.deeplab_scales == "1" else ["--scales", cfg.deeplab_scales])
-    recipe = (("" if not cfg.balance or cfg.max_class_weight == 10.0 else f"_w{cfg.max_class_weight:g}") + f"_{steps['deeplab']}steps"
-              + ("" if cfg.deeplab_vflip else "_hflip") + ("" if cfg.deeplab_scales == "1" else "_s" + cfg.deeplab_scales.replace(",", "-"))
-              + cls_recipe)
+    dl_aug, aug_name = deeplab_augmentation(cfg.deeplab_vflip, cfg.deeplab_scales)
+    recipe = ("" if not cfg.balance or cfg.max_class_weight == 10.0 else f"_w{cfg.max_class_weight:g}") + f"_{steps['deeplab']}steps" + aug_name + cls_recipe
     repo, repo_gt = repos[cfg.s2c], work / f"repo_gt{recipe}"
     tag = (cfg.s2c.replace("+", "_") + ("" if cfg.pseudo_source == "pipeline" else f"_{cfg.pseudo_source}") + cls_recipe
            + (saliency_recipe(steps).replace("_", "_sal", 1) if cfg.pseudo_source == "cam_saliency" else ""))
