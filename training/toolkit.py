@@ -27,11 +27,10 @@ def _split(args: argparse.Namespace) -> tuple[DatasetFolder, list[str]]:
 
 def _scales(text: str, option: str = "--scales") -> tuple[float, ...]:
     """``--scales`` (or ``option``): comma-separated positive numbers (DatasetError otherwise)."""
-    try:
-        scales = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        scales = ()
-    if not scales or not all(0.0 < s <= 4.0 for s in scales):
+    from service.runtime.model_repo import parse_scales
+
+    scales = parse_scales(text)
+    if scales is None:
         raise DatasetError(f"{option} takes comma-separated numbers above 0 and at most 4, not {text!r}")
     return scales
 

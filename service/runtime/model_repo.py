@@ -285,6 +285,16 @@ def input_side_of(name: str, raw: dict[str, Any]) -> int | None:
     return int(text)
 
 
+def parse_scales(text: str) -> tuple[float, ...] | None:
+    """Comma-separated image scales, each above 0 and at most 4 (e.g. ``"0.75,1,1.25"``); None when
+    ``text`` is not such a list."""
+    try:
+        scales = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        return None
+    return scales if scales and all(0.0 < s <= 4.0 for s in scales) else None
+
+
 def predict_scales_of(name: str, raw: dict[str, Any]) -> tuple[float, ...] | None:
     """A parsed config's ``predict_scales`` parameter (``string_value: "0.75,1,1.25"``): DeepLab's
     test-time scales, each above 0 and at most 4; None when absent.
@@ -295,11 +305,8 @@ def predict_scales_of(name: str, raw: dict[str, Any]) -> tuple[float, ...] | Non
     value = parameter_of(raw, "predict_scales")
     if value is None:
         return None
-    try:
-        scales = tuple(float(x) for x in _string_value(value).split(","))
-    except ValueError:
-        scales = ()
-    if not scales or not all(0.0 < s <= 4.0 for s in scales):
+    scales = parse_scales(_string_value(value))
+    if scales is None:
         raise ModelRepositoryError(f"model {name!r}: parameter predict_scales must be a string_value holding comma-separated scales "
                                    f"above 0 and at most 4 (e.g. \"0.75,1,1.25\"), got {value!r}")
     return scales
