@@ -263,15 +263,14 @@ def main() -> int:
         run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg.train, "--model-repo", str(repo),
                                   "--source", cfg.pseudo_source, *with_saliency, "--out", str(pseudo_dir), "--no-overlays", *stuff], times)
     # the DeepLabs' test-time augmentation goes into their exported configs (evaluate reads it there, as a server does)
-    tta = ["--predict-scales", cfg.predict_scales] + (["--predict-flip"] if cfg.predict_flip else [])
-    export_tta = ["--predict-scales", cfg.predict_scales, "--predict-flip" if cfg.predict_flip else "--no-predict-flip"]
+    tta = ["--predict-scales", cfg.predict_scales, "--predict-flip" if cfg.predict_flip else "--no-predict-flip"]
     run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(pseudo_dir / "masks"), "--init-classifier",
                                       str(classifier(cfg.s2c)), "--steps", str(steps["deeplab"]), *balance, *dl_aug, *tta,
                                       "--out", str(deeplab_ckpt), "--repo", str(repo)], times,
-             deeplab_ckpt if args.reuse else None, export_tta)
+             deeplab_ckpt if args.reuse else None, tta)
     run_step("train_deeplab_gt", ["train-deeplab", *split, "--init-classifier", str(classifier("bce")), "--steps",
                                   str(steps["deeplab"]), *balance, *dl_aug, *tta, "--out", str(work / f"deeplab_gt{recipe}.pt"), "--repo", str(repo_gt)],
-             times, work / f"deeplab_gt{recipe}.pt" if args.reuse else None, export_tta)
+             times, work / f"deeplab_gt{recipe}.pt" if args.reuse else None, tta)
     report_path = work / "report.json"
     run_step("evaluate", ["evaluate", "--data", str(data), "--ids", cfg.eval, "--model-repo", str(repo),
                           "--deeplab", f"deeplab_gt={repo_gt}", "--saliency", str(saliency), "--out", str(report_path), *stuff], times)

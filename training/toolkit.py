@@ -199,7 +199,7 @@ def cmd_train_deeplab(args: argparse.Namespace) -> None:
     prov = _provenance(folder, ids, args, time.perf_counter() - start, labels=args.labels or "ground truth", masks_used=not args.labels,
                        balanced=args.balance, max_class_weight=args.max_class_weight if args.balance else None,
                        vflip=not args.no_vflip, scales=list(scales), color_jitter=jitter,
-                       **({"predict_scales": list(predict_scales)} if predict_scales else {}), **({"predict_flip": True} if args.predict_flip else {}))
+                       **({"predict_scales": list(predict_scales)} if predict_scales else {}), **({"predict_flip": args.predict_flip} if args.predict_flip is not None else {}))
     checkpoints.save(Path(args.out), "deeplab", folder.classes, {"net": net.state_dict()}, prov)
     _finish(Path(args.out), args.repo)
 
@@ -418,7 +418,8 @@ def register(sub: Any) -> None:
     p.add_argument("--color-jitter", type=float, default=0.0, help="scale each window's brightness, contrast and saturation by 1 ± up to this")
     p.add_argument("--predict-scales", default=None, help="the test-time scales Predict should average (e.g. 0.75,1,1.25): recorded "
                    "and written into the exported config (predict_scales)")
-    p.add_argument("--predict-flip", action="store_true", help="Predict should also run it on the mirrored image (config predict_flip)")
+    p.add_argument("--predict-flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="Predict should also run it on the mirrored image, or not (config predict_flip; default: not recorded)")
     _common(p, 1000, 16)
     p.set_defaults(func=cmd_train_deeplab)
 

@@ -596,6 +596,9 @@ def test_a_deeplabs_test_time_augmentation_travels_from_training_to_its_config_a
     config = ModelRepository(repo).get("deeplab")
     assert (config.predict_scales, config.predict_flip, config.input_side) == ((0.75, 1.0, 1.25), True, 96)
     assert json.loads((repo / "deeplab" / "training.json").read_text())["predict_scales"] == [0.75, 1.0, 1.25]
+    assert training_main([*args, "--no-predict-flip", "--out", str(tmp_path / "n.pt"), "--repo", str(tmp_path / "n")]) == 0
+    assert checkpoints.load(tmp_path / "n.pt")["provenance"]["predict_flip"] is False
+    assert (ModelRepository(tmp_path / "n").get("deeplab").predict_flip, ModelRepository(tmp_path / "n").get("deeplab").predict_scales) == (False, None)
 
     out = tmp_path / "eval.json"
     plain = tmp_path / "plain"
