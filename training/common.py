@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -91,6 +92,44 @@ def setup(seed: int, threads: int | None = None) -> None:
     torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(threads)
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+"""``--precision``: a training's forward passes in float32, or autocast to bfloat16 (weights, optimiser
+state and losses stay float32); auto takes bfloat16 where the CPU computes it natively."""
+
+
+def bf16_native() -> bool:
+    """Whether this CPU has native bfloat16 dot products (AVX512-BF16 or AMX), as oneDNN sees it."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(choice: str) -> str:
+    """``auto`` -> bf16 where ``bf16_native``, else fp32; fp32 and bf16 as given (ValueError otherwise)."""
+    if choice not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {choice!r}")
+    if choice == "auto":
+        return "bf16" if bf16_native() else "fp32"
+    return choice
+
+
+def autocast(precision: str) -> contextlib.AbstractContextManager[None]:
+    """The context a training's forward pass runs in: bfloat16 autocast for ``bf16``, nothing for ``fp32``.
+    Callers cast what comes out to float32 (``.float()``) before their losses."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    raise ValueError(f"a training runs in fp32 or bf16, not {precision!r} (resolve_precision turns auto into one of them)")
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` [N, C, H, W] stored channels-last, the layout oneDNN's convolutions run fastest on
+    (a training step 10-30 % faster here); a network takes it with ``net.to(memory_format=torch.channels_last)``."""
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def lr_at(step: int, total: int, base: float, warmup: int = 50) -> float:

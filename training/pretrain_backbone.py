@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from service.models.imageops import IMAGENET_MEAN, IMAGENET_STD
 from training import train_classifier
-from training.common import log, lr_at
+from training.common import autocast, channels_last, log, lr_at
 from training.nets import Backbone
 
 MEAN = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
@@ -152,10 +152,11 @@ class ContrastiveNet(nn.Module):
 
 def pretrain_backbone(
     images: torch.Tensor, steps: int = 1500, batch_size: int = 128, lr: float = 2e-3, seed: int = 0,
-    spec: ViewSpec = ViewSpec(), temperature: float = 0.2, dense: float = 0.0, init: Backbone | None = None,
+    spec: ViewSpec = ViewSpec(), temperature: float = 0.2, dense: float = 0.0, init: Backbone | None = None, precision: str = "fp32",
 ) -> Backbone:
     """Train ``Backbone`` on uint8 ``images`` [N, 3, S, S] (no labels) with ``nt_xent`` over two
-    ``views`` of each image of a batch, plus ``dense`` × ``dense_nce`` when ``dense`` > 0."""
+    ``views`` of each image of a batch, plus ``dense`` × ``dense_nce`` when ``dense`` > 0; ``precision``:
+    fp32, or bf16 forward passes (``training.common.autocast``; the losses in fp32)."""
     if len(images) < 2:
         raise ValueError("self-supervised pretraining needs at least 2 images (each batch's other images are the negatives)")
     g = torch.Generator().manual_seed(seed)
@@ -165,14 +166,15 @@ def pretrain_backbone(
         net.backbone.load_state_dict(init.state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     batch_size = min(batch_size, len(images))
-    net.train()
+    net.to(memory_format=torch.channels_last).train()
     start = time.perf_counter()
     for step in range(steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr)
         idx = torch.randperm(len(images), generator=g)[:batch_size]
         (v1, t1), (v2, t2) = views(images[idx], spec, g), views(images[idx], spec, g)
-        z, cells = net(torch.cat([v1, v2]))
+        with autocast(precision):
+            z, cells = (t.float() for t in net(channels_last(torch.cat([v1, v2]))))
         loss = nt_xent(z[:batch_size], z[batch_size:], temperature)
         parts = {"global": loss.item()}
         if dense > 0:
@@ -185,4 +187,4 @@ def pretrain_backbone(
         if step % 50 == 0 or step == steps - 1:
             terms = " ".join(f"{k} {v:.4f}" for k, v in parts.items())
             log.info("pretrain step %d/%d loss %.4f (%s) (%.0f s)", step, steps, loss.item(), terms, time.perf_counter() - start)
-    return net.backbone.eval()
+    return net.backbone.to(memory_format=torch.contiguous_format).eval()

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
-from training.common import TrainingSet, batches, log, lr_at, to_tensor
+from training.common import TrainingSet, autocast, batches, channels_last, log, lr_at, to_tensor
 from training.nets import CamNet
 from training.s2c import CpmSource, augment_like, cpm_loss, cpm_targets, downsample_targets, ssc_loss
 
@@ -75,7 +75,7 @@ def jitter_colours(images: npt.NDArray[np.uint8], strength: float, rng: np.rando
 def train_classifier(
     data: TrainingSet, out: Path | None = None, steps: int = 700, batch_size: int = 16, lr: float = 2e-3, seed: int = 0,
     balanced: bool = False, scales: tuple[float, ...] = (0.5, 0.625, 0.75, 1.0), init_from: CamNet | None = None,
-    s2c: S2C | None = None, keep_head: bool = False, color_jitter: float = 0.0,
+    s2c: S2C | None = None, keep_head: bool = False, color_jitter: float = 0.0, precision: str = "fp32",
 ) -> CamNet:
     """Train ``CamNet`` on ``data`` and save its state dict to ``out``.
 
@@ -88,6 +88,7 @@ def train_classifier(
     ``s2c``: add S2C's losses (their targets follow the batch's flips, rotation and scale).
     ``color_jitter``: each image's brightness, contrast and saturation scaled by factors drawn from
     1 ± this (``jitter_colours``); 0 leaves the colours alone.
+    ``precision``: fp32, or bf16 forward passes (``training.common.autocast``; the losses in fp32).
     """
     rng = np.random.default_rng(seed)
     net = CamNet(data.num_classes)
@@ -108,7 +109,7 @@ def train_classifier(
         sampler: Iterator[npt.NDArray[np.int64]] = (rng.choice(len(hot), batch_size, replace=False, p=weights) for _ in itertools.count())
     else:
         sampler = batches(len(data.images), batch_size, rng)
-    net.train()
+    net.to(memory_format=torch.channels_last).train()
     start = time.perf_counter()
     cpm: npt.NDArray[np.uint8] | None = None
     labelled = [i for i in range(len(hot)) if hot[i].any()]
@@ -120,7 +121,8 @@ def train_classifier(
         x = augment_like(to_tensor(pixels), *aug, nearest=False)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr)
-        logits, cams, feats = net(x)
+        with autocast(precision):
+            logits, cams, feats = (t.float() for t in net(channels_last(x)))
         loss = F.binary_cross_entropy_with_logits(logits, targets[idx], pos_weight=pos_weight)
         parts = {"cls": loss.item()}
         if s2c is not None and s2c.se is not None:
@@ -144,7 +146,7 @@ def train_classifier(
             acc = ((logits > 0).float() == targets[idx]).float().mean().item()
             terms = " ".join(f"{k} {v:.4f}" for k, v in parts.items())
             log.info("classifier step %d/%d loss %.4f (%s) acc %.3f (%.0f s)", step, steps, loss.item(), terms, acc, time.perf_counter() - start)
-    net.eval()
+    net.to(memory_format=torch.contiguous_format).eval()
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         torch.save(net.state_dict(), out)

@@ -12,7 +12,7 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
-from training.common import batches, class_presence, log, lr_at, to_tensor
+from training.common import autocast, batches, channels_last, class_presence, log, lr_at, to_tensor
 from training.nets import CamNet, DeepLab
 from training.train_classifier import balanced_weights, jitter_colours
 
@@ -75,6 +75,7 @@ def train_deeplab(
     vflip: bool = True,
     scales: tuple[float, ...] = (1.0,),
     color_jitter: float = 0.0,
+    precision: str = "fp32",
 ) -> DeepLab:
     """Train on ``images`` uint8 [N,H,W,3] and label maps ``masks`` uint8 [N,H,W] (0..C, 255 ignore).
 
@@ -88,6 +89,7 @@ def train_deeplab(
     are defect-free), half the crops are centred on a random labelled foreground
     pixel, and the loss weighs each class by sqrt(background pixels / its pixels), capped at
     ``max_class_weight`` (lower: fewer false defects on clean images, fewer defect pixels found).
+    ``precision``: fp32, or bf16 forward passes (``training.common.autocast``).
     """
     rng = np.random.default_rng(seed)
     net = DeepLab(num_classes)
@@ -101,7 +103,7 @@ def train_deeplab(
     if balanced:
         weight = torch.from_numpy(class_weights(masks, num_classes, max_class_weight))
         log.info("deeplab class weights %s", np.round(weight.numpy(), 2).tolist())
-    net.train()
+    net.to(memory_format=torch.channels_last).train()
     start = time.perf_counter()
     sampler: Iterator[npt.NDArray[np.int64]] = batches(n, batch_size, rng)
     if balanced:
@@ -114,14 +116,15 @@ def train_deeplab(
         x_t, y_t = training_batch(images, masks, idx, rng, crop, fg, vflip, scales, color_jitter)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr)
-        logits = net(x_t)
+        with autocast(precision):
+            logits = net(channels_last(x_t)).float()
         loss = F.cross_entropy(logits, y_t, weight=weight, ignore_index=255)
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step % 50 == 0 or step == steps - 1:
             log.info("deeplab step %d/%d loss %.4f (%.0f s)", step, steps, loss.item(), time.perf_counter() - start)
-    net.eval()
+    net.to(memory_format=torch.contiguous_format).eval()
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         torch.save(net.state_dict(), out)

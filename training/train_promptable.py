@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
-from training.common import TrainingSet, batches, log, lr_at, to_tensor
+from training.common import TrainingSet, autocast, batches, channels_last, log, lr_at, to_tensor
 from training.nets import NUM_MASKS, PromptDecoderNet, PromptEncoderBody
 
 MAX_POINTS = 6
@@ -124,20 +124,21 @@ def _mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def train_promptable(
     data: TrainingSet, out: Path | None = None, steps: int = 900, batch_size: int = 12, lr: float = 2e-3, seed: int = 0,
-    crop: int = CROP,
+    crop: int = CROP, precision: str = "fp32",
 ) -> tuple[PromptEncoderBody, PromptDecoderNet]:
     """Train encoder body and decoder on ``data``'s instance masks (class-agnostic); save both to ``out``.
 
     ``crop``: side of the training window (px of the 256 frame); large objects (salient-object data
     such as DUTS) need a window that holds them, defects are fine with the default 128.
+    ``precision``: fp32, or bf16 forward passes (``training.common.autocast``; the losses in fp32).
     """
     rng = np.random.default_rng(seed)
     enc, dec = PromptEncoderBody(), PromptDecoderNet()
     params = list(enc.parameters()) + list(dec.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     usable = np.array([i for i, c in enumerate(data.instance_classes) if c and data.instances[i].any()])
-    enc.train()
-    dec.train()
+    enc.to(memory_format=torch.channels_last).train()
+    dec.to(memory_format=torch.channels_last).train()
     start = time.perf_counter()
     for step, pick in enumerate(batches(len(usable), batch_size, rng)):
         if step >= steps:
@@ -156,8 +157,9 @@ def train_promptable(
         target = torch.from_numpy(np.stack([p[4] for p in prompts]))
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr)
-        emb = enc(to_tensor(images))
-        low_res, iou = dec.forward_low_res(emb, torch.from_numpy(coords), torch.from_numpy(labels), mask_in, has_mask)
+        with autocast(precision):
+            emb = enc(channels_last(to_tensor(images)))
+            low_res, iou = (t.float() for t in dec.forward_low_res(emb, torch.from_numpy(coords), torch.from_numpy(labels), mask_in, has_mask))
         losses = torch.stack([_mask_loss(low_res[:, k], target) for k in range(NUM_MASKS)], 1)  # [B,4]
         mask_loss = losses[:, 0] + losses[:, 3] + losses[:, 1:3].min(dim=1).values
         with torch.no_grad():
@@ -174,8 +176,8 @@ def train_promptable(
                 "promptable step %d/%d loss %.4f iou(mask3) %.3f (%.0f s)",
                 step, steps, loss.item(), true_iou[:, 3].mean().item(), time.perf_counter() - start,
             )
-    enc.eval()
-    dec.eval()
+    enc.to(memory_format=torch.contiguous_format).eval()
+    dec.to(memory_format=torch.contiguous_format).eval()
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"encoder": enc.state_dict(), "decoder": dec.state_dict()}, out)
