@@ -143,32 +143,34 @@ def promptable_sources(names: list[str]) -> list[str]:
     return [a for n in names for a in ("--data", str(DATA / n))]
 
 
-def shared_models(work: Path, steps: dict[str, int], quick: bool, times: dict[str, float], pretrain_kind: str) -> tuple[Path, Path, Path]:
+def shared_models(work: Path, steps: dict[str, int], suffix: str, times: dict[str, float], pretrain_kind: str,
+                  precision: list[str]) -> tuple[Path, Path, Path]:
     """The BCE classifiers' starting backbone (``pretrain_kind``: the procedurally pretrained
     classifier or the SimCLR backbone), the promptable model and the salient-object model's
     repository (each trained once for every data set; the salient-object model always starts from
     the procedural pretraining: from the SimCLR backbone its cam_saliency scored 0.449 against 0.477
     on a part of msrc_v2's training split, bench/select_msrc_saliency.sh; ``SALIENCY_VFLIP``, ``SALIENCY_SCALES`` and
     ``steps["saliency"]``: bench/select_saliency.sh). Its files name its recipe (``saliency_recipe``),
-    so --reuse never takes one trained otherwise."""
-    shared = work / ("shared_quick" if quick else "shared")
+    so --reuse never takes one trained otherwise. ``suffix`` names the folder of a quick or a bf16 run
+    (main); ``precision``: each training's ``--precision`` option."""
+    shared = work / f"shared{suffix}"
     pretrain = shared / "pretrain_classifier.pt"
     if not pretrain.is_file():
         run_step("generate_pretrain_images", ["generate", "--out", str(shared / "synthetic"), "--count", str(steps["pretrain_images"]), "--seed", "0"], times)
     run_step("pretrain_classifier", ["train-classifier", "--data", str(shared / "synthetic"), "--steps", str(steps["pretrain"]),
-                                     "--out", str(pretrain)], times, pretrain)
+                                     *precision, "--out", str(pretrain)], times, pretrain)
     start = pretrain
     if pretrain_kind == "simclr":
         start = shared / "backbone_simclr.pt"
         run_step("pretrain_backbone", ["pretrain-backbone", *promptable_sources(BACKBONE_FROM), "--steps", str(steps["backbone"]),
-                                       "--out", str(start)], times, start)
+                                       *precision, "--out", str(start)], times, start)
     promptable = shared / "promptable.pt"
     run_step("train_promptable", ["train-promptable", *promptable_sources(PROMPTABLE_FROM), "--synthetic", str(steps["synthetic"]),
-                                  "--steps", str(steps["promptable"]), "--crop", "192", "--batch-size", "10", "--out", str(promptable)],
+                                  "--steps", str(steps["promptable"]), "--crop", "192", "--batch-size", "10", *precision, "--out", str(promptable)],
              times, promptable)
     saliency = shared / f"saliency{saliency_recipe(steps)}"
     run_step("train_saliency", ["train-deeplab", *promptable_sources(SALIENCY_FROM), "--size", "256", "--steps", str(steps["saliency"]),
-                                *deeplab_augmentation(SALIENCY_VFLIP, SALIENCY_SCALES)[0], "--init-classifier", str(pretrain),
+                                *deeplab_augmentation(SALIENCY_VFLIP, SALIENCY_SCALES)[0], "--init-classifier", str(pretrain), *precision,
                                 "--out", f"{saliency}.pt", "--repo", str(saliency)],
              times, saliency.with_name(saliency.name + ".pt"))
     return start, promptable, saliency
@@ -183,6 +185,24 @@ def deeplab_augmentation(vflip: bool, scales: str) -> tuple[list[str], str]:
 def saliency_recipe(steps: dict[str, int]) -> str:
     """The salient-object model's recipe in its file names (and the cam_saliency pseudo-labels')."""
     return f"_{steps['saliency']}steps" + deeplab_augmentation(SALIENCY_VFLIP, SALIENCY_SCALES)[1]
+
+
+def chain_steps(cfg: Config, times: dict[str, float], shared_times: dict[str, float]) -> dict[str, float]:
+    """The steps of the chain a user runs to get this data set's DeepLab from its image-level tags,
+    with their seconds: the shared models it uses (the classifiers' starting backbone, the promptable
+    model for S2C's losses, the salient-object model and its procedural start for cam_saliency), the
+    BCE classifier (S2C's warm-up), the S2C classifier, pseudo-labels, DeepLab on them and the
+    evaluation. Left out: what only the benchmark needs (the DeepLab on ground truth, the other
+    classifiers' CAM evaluation) and shared models this data set's chain does not use."""
+    shared = ["train_promptable"]
+    if cfg.pretrain == "simclr":
+        shared.append("pretrain_backbone")
+    if cfg.pretrain == "procedural" or cfg.pseudo_source == "cam_saliency":
+        shared += ["generate_pretrain_images", "pretrain_classifier"]
+    if cfg.pseudo_source == "cam_saliency":
+        shared.append("train_saliency")
+    own = ["export_promptable", "train_classifier_bce", f"train_classifier_{cfg.s2c}", "pseudo_label", "train_deeplab_pseudo", "evaluate"]
+    return {**{k: shared_times[k] for k in shared if k in shared_times}, **{k: times[k] for k in own if k in times}}
 
 
 def repo_with_promptable(repo: Path, promptable: Path, times: dict[str, float]) -> None:
@@ -207,6 +227,9 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the checkpoints and pseudo-labels of an earlier run of this data set (their recorded times)")
     parser.add_argument("--deeplab-steps", type=int, default=None, help="steps of each DeepLab training (default: the data set's Config)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
+                        help="every training's --precision (fp32 by default: bf16 cost msrc_v2's DeepLab 0.01-0.03 on its training "
+                        "split); a bf16 run works in <work>/<dataset>_bf16 and <work>/shared_bf16, so --reuse never mixes the two")
     args = parser.parse_args()
     cfg = CONFIGS[args.dataset]
     data = DATA / args.dataset
@@ -216,11 +239,16 @@ def main() -> int:
     steps = dict(QUICK if args.quick else STEPS)
     steps["deeplab"] = args.deeplab_steps or (QUICK["deeplab"] if args.quick else cfg.deeplab_steps)
     work_root = Path(args.work)
-    work = work_root / (args.dataset + ("_quick" if args.quick else ""))
+    from training.common import resolve_precision
+
+    precision = resolve_precision(args.precision)
+    suffix = ("_quick" if args.quick else "") + ("" if precision == "fp32" else f"_{precision}")
+    work = work_root / (args.dataset + suffix)
+    prec = ["--precision", precision]
     shared_times: dict[str, float] = {}
     times: dict[str, float] = {}
     try:
-        backbone, promptable, saliency = shared_models(work_root, steps, args.quick, shared_times, cfg.pretrain)
+        backbone, promptable, saliency = shared_models(work_root, steps, suffix, shared_times, cfg.pretrain, prec)
     except MissingData as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -242,7 +270,7 @@ def main() -> int:
             cmd = ["--steps", str(steps["classifier"]), "--init", str(backbone)]
         else:
             cmd = ["--steps", str(steps["s2c"]), "--init", str(classifier("bce")), "--s2c", str(repo), "--s2c-losses", losses, *s2c_args]
-        run_step(f"train_classifier_{name}", ["train-classifier", *split, *cmd, *jitter, "--out", str(ckpt), "--repo", str(repo)], times,
+        run_step(f"train_classifier_{name}", ["train-classifier", *split, *cmd, *jitter, *prec, "--out", str(ckpt), "--repo", str(repo)], times,
                  ckpt if args.reuse else None)
         repos[name] = repo
     # a DeepLab's checkpoint (and the pseudo-labels) name their recipe and the classifier's, so --reuse never takes one made otherwise
@@ -265,11 +293,11 @@ def main() -> int:
     # the DeepLabs' test-time augmentation goes into their exported configs (evaluate reads it there, as a server does)
     tta = ["--predict-scales", cfg.predict_scales, "--predict-flip" if cfg.predict_flip else "--no-predict-flip"]
     run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(pseudo_dir / "masks"), "--init-classifier",
-                                      str(classifier(cfg.s2c)), "--steps", str(steps["deeplab"]), *balance, *dl_aug, *tta,
+                                      str(classifier(cfg.s2c)), "--steps", str(steps["deeplab"]), *balance, *dl_aug, *tta, *prec,
                                       "--out", str(deeplab_ckpt), "--repo", str(repo)], times,
              deeplab_ckpt if args.reuse else None, tta)
     run_step("train_deeplab_gt", ["train-deeplab", *split, "--init-classifier", str(classifier("bce")), "--steps",
-                                  str(steps["deeplab"]), *balance, *dl_aug, *tta, "--out", str(work / f"deeplab_gt{recipe}.pt"), "--repo", str(repo_gt)],
+                                  str(steps["deeplab"]), *balance, *dl_aug, *tta, *prec, "--out", str(work / f"deeplab_gt{recipe}.pt"), "--repo", str(repo_gt)],
              times, work / f"deeplab_gt{recipe}.pt" if args.reuse else None, tta)
     report_path = work / "report.json"
     run_step("evaluate", ["evaluate", "--data", str(data), "--ids", cfg.eval, "--model-repo", str(repo),
@@ -287,6 +315,7 @@ def main() -> int:
     pseudo = json.loads(summary.read_text())
     methods = report["methods"]
     baseline = ablation["bce"]
+    chain = chain_steps(cfg, times, shared_times)
     report.update({
         "train_split": cfg.train, "eval_split": cfg.eval, "letterbox_size": cfg.size, "deeplab_balanced": cfg.balance,
         "deeplab_max_class_weight": cfg.max_class_weight if cfg.balance else None, "deeplab_vflip": cfg.deeplab_vflip,
@@ -295,7 +324,8 @@ def main() -> int:
         "classifier_color_jitter": cfg.color_jitter, "classifier_pretraining": cfg.pretrain,
         "promptable_trained_on": PROMPTABLE_FROM + [f"synthetic:{steps['synthetic']}"],
         "steps": steps, "seconds": times, "total_seconds": round(sum(times.values()), 1),
-        "shared_seconds": shared_times, "shared_total_seconds": round(sum(shared_times.values()), 1),
+        "shared_seconds": shared_times, "shared_total_seconds": round(sum(shared_times.values()), 1), "precision": precision,
+        "chain_seconds": chain, "chain_total_seconds": round(sum(chain.values()), 1),
         "machine": f"{platform.machine()} x{os.cpu_count()} cores, CPU only",
         "pseudo_labels_on_training_split_mean_image_miou": round(
             sum(v.get("miou_vs_ground_truth", 0.0) for v in pseudo["per_image"].values()) / max(1, len(pseudo["per_image"])), 4),
@@ -316,6 +346,8 @@ def main() -> int:
     md += "\nCAM-threshold mIoU per classifier (ablation): " + ", ".join(f"{k} {v:.3f}" for k, v in ablation.items()) + "\n"
     md += "\nStep times (s): " + ", ".join(f"{k} {v}" for k, v in times.items()) + f"; total {report['total_seconds']}\n"
     md += "\nShared steps (s): " + ", ".join(f"{k} {v}" for k, v in shared_times.items()) + f"; total {report['shared_total_seconds']}\n"
+    md += (f"\nThe chain to this data set's DeepLab ({precision}; chain_steps: without the DeepLab on ground truth and the other "
+           f"classifiers' CAM evaluation): {report['chain_total_seconds']} s = {report['chain_total_seconds'] / 60:.0f} min\n")
     md += f"\nRatios: {json.dumps(report['ratios'])}\n"
     out.with_suffix(".md").write_text(md)
     print(md)
