@@ -42,7 +42,7 @@ def _predict_scales(text: str | None) -> tuple[float, ...] | None:
 
 def _provenance(folder: DatasetFolder, ids: list[str], args: argparse.Namespace, seconds: float, **extra: Any) -> dict[str, Any]:
     return {"datasets": [folder.name], "split": {"ids": args.ids, "ids_file": args.ids_file, "images": len(ids)},
-            "steps": args.steps, "size": args.size, "seconds": round(seconds, 1), "precision": resolve_precision(args.precision), **extra}
+            "steps": args.steps, "size": args.size, "seconds": round(seconds, 1), **extra}
 
 
 def _finish(out: Path, repo: str | None) -> None:
@@ -64,6 +64,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> None:
 
     _color_jitter(args.color_jitter)
     setup(args.seed, args.threads)
+    precision = resolve_precision(args.precision)
     scales = _scales(args.scales)
     folder, ids = _split(args)
     data = training_set(folder, ids, args.size, need_masks=False)
@@ -73,10 +74,9 @@ def cmd_train_classifier(args: argparse.Namespace) -> None:
     keep_head = init_ckpt is not None and init_ckpt["kind"] == "cam_classifier" and tuple(init_ckpt["classes"]) == folder.classes
     s2c, s2c_prov = _s2c(args, folder, data) if args.s2c else (None, None)
     net = train_classifier(data, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, balanced=not args.no_balance,
-                           scales=scales, init_from=init, s2c=s2c, keep_head=keep_head, color_jitter=args.color_jitter,
-                           precision=resolve_precision(args.precision))
-    prov = _provenance(folder, ids, args, time.perf_counter() - start, masks_used=False, balanced=not args.no_balance, scales=scales,
-                       init=args.init, init_class_layer=keep_head, s2c=s2c_prov, color_jitter=args.color_jitter)
+                           scales=scales, init_from=init, s2c=s2c, keep_head=keep_head, color_jitter=args.color_jitter, precision=precision)
+    prov = _provenance(folder, ids, args, time.perf_counter() - start, precision=precision, masks_used=False, balanced=not args.no_balance,
+                       scales=scales, init=args.init, init_class_layer=keep_head, s2c=s2c_prov, color_jitter=args.color_jitter)
     checkpoints.save(Path(args.out), "cam_classifier", folder.classes, {"net": net.state_dict()}, prov)
     _finish(Path(args.out), args.repo)
 
@@ -188,6 +188,7 @@ def cmd_train_deeplab(args: argparse.Namespace) -> None:
 
     jitter = _color_jitter(args.color_jitter)
     setup(args.seed, args.threads)
+    precision = resolve_precision(args.precision)
     folder, ids = _split(args)
     labels_dir = Path(args.labels) if args.labels else None
     if labels_dir is not None and (labels_dir / "masks").is_dir():
@@ -199,8 +200,9 @@ def cmd_train_deeplab(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     net = train_deeplab(data.images, data.masks, len(folder.classes), steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                         seed=args.seed, init_from=init, balanced=args.balance, max_class_weight=args.max_class_weight,
-                        vflip=not args.no_vflip, scales=scales, color_jitter=jitter, precision=resolve_precision(args.precision))
-    prov = _provenance(folder, ids, args, time.perf_counter() - start, labels=args.labels or "ground truth", masks_used=not args.labels,
+                        vflip=not args.no_vflip, scales=scales, color_jitter=jitter, precision=precision)
+    prov = _provenance(folder, ids, args, time.perf_counter() - start, precision=precision, labels=args.labels or "ground truth",
+                       masks_used=not args.labels,
                        balanced=args.balance, max_class_weight=args.max_class_weight if args.balance else None,
                        vflip=not args.no_vflip, scales=list(scales), color_jitter=jitter,
                        **({"predict_scales": list(predict_scales)} if predict_scales else {}), **({"predict_flip": args.predict_flip} if args.predict_flip is not None else {}))
