@@ -256,8 +256,8 @@ class SamDecoder:
                 "orig_im_size": np.array([geometry.height, geometry.width], np.float32),
             },
             # not ``masks``: the graph's full-size masks (each upsampled to 1024 x 1024, then to the
-            # image) are left uncomputed: a batch of 36 prompts of the toolkit's promptable model takes
-            # 0.85 s instead of 1.05-1.3 s on 2 CPU cores; ``upsample`` makes the masks from the low-res
+            # image) are never computed in process (ONNX Runtime runs the graph cut down to these two
+            # outputs, service/runtime/onnx_prune.py); ``upsample`` makes the masks from the low-res
             # logits where a caller needs them
             outputs=("low_res_masks", "iou_predictions"),
         )

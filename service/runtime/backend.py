@@ -135,7 +135,8 @@ class InferenceBackend(Protocol):
         self, model: str, inputs: Mapping[str, Tensor], keep_on_device: frozenset[str] = frozenset(), outputs: Sequence[str] | None = None
     ) -> dict[str, Tensor]:
         """Run ``model`` on named input arrays; returns its outputs by name: all of them, or only
-        those named in ``outputs`` (the model then computes no more than they need).
+        those named in ``outputs`` (in process the model then computes no more than they need; a
+        Triton server's ONNX Runtime computes every output and sends only these).
 
         Outputs named in ``keep_on_device`` may come back as ``DeviceTensor`` where the backend can
         keep them in device memory (ONNX Runtime with I/O binding); every other output, and every

@@ -8,11 +8,13 @@ import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from service.errors import ModelNotFound, ModelRepositoryError
 from service.runtime.backend import DeviceTensor, InferenceObserver, LoadedModel, Tensor, checked_inputs, host_arrays
 from service.runtime.model_repo import ONNX_TO_TRITON, TRITON_TO_NUMPY, ModelConfig, ModelRepository, TensorSpec
+from service.runtime.onnx_prune import prune_to_outputs
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,11 @@ class OnnxRuntimeBackend:
             memory as ``DeviceTensor`` and go back in as inputs without a host round trip;
             ``on`` with a CPU session exercises the same path in host memory.
         observer: called with (model, provider, seconds) after each inference (metrics).
+
+    A call that fetches only some of a model's outputs runs a session of the graph cut down to them
+    (``onnx_prune``; built on the first such call and kept, one per set of outputs, where the cut
+    drops any node): ONNX Runtime itself computes every output whatever a call fetches. Each such
+    session holds its own copy of the weights it needs.
     """
 
     name = "onnxruntime"
@@ -157,7 +164,12 @@ class OnnxRuntimeBackend:
         self._bound: set[str] = set()
         """Models whose calls go through I/O binding."""
         self._loaded: dict[str, LoadedModel] = {}
+        self._paths: dict[str, str] = {}
+        self._cut: dict[tuple[str, tuple[str, ...]], ort.InferenceSession] = {}
+        """(model, outputs fetched) -> the session of the graph cut down to them; the model's own
+        session where the cut drops nothing."""
         self._lock = threading.Lock()
+        self._cut_lock = threading.Lock()
 
     def load(self, names: list[str]) -> None:
         for name in names:
@@ -186,6 +198,8 @@ class OnnxRuntimeBackend:
             with self._lock:
                 self._sessions[name] = session
                 self._loaded[name] = loaded
+                self._paths[name] = str(config.model_path)
+                self._cut = {k: v for k, v in self._cut.items() if k[0] != name}
                 if bind:
                     self._bound.add(name)
                 else:
@@ -204,6 +218,8 @@ class OnnxRuntimeBackend:
             raise ModelNotFound(f"model {model!r} is not loaded")
         loaded = self._loaded[model]
         feeds = checked_inputs(model, loaded.inputs, inputs)
+        if outputs is not None:
+            session = self._cut_session(model, session, outputs)
         on_device = any(isinstance(v, DeviceTensor) for v in feeds.values())
         start = time.perf_counter()
         if model in self._bound and (on_device or keep_on_device):
@@ -215,6 +231,34 @@ class OnnxRuntimeBackend:
         if self.observer is not None:
             self.observer(model, loaded.provider, elapsed)
         return out
+
+    def _cut_session(self, model: str, session: ort.InferenceSession, outputs: Sequence[str]) -> ort.InferenceSession:
+        """The session that computes ``outputs`` of ``model`` and nothing else (see the class)."""
+        everything = [o.name for o in session.get_outputs()]
+        wanted = tuple(o for o in everything if o in set(outputs))
+        if not wanted or len(wanted) == len(everything):
+            return session
+        key = (model, wanted)
+        cut = self._cut.get(key)
+        if cut is not None:
+            return cut
+        with self._cut_lock:
+            cut = self._cut.get(key)
+            if cut is None:
+                cut = session
+                try:
+                    full = onnx.load(self._paths[model])
+                    pruned = prune_to_outputs(full, wanted)
+                    if len(pruned.graph.node) < len(full.graph.node):
+                        options = session_options(self.intra_op_threads, self.inter_op_threads, self.allow_spinning)
+                        cut = ort.InferenceSession(pruned.SerializeToString(), options, providers=self.providers)
+                        log.info("model %s: a session for outputs %s only (%d of %d nodes)", model, list(wanted), len(pruned.graph.node), len(full.graph.node))
+                except Exception as exc:  # the full graph still answers: slower, never wrong
+                    log.warning("model %s: no session cut down to outputs %s (%s); every output is computed", model, list(wanted), exc)
+                with self._lock:
+                    if self._sessions.get(model) is session:  # not reloaded meanwhile
+                        self._cut[key] = cut
+        return cut
 
     @staticmethod
     def _run_bound(
@@ -246,6 +290,8 @@ class OnnxRuntimeBackend:
             self._sessions.clear()
             self._loaded.clear()
             self._bound.clear()
+            self._paths.clear()
+            self._cut.clear()
 
 
 def adopt(backend: object, previous: object, names: list[str]) -> list[str]:
@@ -261,6 +307,8 @@ def adopt(backend: object, previous: object, names: list[str]) -> list[str]:
             if name in old._sessions:
                 new._sessions[name] = old._sessions[name]
                 new._loaded[name] = old._loaded[name]
+                new._paths[name] = old._paths[name]
+                new._cut.update({k: v for k, v in old._cut.items() if k[0] == name})
                 if name in old._bound:
                     new._bound.add(name)
                 taken.append(name)
