@@ -106,6 +106,11 @@ SALIENCY_FROM = ["duts_tr"]
 """The salient-object model's masks (class-agnostic objects of natural images; never an evaluated set)."""
 BACKBONE_FROM = ["duts_tr"]
 """The self-supervised backbone's images (natural images, their masks and labels never read)."""
+FAST_SHARED = ("pretrain_backbone", "train_promptable")
+"""The shared trainings that run with ``--precision auto`` (bf16 where the CPU computes it natively)
+unless ``--precision`` sets every training's: 1.6x / 1.4x faster in bf16 here, and on training
+splits their bf16 models scored within the spread of two fp32 runs (bench/select_precision_shared.sh);
+bf16 costs the classifier and the DeepLab (bench/select_precision.sh), so they stay fp32."""
 ABLATION = {"bce": None, "ssc": "ssc", "cpm": "cpm", "ssc+cpm": "ssc,cpm"}
 
 
@@ -144,7 +149,7 @@ def promptable_sources(names: list[str]) -> list[str]:
 
 
 def shared_models(work: Path, steps: dict[str, int], suffix: str, times: dict[str, float], pretrain_kind: str,
-                  precision: list[str]) -> tuple[Path, Path, Path]:
+                  precision: str, fast: str) -> tuple[Path, Path, Path]:
     """The BCE classifiers' starting backbone (``pretrain_kind``: the procedurally pretrained
     classifier or the SimCLR backbone), the promptable model and the salient-object model's
     repository (each trained once for every data set; the salient-object model always starts from
@@ -152,25 +157,28 @@ def shared_models(work: Path, steps: dict[str, int], suffix: str, times: dict[st
     on a part of msrc_v2's training split, bench/select_msrc_saliency.sh; ``SALIENCY_VFLIP``, ``SALIENCY_SCALES`` and
     ``steps["saliency"]``: bench/select_saliency.sh). Its files name its recipe (``saliency_recipe``),
     so --reuse never takes one trained otherwise. ``suffix`` names the folder of a quick or a bf16 run
-    (main); ``precision``: each training's ``--precision`` option."""
+    (main); ``precision``: each training's ``--precision``, ``fast`` that of ``FAST_SHARED``'s (their
+    files name it where it differs)."""
     shared = work / f"shared{suffix}"
+    tag = "" if fast == precision else f"_{fast}"
+    prec, prec_fast = ["--precision", precision], ["--precision", fast]
     pretrain = shared / "pretrain_classifier.pt"
     if not pretrain.is_file():
         run_step("generate_pretrain_images", ["generate", "--out", str(shared / "synthetic"), "--count", str(steps["pretrain_images"]), "--seed", "0"], times)
     run_step("pretrain_classifier", ["train-classifier", "--data", str(shared / "synthetic"), "--steps", str(steps["pretrain"]),
-                                     *precision, "--out", str(pretrain)], times, pretrain)
+                                     *prec, "--out", str(pretrain)], times, pretrain)
     start = pretrain
     if pretrain_kind == "simclr":
-        start = shared / "backbone_simclr.pt"
+        start = shared / f"backbone_simclr{tag}.pt"
         run_step("pretrain_backbone", ["pretrain-backbone", *promptable_sources(BACKBONE_FROM), "--steps", str(steps["backbone"]),
-                                       *precision, "--out", str(start)], times, start)
-    promptable = shared / "promptable.pt"
+                                       *prec_fast, "--out", str(start)], times, start)
+    promptable = shared / f"promptable{tag}.pt"
     run_step("train_promptable", ["train-promptable", *promptable_sources(PROMPTABLE_FROM), "--synthetic", str(steps["synthetic"]),
-                                  "--steps", str(steps["promptable"]), "--crop", "192", "--batch-size", "10", *precision, "--out", str(promptable)],
+                                  "--steps", str(steps["promptable"]), "--crop", "192", "--batch-size", "10", *prec_fast, "--out", str(promptable)],
              times, promptable)
     saliency = shared / f"saliency{saliency_recipe(steps)}"
     run_step("train_saliency", ["train-deeplab", *promptable_sources(SALIENCY_FROM), "--size", "256", "--steps", str(steps["saliency"]),
-                                *deeplab_augmentation(SALIENCY_VFLIP, SALIENCY_SCALES)[0], "--init-classifier", str(pretrain), *precision,
+                                *deeplab_augmentation(SALIENCY_VFLIP, SALIENCY_SCALES)[0], "--init-classifier", str(pretrain), *prec,
                                 "--out", f"{saliency}.pt", "--repo", str(saliency)],
              times, saliency.with_name(saliency.name + ".pt"))
     return start, promptable, saliency
@@ -227,9 +235,10 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the checkpoints and pseudo-labels of an earlier run of this data set (their recorded times)")
     parser.add_argument("--deeplab-steps", type=int, default=None, help="steps of each DeepLab training (default: the data set's Config)")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
-                        help="every training's --precision (fp32 by default: bf16 cost msrc_v2's DeepLab 0.01-0.03 on its training "
-                        "split); a bf16 run works in <work>/<dataset>_bf16 and <work>/shared_bf16, so --reuse never mixes the two")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
+                        help="every training's --precision (default: fp32, as bf16 cost msrc_v2's DeepLab 0.01-0.03 on its training "
+                        "split, but auto for the SimCLR backbone and the promptable model, FAST_SHARED); a bf16 run works in "
+                        "<work>/<dataset>_bf16 and <work>/shared_bf16, so --reuse never mixes the two")
     args = parser.parse_args()
     cfg = CONFIGS[args.dataset]
     data = DATA / args.dataset
@@ -241,14 +250,15 @@ def main() -> int:
     work_root = Path(args.work)
     from training.common import resolve_precision
 
-    precision = resolve_precision(args.precision)
+    precision = resolve_precision(args.precision or "fp32")
+    fast = resolve_precision(args.precision or "auto")
     suffix = ("_quick" if args.quick else "") + ("" if precision == "fp32" else f"_{precision}")
     work = work_root / (args.dataset + suffix)
     prec = ["--precision", precision]
     shared_times: dict[str, float] = {}
     times: dict[str, float] = {}
     try:
-        backbone, promptable, saliency = shared_models(work_root, steps, suffix, shared_times, cfg.pretrain, prec)
+        backbone, promptable, saliency = shared_models(work_root, steps, suffix, shared_times, cfg.pretrain, precision, fast)
     except MissingData as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -256,7 +266,8 @@ def main() -> int:
     s2c_args = ["--cpm-warmup", str(steps["cpm_warmup"]), "--cpm-refresh", str(steps["cpm_refresh"]), "--se-cache", str(work_root / "se_cache")]
     variants = ABLATION if args.ablation else {"bce": None, cfg.s2c: ABLATION[cfg.s2c]}
     jitter = ["--color-jitter", str(cfg.color_jitter)] if cfg.color_jitter else []
-    cls_recipe = (f"_jitter{cfg.color_jitter:g}" if cfg.color_jitter else "") + ("" if cfg.pretrain == "procedural" else f"_{cfg.pretrain}")
+    cls_recipe = ((f"_jitter{cfg.color_jitter:g}" if cfg.color_jitter else "") + ("" if cfg.pretrain == "procedural" else f"_{cfg.pretrain}")
+                  + ("" if fast == precision else f"_shared{fast}"))  # the shared models' precision: the backbone's, the promptable model's
 
     def classifier(name: str) -> Path:  # its checkpoint names its recipe, so --reuse never takes one trained otherwise
         return work / f"classifier_{name}{cls_recipe}.pt"
@@ -325,6 +336,7 @@ def main() -> int:
         "promptable_trained_on": PROMPTABLE_FROM + [f"synthetic:{steps['synthetic']}"],
         "steps": steps, "seconds": times, "total_seconds": round(sum(times.values()), 1),
         "shared_seconds": shared_times, "shared_total_seconds": round(sum(shared_times.values()), 1), "precision": precision,
+        "precision_of": {step: fast for step in FAST_SHARED},
         "chain_seconds": chain, "chain_total_seconds": round(sum(chain.values()), 1),
         "machine": f"{platform.machine()} x{os.cpu_count()} cores, CPU only",
         "pseudo_labels_on_training_split_mean_image_miou": round(
@@ -346,7 +358,7 @@ def main() -> int:
     md += "\nCAM-threshold mIoU per classifier (ablation): " + ", ".join(f"{k} {v:.3f}" for k, v in ablation.items()) + "\n"
     md += "\nStep times (s): " + ", ".join(f"{k} {v}" for k, v in times.items()) + f"; total {report['total_seconds']}\n"
     md += "\nShared steps (s): " + ", ".join(f"{k} {v}" for k, v in shared_times.items()) + f"; total {report['shared_total_seconds']}\n"
-    md += (f"\nThe chain to this data set's DeepLab ({precision}; chain_steps: without the DeepLab on ground truth and the other "
+    md += (f"\nThe chain to this data set's DeepLab ({precision}, {' and '.join(FAST_SHARED)} {fast}; chain_steps: without the DeepLab on ground truth and the other "
            f"classifiers' CAM evaluation): {report['chain_total_seconds']} s = {report['chain_total_seconds'] / 60:.0f} min\n")
     md += f"\nRatios: {json.dumps(report['ratios'])}\n"
     out.with_suffix(".md").write_text(md)
