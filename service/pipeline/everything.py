@@ -35,7 +35,8 @@ MAX_POINTS_PER_BATCH = 256
 class EverythingOptions:
     """``SamAutomaticMaskGenerator``'s settings (same names and defaults, but ``points_per_batch``
     16 instead of 64: each prompt of a batch holds 4 masks upsampled to 1024 x 1024 inside the
-    official decoder graph, 17 MiB, so 64 would take over 1 GiB) plus ``max_masks``."""
+    official decoder graph where it runs whole, as on a Triton server, 17 MiB, so 64 would take over
+    1 GiB; in process the graph runs without them, ``service/runtime/onnx_prune.py``) plus ``max_masks``."""
 
     points_per_side: int = 32
     points_per_batch: int = 16
@@ -204,7 +205,8 @@ class EverythingGenerator:
     def working_bytes(self, height: int, width: int, options: EverythingOptions | None = None) -> int:
         """Estimated working memory: per working pixel a fixed part and every kept mask (one byte a
         pixel, at most 3 per grid point), plus one decoder batch: per prompt 4 masks at 1024 x 1024
-        (the official graph's upsampling), 256 x 256 and the working size, float32."""
+        (the official graph's upsampling), 256 x 256 and the working size, float32. In process the
+        decoder's graph runs cut to its low-res outputs, so this over-counts there (conservative)."""
         opts = options or EverythingOptions()
         frame = WorkFrame.of(height, width, self.max_work_side)
         work = frame.work_height * frame.work_width
