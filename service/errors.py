@@ -53,3 +53,11 @@ class Cancelled(WsssError):
     """The caller cancelled or its deadline passed; work stopped early."""
 
     code = "CANCELLED"
+
+
+class DeadlineExceeded(Cancelled):
+    """The caller's deadline passed while its work ran; work stopped early. (The server can see
+    it before the caller's own timer fires: the caller then hears DEADLINE_EXCEEDED, as it would
+    have from its timer, not CANCELLED.)"""
+
+    code = "DEADLINE_EXCEEDED"

@@ -20,7 +20,7 @@ from service.api import converters
 from service.api.errors import status_of
 from service.api.guards import HealthWatch, InFlight, MemoryBudget, Undecodable, tolerant_deserializer
 from service.api.state import DEFAULT_SET, ServiceState
-from service.errors import Cancelled, InvalidInput, WsssError
+from service.errors import Cancelled, DeadlineExceeded, InvalidInput, WsssError
 from service.metrics import Metrics
 from service.pipeline.everything import EverythingOptions
 from service.runtime.backend import LoadedModel
@@ -75,9 +75,14 @@ class SegmentationServicer(pb_grpc.SegmentationServiceServicer):
             return stop.is_set() or self.stopping.is_set() or (deadline is not None and time.monotonic() > deadline)
 
         def guarded() -> T:
-            if should_stop():  # cancelled or expired while it queued for a worker
-                raise Cancelled("request cancelled or past its deadline before its work started")
-            return work(should_stop)
+            try:
+                if should_stop():  # cancelled or expired while it queued for a worker
+                    raise Cancelled("request cancelled or past its deadline before its work started")
+                return work(should_stop)
+            except Cancelled as exc:
+                if deadline is not None and time.monotonic() > deadline and not isinstance(exc, DeadlineExceeded):
+                    raise DeadlineExceeded(str(exc)) from exc
+                raise
 
         def finished(fut: asyncio.Future[T]) -> None:
             self.in_flight.release()
