@@ -118,15 +118,31 @@ class MissingData(RuntimeError):
     pass
 
 
-def run_step(name: str, args: list[str], times: dict[str, float], reuse: Path | None = None, export_args: Sequence[str] = ()) -> None:
-    """Run one toolkit command and time it; with ``reuse`` (a checkpoint of an earlier run) take that
-    run's recorded training seconds instead of training again (and export it where ``--repo`` says,
-    with ``export_args``)."""
-    if reuse is not None and reuse.is_file():
-        from training.checkpoints import load
+def wall_record(checkpoint: Path) -> Path:
+    """Where ``run_step`` keeps the wall time of the command that wrote ``checkpoint``."""
+    return checkpoint.with_name(checkpoint.name + ".wall.json")
 
-        times[name] = float(load(reuse)["provenance"]["seconds"])
-        print(f"== {name}: reusing {reuse} (trained in {times[name]} s)", flush=True)
+
+def reused_seconds(checkpoint: Path) -> tuple[float, str]:
+    """An earlier run's seconds for ``checkpoint``: the wall time ``run_step`` recorded beside it
+    (the command as a user waits for it: loading the data included), else the training seconds
+    its provenance records (a checkpoint made outside this script)."""
+    record = wall_record(checkpoint)
+    if record.is_file():
+        return float(json.loads(record.read_text())["seconds"]), "wall time"
+    from training.checkpoints import load
+
+    return float(load(checkpoint)["provenance"]["seconds"]), "training seconds, no wall time recorded"
+
+
+def run_step(name: str, args: list[str], times: dict[str, float], reuse: Path | None = None, export_args: Sequence[str] = ()) -> None:
+    """Run one toolkit command and time it (the wall time is kept beside the checkpoint it writes,
+    ``--out``); with ``reuse`` (a checkpoint of an earlier run) take that run's seconds
+    (``reused_seconds``) instead of training again (and export it where ``--repo`` says, with
+    ``export_args``)."""
+    if reuse is not None and reuse.is_file():
+        times[name], kind = reused_seconds(reuse)
+        print(f"== {name}: reusing {reuse} ({times[name]} s, {kind})", flush=True)
         if "--repo" in args:
             subprocess.run([sys.executable, "-m", "training", "export", "--checkpoint", str(reuse), "--repo", args[args.index("--repo") + 1],
                             *export_args], cwd=ROOT, check=True)
@@ -136,6 +152,10 @@ def run_step(name: str, args: list[str], times: dict[str, float], reuse: Path | 
     start = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True)
     times[name] = round(time.perf_counter() - start, 1)
+    if "--out" in args and args[-1] != "--out":
+        out = Path(args[args.index("--out") + 1])
+        if out.is_file():
+            wall_record(out).write_text(json.dumps({"seconds": times[name], "command": args[0]}) + "\n")
     print(f"== {name}: {times[name]} s", flush=True)
 
 
@@ -233,7 +253,7 @@ def main() -> int:
     parser.add_argument("--results", default=str(ROOT / "docs" / "results"))
     parser.add_argument("--ablation", action="store_true", help="also S2C with SSC alone and CPM alone (the ablation table)")
     parser.add_argument("--reuse", action="store_true",
-                        help="reuse the checkpoints and pseudo-labels of an earlier run of this data set (their recorded times)")
+                        help="reuse the checkpoints and pseudo-labels of an earlier run of this data set (their recorded wall times)")
     parser.add_argument("--deeplab-steps", type=int, default=None, help="steps of each DeepLab training (default: the data set's Config)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
                         help="every training's --precision (default: fp32, as bf16 cost msrc_v2's DeepLab 0.01-0.03 on its training "

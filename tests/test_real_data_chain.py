@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
 from bench.real_data import CONFIGS, chain_steps
 
 SHARED = {"generate_pretrain_images": 49.0, "pretrain_classifier": 156.0, "pretrain_backbone": 835.0, "train_promptable": 1135.0,
@@ -25,6 +30,39 @@ def test_magnetic_tile_chain_leaves_out_the_shared_models_it_does_not_use() -> N
 
 
 def test_a_step_reused_from_an_earlier_run_counts_with_its_recorded_time() -> None:
-    # --reuse records a reused checkpoint's training seconds under the step's name, a skipped step has none
+    # --reuse records a reused checkpoint's seconds under the step's name, a skipped step has none
     chain = chain_steps(CONFIGS["magnetic_tile"], {"train_classifier_bce": 10.0}, {"train_promptable": 20.0})
     assert chain == {"train_promptable": 20.0, "train_classifier_bce": 10.0}
+
+
+def test_a_reused_checkpoint_counts_the_wall_time_of_the_command_that_made_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from bench import real_data
+
+    ckpt = tmp_path / "backbone.pt"
+
+    def fake_run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+        ckpt.write_bytes(b"weights")  # the command writes its --out
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(real_data.subprocess, "run", fake_run)
+    first: dict[str, float] = {}
+    real_data.run_step("pretrain_backbone", ["pretrain-backbone", "--out", str(ckpt)], first, ckpt)
+    record = real_data.wall_record(ckpt)
+    assert record.is_file() and json.loads(record.read_text())["seconds"] == first["pretrain_backbone"]
+    # a later run reuses the checkpoint and counts what the first run took, without loading it
+    record.write_text(json.dumps({"seconds": 654.3, "command": "pretrain-backbone"}))
+    again: dict[str, float] = {}
+    real_data.run_step("pretrain_backbone", ["pretrain-backbone", "--out", str(ckpt)], again, ckpt)
+    assert again == {"pretrain_backbone": 654.3}
+
+
+def test_a_checkpoint_made_elsewhere_counts_its_recorded_training_seconds(tmp_path: Path) -> None:
+    import torch
+
+    from bench.real_data import reused_seconds
+
+    ckpt = tmp_path / "promptable.pt"
+    torch.save({"kind": "backbone", "provenance": {"seconds": 649.7}}, ckpt)
+    assert reused_seconds(ckpt) == (649.7, "training seconds, no wall time recorded")
