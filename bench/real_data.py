@@ -154,7 +154,7 @@ def run_step(name: str, args: list[str], times: dict[str, float], reuse: Path | 
     times[name] = round(time.perf_counter() - start, 1)
     if "--out" in args and args[-1] != "--out":
         out = Path(args[args.index("--out") + 1])
-        if out.is_file():
+        if out.suffix == ".pt" and out.is_file():  # a checkpoint (evaluate's --out is a report)
             wall_record(out).write_text(json.dumps({"seconds": times[name], "command": args[0]}) + "\n")
     print(f"== {name}: {times[name]} s", flush=True)
 
