@@ -233,31 +233,39 @@ class OnnxRuntimeBackend:
         return out
 
     def _cut_session(self, model: str, session: ort.InferenceSession, outputs: Sequence[str]) -> ort.InferenceSession:
-        """The session that computes ``outputs`` of ``model`` and nothing else (see the class)."""
-        everything = [o.name for o in session.get_outputs()]
-        wanted = tuple(o for o in everything if o in set(outputs))
-        if not wanted or len(wanted) == len(everything):
-            return session
-        key = (model, wanted)
+        """The session that computes ``outputs`` of ``model`` and nothing else (see the class); after
+        the first call for these outputs, one dictionary lookup."""
+        key = (model, tuple(sorted(set(outputs))))
         cut = self._cut.get(key)
         if cut is not None:
             return cut
         with self._cut_lock:
             cut = self._cut.get(key)
             if cut is None:
-                cut = session
-                try:
-                    full = onnx.load(self._paths[model])
-                    pruned = prune_to_outputs(full, wanted)
-                    if len(pruned.graph.node) < len(full.graph.node):
-                        options = session_options(self.intra_op_threads, self.inter_op_threads, self.allow_spinning)
-                        cut = ort.InferenceSession(pruned.SerializeToString(), options, providers=self.providers)
-                        log.info("model %s: a session for outputs %s only (%d of %d nodes)", model, list(wanted), len(pruned.graph.node), len(full.graph.node))
-                except Exception as exc:  # the full graph still answers: slower, never wrong
-                    log.warning("model %s: no session cut down to outputs %s (%s); every output is computed", model, list(wanted), exc)
+                cut = self._build_cut(model, session, key[1])
                 with self._lock:
                     if self._sessions.get(model) is session:  # not reloaded meanwhile
                         self._cut[key] = cut
+        return cut
+
+    def _build_cut(self, model: str, session: ort.InferenceSession, outputs: Sequence[str]) -> ort.InferenceSession:
+        """A session of ``model``'s graph cut down to ``outputs``, or ``session`` itself where the cut
+        would keep every node (or fails: the full graph still answers, slower, never wrong)."""
+        everything = [o.name for o in session.get_outputs()]
+        wanted = [o for o in everything if o in outputs]
+        if not wanted or len(wanted) == len(everything):
+            return session
+        try:
+            full = onnx.load(self._paths[model])
+            pruned = prune_to_outputs(full, wanted)
+            if len(pruned.graph.node) == len(full.graph.node):
+                return session
+            options = session_options(self.intra_op_threads, self.inter_op_threads, self.allow_spinning)
+            cut = ort.InferenceSession(pruned.SerializeToString(), options, providers=self.providers)
+        except Exception as exc:
+            log.warning("model %s: no session cut down to outputs %s (%s); every output is computed", model, wanted, exc)
+            return session
+        log.info("model %s: a session for outputs %s only (%d of %d nodes)", model, wanted, len(pruned.graph.node), len(full.graph.node))
         return cut
 
     @staticmethod
