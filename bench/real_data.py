@@ -215,6 +215,16 @@ def saliency_recipe(steps: dict[str, int]) -> str:
     return f"_{steps['saliency']}steps" + deeplab_augmentation(SALIENCY_VFLIP, SALIENCY_SCALES)[1]
 
 
+def cam_crf_recipe(source: str) -> str:
+    """The CAM CRF's appearance kernel in the names of pseudo-labels made through it (``_crf5-8``);
+    empty for sources without that CRF."""
+    if source not in ("cam_crf", "cam_saliency", "consensus"):
+        return ""
+    from training.cam_labels import CRF_APPEARANCE
+
+    return "_crf" + "-".join(f"{v:g}" for v in CRF_APPEARANCE)
+
+
 def chain_steps(cfg: Config, times: dict[str, float], shared_times: dict[str, float]) -> dict[str, float]:
     """The steps of the chain a user runs to get this data set's DeepLab from its image-level tags,
     with their seconds: the shared models it uses (the classifiers' starting backbone, the promptable
@@ -309,7 +319,7 @@ def main() -> int:
     recipe = ("" if not cfg.balance or cfg.max_class_weight == 10.0 else f"_w{cfg.max_class_weight:g}") + f"_{steps['deeplab']}steps" + aug_name + cls_recipe
     repo, repo_gt = repos[cfg.s2c], work / f"repo_gt{recipe}"
     tag = (cfg.s2c.replace("+", "_") + ("" if cfg.pseudo_source == "pipeline" else f"_{cfg.pseudo_source}") + cls_recipe
-           + (saliency_recipe(steps).replace("_", "_sal", 1) if cfg.pseudo_source == "cam_saliency" else ""))
+           + (saliency_recipe(steps).replace("_", "_sal", 1) if cfg.pseudo_source == "cam_saliency" else "") + cam_crf_recipe(cfg.pseudo_source))
     pseudo_dir, deeplab_ckpt = work / f"pseudo_{tag}", work / f"deeplab_{tag}{recipe}.pt"
     balance = ["--balance", "--max-class-weight", str(cfg.max_class_weight)] if cfg.balance else []
     stuff = ["--stuff-agreement", str(cfg.stuff_agreement)]

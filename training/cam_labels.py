@@ -7,6 +7,8 @@
 - ``saliency_crf``: the same CRF, its unary split between salient objects and the stuff around
   them by a salient-object model (``training/saliency.py``; ``measure_objectness`` first).
 
+Both CRFs weigh the appearance kernel less than the service's refinement does (``CRF_APPEARANCE``).
+
 Used by ``evaluate`` (the CAM baselines) and by ``pseudo-label --source cam_threshold|cam_crf|cam_saliency``.
 """
 
@@ -26,15 +28,25 @@ from training.evaluate import CAM_THRESHOLD, cam_threshold_map
 from training.saliency import SaliencyModel, class_objectness, fill_empty, object_classes, saliency_unary
 
 CRF_BACKGROUND_POWER = float(np.log(CAM_THRESHOLD) / np.log(1 - CAM_THRESHOLD))
+CRF_APPEARANCE = (5.0, 8.0)
+"""The CAM CRFs' appearance kernel: its weight (``appearance_compat``) and colour scale
+(``appearance_srgb``); the service's refinement keeps DeepLab's 10 and 13. Chosen on training
+splits (``bench/select_cam_crf.sh``, docs/RESULTS.md): 5, 8 scored higher than 10, 13 in every
+setting measured (msrc_v2 cam_saliency +0.008..+0.015 over four classifier / image-set pairs,
+magnetic_tile exp1 +0.025)."""
 
 
 class CamLabels:
     """Both CAM label maps, sharing one multi-scale CAM computation per image (keyed by its id)."""
 
-    def __init__(self, segmenter: Segmenter, background: bool, saliency: SaliencyModel | None = None) -> None:
+    def __init__(
+        self, segmenter: Segmenter, background: bool, saliency: SaliencyModel | None = None, crf_appearance: tuple[float, float] = CRF_APPEARANCE
+    ) -> None:
         self.segmenter = segmenter
         self.background = background
         self.saliency = saliency
+        self.crf_appearance = crf_appearance
+        """The CRFs' appearance kernel weight and colour scale (``CRF_APPEARANCE``)."""
         self.objectness: npt.NDArray[np.float64] | None = None
         """[C] each class's objectness over the set measured (``measure_objectness``)."""
         self.empty_cams: list[str] = []
@@ -46,6 +58,10 @@ class CamLabels:
             cfg = self.segmenter.config
             self._last = (key, multiscale_cams(self.segmenter.classifier, image, cfg.cam_scales, cfg.cam_flip))
         return self._last[1]
+
+    def _crf(self, image: npt.NDArray[np.uint8], probs: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+        compat, srgb = self.crf_appearance
+        return dense_crf(image, probs, appearance_compat=compat, appearance_srgb=srgb)
 
     def _ids(self, tags: Sequence[str]) -> list[int]:
         return [self.segmenter.classes.index(n) + 1 for n in tags]
@@ -65,7 +81,7 @@ class CamLabels:
             sel = np.concatenate([((1.0 - sel.max(axis=0)) ** CRF_BACKGROUND_POWER)[None], sel])
             ids = [0] + ids
         probs = np.clip(sel, 1e-5, 1.0).astype(np.float32)
-        labels = dense_crf(image, probs / probs.sum(axis=0, keepdims=True))
+        labels = self._crf(image, probs / probs.sum(axis=0, keepdims=True))
         return np.array(ids, np.uint8)[labels]
 
     def measure_objectness(self, folder: DatasetFolder, ids: Sequence[str]) -> dict[str, float]:
@@ -105,5 +121,5 @@ class CamLabels:
             stuff_only = np.concatenate([[True], stuff_only])
             ids = [0] + ids
         objects = object_classes(sel, saliency, set_objectness, stuff_only)
-        labels = dense_crf(image, saliency_unary(sel, saliency, objects))
+        labels = self._crf(image, saliency_unary(sel, saliency, objects))
         return np.array(ids, np.uint8)[labels]

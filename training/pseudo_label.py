@@ -13,7 +13,8 @@ Writes ``<out>/masks/<id>.png`` (uint8 label map, 255 = not confident: ignored b
 ``<out>/overlays/<id>.png`` and ``<out>/pseudo_labels.json`` (per image: classes with area,
 confidence, predicted IoU, stability; review score; labels source; seconds; with ``cam_saliency``
 the tagged classes whose CAM was empty, labelled from the saliency alone; and the mask's IoU
-against the ground truth when the folder has masks).
+against the ground truth when the folder has masks; with a CRF source, ``cam_crf``: its appearance
+kernel's weight and colour scale).
 
 An image whose labels.json entry is empty is known to hold none of the classes: its pseudo-label
 is all background, without running the models. For data sets without a background class
@@ -37,7 +38,7 @@ from service.pipeline.evaluation import quality_metrics
 from service.pipeline.segment import Segmenter
 from service.pipeline.types import IGNORE, Refinement, SegmentInput, SegmentOptions, SegmentResult, WeakLabels
 from service.render import overlay
-from training.cam_labels import CamLabels
+from training.cam_labels import CRF_APPEARANCE, CamLabels
 from training.datasets import DatasetError, DatasetFolder
 from training.saliency import SaliencyModel
 
@@ -73,6 +74,7 @@ def segment_labels(
 def pseudo_label(
     segmenter: Segmenter, folder: DatasetFolder, ids: Sequence[str], out: Path, refinement: Refinement = Refinement.NONE,
     fill_background: bool = False, overlays: bool = True, source: str = "pipeline", saliency: SaliencyModel | None = None,
+    cam_crf: tuple[float, float] = CRF_APPEARANCE,
 ) -> dict[str, object]:
     """Pseudo-label ``ids`` of ``folder`` into ``out``; returns the summary written to pseudo_labels.json.
 
@@ -86,7 +88,7 @@ def pseudo_label(
         raise DatasetError("--source cam_saliency needs --saliency REPO (a salient-object DeepLab), and --saliency only applies to it")
     if source in ("cam_threshold", "cam_crf", "cam_saliency") and refinement != Refinement.NONE:
         raise DatasetError(f"--refinement {refinement.value} refines the pipeline's masks: it does not apply to --source {source}")
-    cams = CamLabels(segmenter, background=not fill_background, saliency=saliency) if source != "pipeline" else None
+    cams = CamLabels(segmenter, background=not fill_background, saliency=saliency, crf_appearance=cam_crf) if source != "pipeline" else None
     if cams is not None:
         untagged = [i for i in ids if not (labels := folder.weak_labels(i)).image_labels and not labels.empty]
         if untagged:
@@ -140,6 +142,8 @@ def pseudo_label(
         "dataset": folder.name, "images": len(ids), "seconds": round(total, 1), "refinement": refinement.value, "source": source,
         "fill_background": fill_background, "per_image": per_image,
     }
+    if source in ("cam_crf", "cam_saliency", "consensus"):
+        summary["cam_crf"] = list(cam_crf)
     if objectness is not None:
         summary["objectness"] = objectness
         summary["objectness_seconds"] = round(objectness_seconds, 1)

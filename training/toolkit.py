@@ -244,6 +244,21 @@ def _background(folder: DatasetFolder, choice: str) -> bool:
     return folder.has_background if choice == "auto" else choice == "yes"
 
 
+def _cam_crf(text: str | None) -> tuple[float, float]:
+    """``--cam-crf COMPAT,SRGB`` -> (weight, colour scale), both positive; None: ``CRF_APPEARANCE``."""
+    if text is None:
+        from training.cam_labels import CRF_APPEARANCE
+
+        return CRF_APPEARANCE
+    try:
+        compat, srgb = (float(v) for v in text.split(","))
+    except ValueError:
+        raise DatasetError(f"--cam-crf takes WEIGHT,COLOUR_SCALE (e.g. 5,8), not {text!r}") from None
+    if not (compat > 0 and srgb > 0):
+        raise DatasetError(f"--cam-crf values must be positive, not {text!r}")
+    return compat, srgb
+
+
 def _saliency(repo: str | None) -> Any:
     from training.saliency import SaliencyModel
 
@@ -259,7 +274,7 @@ def cmd_pseudo_label(args: argparse.Namespace) -> None:
     refinement = Refinement[args.refinement.upper()]
     saliency = _saliency(args.saliency)
     summary = pseudo_label(segmenter, folder, ids, Path(args.out), refinement, not _background(folder, args.background), not args.no_overlays,
-                           args.source, saliency)
+                           args.source, saliency, _cam_crf(args.cam_crf))
     print(f"pseudo-labelled {summary['images']} images in {summary['seconds']} s into {args.out}")
 
 
@@ -312,7 +327,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         b.load(["deeplab"])
         deeplabs[name] = Predictor(DeepLab(b), scales=predict_scales, flip=args.predict_flip)
     wanted = args.methods.split(",") if args.methods else None
-    cams = CamLabels(segmenter, folder.has_background, _saliency(args.saliency))
+    cams = CamLabels(segmenter, folder.has_background, _saliency(args.saliency), _cam_crf(args.cam_crf))
     if cams.saliency is not None and (wanted is None or "cam_saliency" in wanted):  # a pass over every image: only when it is scored
         print("objectness:", cams.measure_objectness(folder, ids))
     methods = methods_for(segmenter, deeplabs, cams, folder.classes)
@@ -411,6 +426,9 @@ def register(sub: Any) -> None:
     p.add_argument("--saliency", default=None, help="with --source cam_saliency: a salient-object model repository (a one-class "
                    "deeplab, e.g. train-deeplab on duts_tr)")
     p.add_argument("--refinement", choices=["none", "crf", "superpixel"], default="none", help="the pipeline's refinement")
+    p.add_argument("--cam-crf", default=None,
+                   help="the CAM sources' dense CRF appearance kernel: WEIGHT,COLOUR_SCALE (default: training/cam_labels.py "
+                   "CRF_APPEARANCE, 5,8, chosen on training splits; the service's refinement uses 10,13)")
     p.add_argument("--background", choices=["auto", "yes", "no"], default="auto",
                    help="whether the data set has a background class (auto: from its masks; 'no' fills 0/255 pixels)")
     p.add_argument("--no-overlays", action="store_true")
@@ -461,6 +479,9 @@ def register(sub: Any) -> None:
     p.add_argument("--stuff-agreement", type=float, default=0.0, help="the pipeline's WSSS_STUFF_AGREEMENT (0 = off)")
     p.add_argument("--saliency", default=None, help="also the cam_saliency method with this salient-object model repository "
                    "(objectness measured over the images evaluated, from their tags)")
+    p.add_argument("--cam-crf", default=None,
+                   help="the CAM methods' dense CRF appearance kernel: WEIGHT,COLOUR_SCALE (default: training/cam_labels.py "
+                   "CRF_APPEARANCE, 5,8, chosen on training splits; the service's refinement uses 10,13)")
     p.add_argument("--predict-scales", default=None, help="DeepLab's test-time scales, as WSSS_PREDICT_SCALES (e.g. 0.75,1,1.25; "
                    "default: each DeepLab's config, else 1)")
     p.add_argument("--predict-flip", action=argparse.BooleanOptionalAction, default=None,
