@@ -24,6 +24,8 @@
 #   bce        0.447 / 0.525; 0.686; 0.406
 #   ssc_seed0  0.438 / 0.533; 0.687; 0.415
 # and with h6000 (SAL_TAG=sal_h6000 ARMS=bce): bce 0.447 / 0.540; 0.684; 0.399.
+# The figures above are from the CAM CRF of those days (appearance kernel 10,13); files without a _crf
+# tag in their names were made so. CRF=5,8 (the default since bench/select_cam_crf.sh) names its files _crf5-8.
 # About 10 min an SSC classifier (its SE maps once, 4 min), 4 min a pseudo-label set + DeepLab.
 W=work/select_msrc_pseudo_classifier
 . "$(dirname "$0")/select_lib.sh"
@@ -32,6 +34,7 @@ TR='\d+_([6-9]|1[0-5])_s'
 SEL='\d+_[1-5]_s'
 SAL=${SAL:-work/real/shared/saliency}
 st=${SAL_TAG:+_$SAL_TAG}  # SAL=REPO SAL_TAG=NAME: another salient-object model (bench/select_saliency.sh), its files named so
+CRF_ARGS=(); [ -n "${CRF:-}" ] && CRF_ARGS=(--cam-crf "$CRF") && st=${st}_crf${CRF/,/-}  # CRF=W,S: the CAM CRF's appearance kernel (bench/select_cam_crf.sh)
 BCE=work/select_msrc_deeplab/cls.pt
 [ -f $BCE ] || $T train-classifier --data $D --ids "$TR" --size 256 --steps 1000 --color-jitter 0.3 \
     --init work/real/shared/backbone_simclr.pt --out $BCE
@@ -47,10 +50,10 @@ for arm in ${ARMS:-bce ssc_seed0 ssc_seed1}; do
   esac
   $T export --checkpoint $cls --repo $R
   $T evaluate --data $D --ids "$SEL" --model-repo $R --methods cam_threshold,cam_saliency --saliency $SAL --stuff-agreement 1.0 \
-      --overlays 0 --out $W/eval_cams_$arm$st.json
+      "${CRF_ARGS[@]}" --overlays 0 --out $W/eval_cams_$arm$st.json
   PER_CLASS=${PER_CLASS:-0} score $W/eval_cams_$arm$st.json
   [ -f $W/pseudo_$arm$st/pseudo_labels.json ] || $T pseudo-label --data $D --ids "$TR" --model-repo $R --source cam_saliency --saliency $SAL \
-      --stuff-agreement 1.0 --no-overlays --out $W/pseudo_$arm$st
+      --stuff-agreement 1.0 "${CRF_ARGS[@]}" --no-overlays --out $W/pseudo_$arm$st
   pseudo_score $W/pseudo_$arm$st/pseudo_labels.json
   init=$cls; dl=$arm$st
   [ "${DL_INIT:-}" = bce ] && init=$BCE && dl=${arm}_bce_init$st

@@ -269,12 +269,13 @@ def cmd_pseudo_label(args: argparse.Namespace) -> None:
     from service.pipeline.types import Refinement
     from training.pseudo_label import pseudo_label
 
+    cam_crf = _cam_crf(args.cam_crf)
     folder, ids = _split(args)
     segmenter, _ = _load_pipeline(Path(args.model_repo), folder, args.stuff_agreement)
     refinement = Refinement[args.refinement.upper()]
     saliency = _saliency(args.saliency)
     summary = pseudo_label(segmenter, folder, ids, Path(args.out), refinement, not _background(folder, args.background), not args.no_overlays,
-                           args.source, saliency, _cam_crf(args.cam_crf))
+                           args.source, saliency, cam_crf)
     print(f"pseudo-labelled {summary['images']} images in {summary['seconds']} s into {args.out}")
 
 
@@ -310,6 +311,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from training.evaluate_data import evaluate_folder, methods_for
 
     predict_scales = _predict_scales(args.predict_scales)
+    cam_crf = _cam_crf(args.cam_crf)
     folder, ids = _split(args)
     if not folder.has_masks:
         raise DatasetError(f"{folder.root} has no masks/: nothing to evaluate against")
@@ -327,7 +329,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         b.load(["deeplab"])
         deeplabs[name] = Predictor(DeepLab(b), scales=predict_scales, flip=args.predict_flip)
     wanted = args.methods.split(",") if args.methods else None
-    cams = CamLabels(segmenter, folder.has_background, _saliency(args.saliency), _cam_crf(args.cam_crf))
+    cams = CamLabels(segmenter, folder.has_background, _saliency(args.saliency), cam_crf)
     if cams.saliency is not None and (wanted is None or "cam_saliency" in wanted):  # a pass over every image: only when it is scored
         print("objectness:", cams.measure_objectness(folder, ids))
     methods = methods_for(segmenter, deeplabs, cams, folder.classes)

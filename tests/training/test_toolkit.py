@@ -192,6 +192,52 @@ def test_cam_crf_without_background_class_never_predicts_background() -> None:
     assert set(np.unique(_Cams(_Seg(), background=True).crf("a", image, tags)).tolist()) <= {0, 2, 3}
 
 
+def test_the_cam_crfs_use_the_appearance_kernel_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.cam_labels as cam_labels
+    from service.pipeline.cam import CamResult
+
+    seen: list[dict[str, float]] = []
+
+    def crf(image: np.ndarray, probs: np.ndarray, **kw: float) -> np.ndarray:  # type: ignore[type-arg]
+        seen.append(kw)
+        return np.zeros(image.shape[:2], np.uint8)
+
+    monkeypatch.setattr(cam_labels, "dense_crf", crf)
+
+    class _Cams(cam_labels.CamLabels):
+        def _cams(self, key: str, image: np.ndarray) -> CamResult:  # type: ignore[type-arg]
+            return CamResult(np.zeros(4, np.float32), np.ones((4, 8, 8), np.float32), None)
+
+    class _Seg:
+        classes = CLASSES
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    _Cams(_Seg(), background=True).crf("a", image, (CLASSES[0],))  # type: ignore[arg-type]
+    _Cams(_Seg(), background=True, crf_appearance=(10.0, 13.0)).crf("a", image, (CLASSES[0],))  # type: ignore[arg-type]
+    assert cam_labels.CRF_APPEARANCE == (5.0, 8.0)
+    assert seen == [{"appearance_compat": 5.0, "appearance_srgb": 8.0}, {"appearance_compat": 10.0, "appearance_srgb": 13.0}]
+
+
+def test_pseudo_label_cam_crf_option(tmp_path: Path, trained: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    from training.cam_labels import CamLabels
+    from training.toolkit import _load_pipeline
+
+    args = ["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]), "--source", "cam_crf"]
+    for bad in ("5", "5,x", "0,8", "5,-1"):
+        assert training_main([*args, "--cam-crf", bad, "--out", str(tmp_path / "bad")]) == 2
+        assert "--cam-crf" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    out = tmp_path / "weak"
+    assert training_main([*args, "--cam-crf", "1,20", "--out", str(out)]) == 0
+    assert json.loads((out / "pseudo_labels.json").read_text())["cam_crf"] == [1.0, 20.0]
+    folder = DatasetFolder(trained["data"])
+    segmenter, _ = _load_pipeline(trained["repo"], folder, 0.0)
+    cams = CamLabels(segmenter, background=True, crf_appearance=(1.0, 20.0))
+    for image_id in folder.select(TRAIN):
+        expected = cams.crf(image_id, folder.image(image_id), folder.weak_labels(image_id).image_labels)
+        np.testing.assert_array_equal(np.asarray(Image.open(out / "masks" / f"{image_id}.png")), expected)
+
+
 def test_pseudo_labels_from_the_cams_equal_evaluates_cam_methods(tmp_path: Path, trained: dict[str, Path]) -> None:
     from training.cam_labels import CamLabels
     from training.toolkit import _load_pipeline

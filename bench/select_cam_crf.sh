@@ -1,0 +1,45 @@
+#!/bin/bash
+# The CAM labels' dense CRF appearance kernel (training/cam_labels.py CRF_APPEARANCE: its weight and
+# colour scale), chosen on TRAINING splits only: cam_saliency (and cam_crf) mIoU of
+#   a) msrc_v2 n 1..5 with the BCE classifier trained on n 6..15 (bench/select_msrc_pseudo_classifier.sh's)
+#   b) the same images with that script's SSC classifier, seed 0
+#   c) msrc_v2 n 6..15 (the images that BCE classifier trained on: the pseudo-labelling setting)
+#   d) msrc_v2 n 1..15 with a bench/real_data.py chain's SSC classifier and salient-object model ($CHAIN)
+#   e) magnetic_tile exp1 with that chain's magnetic_tile SSC classifier (trained on exp0-3)
+# for each WEIGHT,COLOUR_SCALE in $SETTINGS (evaluate --cam-crf). Needs those scripts' classifiers,
+# bench/select_saliency.sh's h3000 salient-object model and a chain run (CHAIN, default work/real).
+# Measured (2026-12-05; CHAIN=work/real_s31; cam_saliency a / b / c / d, e: cam_crf, cam_saliency):
+#   10,13 (DeepLab's, until then)  0.525 / 0.533 / 0.638 / 0.592, mt 0.182, 0.187
+#   5,13                           0.537 / 0.543 / 0.644 / 0.599
+#   20,13                          0.514 / 0.521 / 0.624 / 0.583
+#   3,13                           0.535 / 0.540 / 0.641 / 0.597
+#   1,13                           0.529 / 0.531 / 0.630 / 0.588
+#   10,8                           0.532 / 0.541 / 0.640 / 0.595
+#   10,20                          0.518 / 0.526 / 0.630 / 0.588
+#   5,8 (taken)                    0.540 / 0.546 / 0.646 / 0.600, mt 0.201, 0.212
+#   5,5                            0.541 / 0.548 / 0.646 / 0.600
+# cam_crf a / b / c / d: 10,13 0.472 / 0.482 / 0.498 / 0.522; 5,8 0.480 / 0.482 / 0.503 / 0.524.
+# (The figures above were taken with a one-off probe that set the same two dense_crf arguments the
+# --cam-crf option now sets; 5,5 and 5,8 tie, 5,8 is the smaller change of the colour scale.)
+# About 30 s an evaluation.
+W=work/select_cam_crf
+. "$(dirname "$0")/select_lib.sh"
+M=../shared/data/msrc_v2
+P=work/select_msrc_pseudo_classifier
+SAL=work/select_saliency/repo_h3000
+CHAIN=${CHAIN:-work/real}
+CSAL=$(ls -d "$CHAIN"/shared/saliency_*steps* | grep -v '\.pt$' | head -1)
+for crf in ${SETTINGS:-10,13 5,8}; do
+  n=${crf/,/-}
+  $T evaluate --data $M --ids '\d+_[1-5]_s' --model-repo $P/repo_bce --methods cam_crf,cam_saliency --saliency $SAL --stuff-agreement 1.0 \
+      --cam-crf "$crf" --overlays 0 --out $W/a_$n.json
+  $T evaluate --data $M --ids '\d+_[1-5]_s' --model-repo $P/repo_ssc_seed0 --methods cam_crf,cam_saliency --saliency $SAL --stuff-agreement 1.0 \
+      --cam-crf "$crf" --overlays 0 --out $W/b_$n.json
+  $T evaluate --data $M --ids '\d+_([6-9]|1[0-5])_s' --model-repo $P/repo_bce --methods cam_crf,cam_saliency --saliency $SAL --stuff-agreement 1.0 \
+      --cam-crf "$crf" --overlays 0 --out $W/c_$n.json
+  $T evaluate --data $M --ids '\d+_([1-9]|1[0-5])_s' --model-repo "$CHAIN"/msrc_v2/repo_ssc --methods cam_crf,cam_saliency --saliency "$CSAL" \
+      --stuff-agreement 1.0 --cam-crf "$crf" --overlays 0 --out $W/d_$n.json
+  $T evaluate --data ../shared/data/magnetic_tile --ids '.*_exp1_.*' --model-repo "$CHAIN"/magnetic_tile/repo_ssc --methods cam_crf,cam_saliency \
+      --saliency "$CSAL" --stuff-agreement 1.0 --cam-crf "$crf" --overlays 0 --out $W/e_$n.json
+  for s in a b c d e; do score $W/${s}_$n.json; done
+done
