@@ -218,10 +218,11 @@ def saliency_recipe(steps: dict[str, int]) -> str:
 def cam_crf_recipe(source: str) -> str:
     """The CAM CRF's appearance kernel in the names of pseudo-labels made through it (``_crf5-8``);
     empty for sources without that CRF."""
-    if source not in ("cam_crf", "cam_saliency", "consensus"):
-        return ""
     from training.cam_labels import CRF_APPEARANCE
+    from training.pseudo_label import CRF_SOURCES
 
+    if source not in CRF_SOURCES:
+        return ""
     return "_crf" + "-".join(f"{v:g}" for v in CRF_APPEARANCE)
 
 

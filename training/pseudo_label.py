@@ -43,6 +43,8 @@ from training.datasets import DatasetError, DatasetFolder
 from training.saliency import SaliencyModel
 
 SOURCES = ("pipeline", "cam_threshold", "cam_crf", "cam_saliency", "consensus")
+CRF_SOURCES = ("cam_crf", "cam_saliency", "consensus")
+"""The sources whose labels go through the CAM CRF (``CamLabels``: its appearance kernel ``cam_crf``)."""
 
 
 def fill_unlabelled(label_map: npt.NDArray[np.uint8], fallback: int) -> npt.NDArray[np.uint8]:
@@ -142,7 +144,7 @@ def pseudo_label(
         "dataset": folder.name, "images": len(ids), "seconds": round(total, 1), "refinement": refinement.value, "source": source,
         "fill_background": fill_background, "per_image": per_image,
     }
-    if source in ("cam_crf", "cam_saliency", "consensus"):
+    if source in CRF_SOURCES:
         summary["cam_crf"] = list(cam_crf)
     if objectness is not None:
         summary["objectness"] = objectness

@@ -338,7 +338,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if unknown:
             raise DatasetError(f"unknown method(s) {unknown}; known: {sorted(methods)}")
         methods = {k: v for k, v in methods.items() if k in wanted}
-    details = {name: {"predict_scales": list(p.scales), "predict_flip": p.flip} for name, p in deeplabs.items()}
+    details: dict[str, dict[str, object]] = {name: {"predict_scales": list(p.scales), "predict_flip": p.flip} for name, p in deeplabs.items()}
+    details.update({name: {"cam_crf": list(cam_crf)} for name in ("cam_crf", "cam_saliency") if name in methods})
     report = evaluate_folder(folder, ids, methods, Path(args.out), args.overlays, details)
     for name, m in report["methods"].items():  # type: ignore[attr-defined]
         print(f"{name:16s} mIoU {m['miou']:.3f}  pixel acc {m['pixel_acc']:.3f}  {m['seconds_per_image']:.3f} s/image")

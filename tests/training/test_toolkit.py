@@ -317,7 +317,9 @@ def test_pseudo_labels_from_cams_and_saliency_equal_evaluates_method(tmp_path: P
     report = tmp_path / "report.json"
     assert training_main(["evaluate", "--data", str(trained["data"]), "--ids", EVAL, "--model-repo", str(trained["repo"]),
                           "--saliency", str(saliency_repo), "--methods", "cam_crf,cam_saliency", "--overlays", "0", "--out", str(report)]) == 0
-    assert set(json.loads(report.read_text())["methods"]) == {"cam_crf", "cam_saliency"}
+    methods = json.loads(report.read_text())["methods"]
+    assert set(methods) == {"cam_crf", "cam_saliency"}
+    assert methods["cam_crf"]["cam_crf"] == methods["cam_saliency"]["cam_crf"] == [5.0, 8.0]  # the CRF each ran with
 
 
 def test_evaluate_measures_objectness_only_when_cam_saliency_is_scored(tmp_path: Path, trained: dict[str, Path], saliency_repo: Path,
