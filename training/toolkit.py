@@ -309,6 +309,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
     from training.cam_labels import CamLabels
     from training.evaluate_data import evaluate_folder, methods_for
+    from training.pseudo_label import CRF_SOURCES
 
     predict_scales = _predict_scales(args.predict_scales)
     cam_crf = _cam_crf(args.cam_crf)
@@ -339,7 +340,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             raise DatasetError(f"unknown method(s) {unknown}; known: {sorted(methods)}")
         methods = {k: v for k, v in methods.items() if k in wanted}
     details: dict[str, dict[str, object]] = {name: {"predict_scales": list(p.scales), "predict_flip": p.flip} for name, p in deeplabs.items()}
-    details.update({name: {"cam_crf": list(cam_crf)} for name in ("cam_crf", "cam_saliency") if name in methods})
+    details.update({name: {"cam_crf": list(cam_crf)} for name in CRF_SOURCES if name in methods})
     report = evaluate_folder(folder, ids, methods, Path(args.out), args.overlays, details)
     for name, m in report["methods"].items():  # type: ignore[attr-defined]
         print(f"{name:16s} mIoU {m['miou']:.3f}  pixel acc {m['pixel_acc']:.3f}  {m['seconds_per_image']:.3f} s/image")
