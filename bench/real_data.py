@@ -109,7 +109,8 @@ BACKBONE_FROM = ["duts_tr"]
 FAST_SHARED = ("pretrain_backbone", "train_promptable")
 """The shared trainings that run with ``--precision auto`` (bf16 where the CPU computes it natively)
 unless ``--precision`` sets every training's: 1.6x / 1.4x faster in bf16 here, and on training
-splits their bf16 models scored within the spread of two fp32 runs (bench/select_precision_shared.sh);
+splits their bf16 models scored within the spread of two fp32 runs on all checks but one DeepLab
+seed and the promptable model's boxes (bench/select_precision_shared.sh);
 bf16 costs the classifier and the DeepLab (bench/select_precision.sh), so they stay fp32."""
 ABLATION = {"bce": None, "ssc": "ssc", "cpm": "cpm", "ssc+cpm": "ssc,cpm"}
 
