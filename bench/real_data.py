@@ -43,6 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 PROMPTABLE_FROM = ["duts_tr", "deepcrack"]
+IMAGE_LABEL_METHODS = ("cam_threshold", "cam_crf", "cam_saliency", "cam_rw", "cam_rw_saliency", "s2c", "s2c_crf")
+"""The evaluated methods that make a pseudo-mask from image-level tags alone (the issue's "best image-label pseudo-mask")."""
 
 
 @dataclass(frozen=True)
@@ -217,14 +219,14 @@ def saliency_recipe(steps: dict[str, int]) -> str:
 
 
 def cam_crf_recipe(source: str) -> str:
-    """The CAM CRF's appearance kernel in the names of pseudo-labels made through it (``_crf5-8``);
-    empty for sources without that CRF."""
+    """The CAM CRF's appearance kernel and the CAM random walk's setting in the names of pseudo-labels
+    made through them (``_crf5-8``, ``_rw64-8``); empty for sources with neither."""
     from training.cam_labels import CRF_APPEARANCE
-    from training.pseudo_label import CRF_SOURCES
+    from training.cam_random_walk import RANDOM_WALK
+    from training.pseudo_label import CRF_SOURCES, RW_SOURCES
 
-    if source not in CRF_SOURCES:
-        return ""
-    return "_crf" + "-".join(f"{v:g}" for v in CRF_APPEARANCE)
+    crf = "_crf" + "-".join(f"{v:g}" for v in CRF_APPEARANCE) if source in CRF_SOURCES else ""
+    return crf + ("_rw" + "-".join(f"{v:g}" for v in RANDOM_WALK) if source in RW_SOURCES else "")
 
 
 def chain_steps(cfg: Config, times: dict[str, float], shared_times: dict[str, float]) -> dict[str, float]:
@@ -234,12 +236,14 @@ def chain_steps(cfg: Config, times: dict[str, float], shared_times: dict[str, fl
     BCE classifier (S2C's warm-up), the S2C classifier, pseudo-labels, DeepLab on them and the
     evaluation. Left out: what only the benchmark needs (the DeepLab on ground truth, the other
     classifiers' CAM evaluation) and shared models this data set's chain does not use."""
+    from training.pseudo_label import SALIENCY_SOURCES
+
     shared = ["train_promptable"]
     if cfg.pretrain == "simclr":
         shared.append("pretrain_backbone")
-    if cfg.pretrain == "procedural" or cfg.pseudo_source == "cam_saliency":
+    if cfg.pretrain == "procedural" or cfg.pseudo_source in SALIENCY_SOURCES:
         shared += ["generate_pretrain_images", "pretrain_classifier"]
-    if cfg.pseudo_source == "cam_saliency":
+    if cfg.pseudo_source in SALIENCY_SOURCES:
         shared.append("train_saliency")
     own = ["export_promptable", "train_classifier_bce", f"train_classifier_{cfg.s2c}", "pseudo_label", "train_deeplab_pseudo", "evaluate"]
     return {**{k: shared_times[k] for k in shared if k in shared_times}, **{k: times[k] for k in own if k in times}}
@@ -281,6 +285,7 @@ def main() -> int:
     steps["deeplab"] = args.deeplab_steps or (QUICK["deeplab"] if args.quick else cfg.deeplab_steps)
     work_root = Path(args.work)
     from training.common import resolve_precision
+    from training.pseudo_label import SALIENCY_SOURCES
 
     precision = resolve_precision(args.precision or "fp32")
     fast = resolve_precision(args.precision or "auto")
@@ -321,7 +326,7 @@ def main() -> int:
     recipe = ("" if not cfg.balance or cfg.max_class_weight == 10.0 else f"_w{cfg.max_class_weight:g}") + f"_{steps['deeplab']}steps" + aug_name + cls_recipe
     repo, repo_gt = repos[cfg.s2c], work / f"repo_gt{recipe}"
     tag = (cfg.s2c.replace("+", "_") + ("" if cfg.pseudo_source == "pipeline" else f"_{cfg.pseudo_source}") + cls_recipe
-           + (saliency_recipe(steps).replace("_", "_sal", 1) if cfg.pseudo_source == "cam_saliency" else "") + cam_crf_recipe(cfg.pseudo_source))
+           + (saliency_recipe(steps).replace("_", "_sal", 1) if cfg.pseudo_source in SALIENCY_SOURCES else "") + cam_crf_recipe(cfg.pseudo_source))
     pseudo_dir, deeplab_ckpt = work / f"pseudo_{tag}", work / f"deeplab_{tag}{recipe}.pt"
     balance = ["--balance", "--max-class-weight", str(cfg.max_class_weight)] if cfg.balance else []
     stuff = ["--stuff-agreement", str(cfg.stuff_agreement)]
@@ -330,7 +335,7 @@ def main() -> int:
         times["pseudo_label"] = float(json.loads(summary.read_text())["seconds"])
         print(f"== pseudo_label: reusing {summary} (made in {times['pseudo_label']} s)", flush=True)
     else:
-        with_saliency = ["--saliency", str(saliency)] if cfg.pseudo_source == "cam_saliency" else []
+        with_saliency = ["--saliency", str(saliency)] if cfg.pseudo_source in SALIENCY_SOURCES else []
         run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg.train, "--model-repo", str(repo),
                                   "--source", cfg.pseudo_source, *with_saliency, "--out", str(pseudo_dir), "--no-overlays", *stuff], times)
     # the DeepLabs' test-time augmentation goes into their exported configs (evaluate reads it there, as a server does)
@@ -380,7 +385,7 @@ def main() -> int:
             "deeplab_pseudo_over_gt": round(methods["deeplab"]["miou"] / max(methods["deeplab_gt"]["miou"], 1e-9), 3),
         },
         "best_image_label_pseudo_mask_minus_bce_cam": round(
-            max(methods[m]["miou"] for m in ("cam_threshold", "cam_crf", "cam_saliency", "s2c", "s2c_crf")) - baseline, 3),
+            max(methods[m]["miou"] for m in IMAGE_LABEL_METHODS if m in methods) - baseline, 3),
         "quick": args.quick,
     })
     out = Path(args.results) / (args.dataset + ("_quick" if args.quick else "") + ".json")

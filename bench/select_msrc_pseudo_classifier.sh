@@ -26,6 +26,9 @@
 # and with h6000 (SAL_TAG=sal_h6000 ARMS=bce): bce 0.447 / 0.540; 0.684; 0.399.
 # The figures above are from the CAM CRF of those days (appearance kernel 10,13); files without a _crf
 # tag in their names were made so. CRF=5,8 (the default since bench/select_cam_crf.sh) names its files _crf5-8.
+# With CRF=5,8 (SAL=work/select_saliency/repo_h3000 SAL_TAG=sal_h3000 TTA=1 ARMS=bce): cam_saliency 0.540;
+# pseudo-labels 0.696; DeepLab 0.412 (seed 1 by hand: 0.422). SOURCE=cam_rw_saliency (the CAM random walk,
+# bench/select_cam_random_walk.sh) with the same settings: 0.572; 0.692; 0.409: better masks of n 1..5, not a better DeepLab.
 # About 10 min an SSC classifier (its SE maps once, 4 min), 4 min a pseudo-label set + DeepLab.
 W=work/select_msrc_pseudo_classifier
 . "$(dirname "$0")/select_lib.sh"
@@ -35,6 +38,8 @@ SEL='\d+_[1-5]_s'
 SAL=${SAL:-work/real/shared/saliency}
 st=${SAL_TAG:+_$SAL_TAG}  # SAL=REPO SAL_TAG=NAME: another salient-object model (bench/select_saliency.sh), its files named so
 CRF_ARGS=(); [ -n "${CRF:-}" ] && CRF_ARGS=(--cam-crf "$CRF") && st=${st}_crf${CRF/,/-}  # CRF=W,S: the CAM CRF's appearance kernel (bench/select_cam_crf.sh)
+SOURCE=${SOURCE:-cam_saliency}  # SOURCE=cam_rw_saliency: the pseudo-labels from the random walk's CAMs (files named _rw)
+[ "$SOURCE" = cam_saliency ] || st=${st}_${SOURCE#cam_}; st=${st/_rw_saliency/_rw}
 BCE=work/select_msrc_deeplab/cls.pt
 [ -f $BCE ] || $T train-classifier --data $D --ids "$TR" --size 256 --steps 1000 --color-jitter 0.3 \
     --init work/real/shared/backbone_simclr.pt --out $BCE
@@ -49,10 +54,10 @@ for arm in ${ARMS:-bce ssc_seed0 ssc_seed1}; do
     *) echo "unknown arm $arm"; exit 2;;
   esac
   $T export --checkpoint $cls --repo $R
-  $T evaluate --data $D --ids "$SEL" --model-repo $R --methods cam_threshold,cam_saliency --saliency $SAL --stuff-agreement 1.0 \
+  $T evaluate --data $D --ids "$SEL" --model-repo $R --methods cam_threshold,$SOURCE --saliency $SAL --stuff-agreement 1.0 \
       "${CRF_ARGS[@]}" --overlays 0 --out $W/eval_cams_$arm$st.json
   PER_CLASS=${PER_CLASS:-0} score $W/eval_cams_$arm$st.json
-  [ -f $W/pseudo_$arm$st/pseudo_labels.json ] || $T pseudo-label --data $D --ids "$TR" --model-repo $R --source cam_saliency --saliency $SAL \
+  [ -f $W/pseudo_$arm$st/pseudo_labels.json ] || $T pseudo-label --data $D --ids "$TR" --model-repo $R --source $SOURCE --saliency $SAL \
       --stuff-agreement 1.0 "${CRF_ARGS[@]}" --no-overlays --out $W/pseudo_$arm$st
   pseudo_score $W/pseudo_$arm$st/pseudo_labels.json
   init=$cls; dl=$arm$st

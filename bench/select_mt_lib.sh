@@ -3,7 +3,7 @@
 # TR_ALL (the training split exp0-3), TR_BUT_SEL (exp0, 2, 3) and SEL (exp1, where choices are scored).
 W=work/select_mt PER_CLASS=${PER_CLASS:-1}
 . "$(dirname "${BASH_SOURCE[0]}")/select_lib.sh"
-R=work/real/magnetic_tile
+R=${R:-work/real/magnetic_tile}  # R=work/real_s31/magnetic_tile FROM_TAG=simclr_sharedbf16: a later chain's classifier
 D=../shared/data/magnetic_tile
 TR_ALL='.*_exp[0-3]_.*'
 TR_BUT_SEL='.*_exp[023]_.*'

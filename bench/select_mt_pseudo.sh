@@ -8,13 +8,15 @@
 # SOURCES="pipeline_crf ...": also the pipeline with --refinement crf.
 # FROM_TAG=simclr: the chain's S2C classifier from the SimCLR backbone instead (classifier_ssc_simclr.pt,
 # the chain's since the fifth stop); file names gain _simclr.
+# With the tenth stop's chain classifier (R=work/real_s31/magnetic_tile FROM_TAG=simclr_sharedbf16), DeepLab on exp1:
+# cam_threshold 0.213, cam_rw (the CAM random walk, bench/select_cam_random_walk.sh) 0.183 (its background 0.84 against 0.97).
 . "$(dirname "$0")/select_mt_lib.sh"
 TR=$TR_BUT_SEL
 suffix=${FROM_TAG:+_$FROM_TAG}
 repo=$W/repo_chain_ssc$suffix
 chain_repo $R/classifier_ssc$suffix.pt $repo
 for src in ${SOURCES:-pipeline cam_threshold}; do  # cam_saliency: 0.164 pseudo-masks on exp1 (CAM threshold 0.228)
-  extra=""; [ $src = cam_saliency ] && extra="--saliency work/real/shared/saliency"
+  extra=""; case $src in cam_saliency|cam_rw_saliency) extra="--saliency ${SAL:-work/real/shared/saliency}";; esac
   tag=$src$suffix
   source=$src; [ $src = pipeline_crf ] && source="pipeline --refinement crf"  # the pipeline's masks refined by a CRF (evaluate's s2c_crf)
   # shellcheck disable=SC2086

@@ -5,11 +5,15 @@
 - ``crf``: the same CAMs as a dense CRF's unary (background score (1 - max CAM)^2.44, equal to the
   CAM at 0.35; without a background class the CRF chooses among the tagged classes only);
 - ``saliency_crf``: the same CRF, its unary split between salient objects and the stuff around
-  them by a salient-object model (``training/saliency.py``; ``measure_objectness`` first).
+  them by a salient-object model (``training/saliency.py``; ``measure_objectness`` first);
+- ``rw_threshold`` and ``rw_saliency_crf``: ``threshold`` and ``saliency_crf`` on the CAMs spread
+  by a random walk over the classifier's feature affinity (``training/cam_random_walk.py``);
+  ``rw_saliency_crf`` still decides which classes are objects on the plain CAMs (the set's
+  objectness and the image's), only its unary comes from the spread ones.
 
 Both CRFs weigh the appearance kernel less than the service's refinement does (``CRF_APPEARANCE``).
 
-Used by ``evaluate`` (the CAM baselines) and by ``pseudo-label --source cam_threshold|cam_crf|cam_saliency``.
+Used by ``evaluate`` (the CAM baselines) and by ``pseudo-label --source cam_threshold|cam_crf|cam_saliency|cam_rw|cam_rw_saliency``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from tqdm import tqdm
 from service.pipeline.cam import CamResult, multiscale_cams
 from service.pipeline.refinement import dense_crf
 from service.pipeline.segment import Segmenter
+from training.cam_random_walk import RANDOM_WALK, random_walk
 from training.datasets import DatasetFolder
 from training.evaluate import CAM_THRESHOLD, cam_threshold_map
 from training.saliency import SaliencyModel, class_objectness, fill_empty, object_classes, saliency_unary
@@ -40,24 +45,38 @@ class CamLabels:
     """Both CAM label maps, sharing one multi-scale CAM computation per image (keyed by its id)."""
 
     def __init__(
-        self, segmenter: Segmenter, background: bool, saliency: SaliencyModel | None = None, crf_appearance: tuple[float, float] = CRF_APPEARANCE
+        self, segmenter: Segmenter, background: bool, saliency: SaliencyModel | None = None, crf_appearance: tuple[float, float] = CRF_APPEARANCE,
+        random_walk: tuple[float, int] = RANDOM_WALK,
     ) -> None:
         self.segmenter = segmenter
         self.background = background
         self.saliency = saliency
         self.crf_appearance = crf_appearance
         """The CRFs' appearance kernel weight and colour scale (``CRF_APPEARANCE``)."""
+        self.random_walk = random_walk
+        """The ``rw_*`` maps' affinity power and steps (``RANDOM_WALK``)."""
         self.objectness: npt.NDArray[np.float64] | None = None
         """[C] each class's objectness over the set measured (``measure_objectness``)."""
         self.empty_cams: list[str] = []
         """The tagged classes whose CAM was empty in the last ``saliency_crf`` (their pixels rest on the saliency alone)."""
         self._last: tuple[str, CamResult] | None = None
+        self._last_rw: tuple[str, npt.NDArray[np.float32]] | None = None
 
     def _cams(self, key: str, image: npt.NDArray[np.uint8]) -> CamResult:
         if self._last is None or self._last[0] != key:
             cfg = self.segmenter.config
             self._last = (key, multiscale_cams(self.segmenter.classifier, image, cfg.cam_scales, cfg.cam_flip))
         return self._last[1]
+
+    def _rw_cams(self, key: str, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """The CAMs spread by the random walk (``training/cam_random_walk.py``), cached like ``_cams``."""
+        if self._last_rw is None or self._last_rw[0] != key:
+            result = self._cams(key, image)
+            if result.features is None:
+                raise ValueError("the random walk needs the classifier's features at scale 1: this export has no features output, "
+                                 "or the CAM scales lack 1.0")
+            self._last_rw = (key, random_walk(result.cams, result.features, *self.random_walk))
+        return self._last_rw[1]
 
     def _crf(self, image: npt.NDArray[np.uint8], probs: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
         compat, srgb = self.crf_appearance
@@ -71,6 +90,13 @@ class CamLabels:
         if not ids:
             return np.zeros(image.shape[:2], np.uint8)
         return cam_threshold_map(self._cams(key, image).cams, ids, CAM_THRESHOLD, self.background)
+
+    def rw_threshold(self, key: str, image: npt.NDArray[np.uint8], tags: Sequence[str]) -> npt.NDArray[np.uint8]:
+        """``threshold`` on the random walk's CAMs."""
+        ids = self._ids(tags)
+        if not ids:
+            return np.zeros(image.shape[:2], np.uint8)
+        return cam_threshold_map(self._rw_cams(key, image), ids, CAM_THRESHOLD, self.background)
 
     def crf(self, key: str, image: npt.NDArray[np.uint8], tags: Sequence[str]) -> npt.NDArray[np.uint8]:
         ids = self._ids(tags)
@@ -103,6 +129,13 @@ class CamLabels:
 
     def saliency_crf(self, key: str, image: npt.NDArray[np.uint8], tags: Sequence[str]) -> npt.NDArray[np.uint8]:
         """``crf`` with its unary split between salient objects and stuff (``training/saliency.py``)."""
+        return self._saliency_crf(key, image, tags, spread=False)
+
+    def rw_saliency_crf(self, key: str, image: npt.NDArray[np.uint8], tags: Sequence[str]) -> npt.NDArray[np.uint8]:
+        """``saliency_crf`` whose unary comes from the random walk's CAMs (objects still decided on the plain CAMs)."""
+        return self._saliency_crf(key, image, tags, spread=True)
+
+    def _saliency_crf(self, key: str, image: npt.NDArray[np.uint8], tags: Sequence[str], spread: bool) -> npt.NDArray[np.uint8]:
         if self.saliency is None or self.objectness is None:
             raise ValueError("saliency_crf needs a saliency model and measure_objectness first")
         ids = self._ids(tags)
@@ -112,14 +145,15 @@ class CamLabels:
         rows = [k - 1 for k in ids]
         saliency = self.saliency.probability(image)
         sel, empty = fill_empty(self._cams(key, image).cams[rows], saliency)
+        unary = fill_empty(self._rw_cams(key, image)[rows], saliency)[0] if spread else sel
         self.empty_cams = [n for n, e in zip(tags, empty) if e]
         set_objectness = np.where(empty, np.nan, self.objectness[rows])
         stuff_only = np.zeros(len(ids), bool)
         if self.background:
-            sel = np.concatenate([((1.0 - sel.max(axis=0)) ** CRF_BACKGROUND_POWER)[None], sel])
+            sel, unary = (np.concatenate([((1.0 - m.max(axis=0)) ** CRF_BACKGROUND_POWER)[None], m]) for m in (sel, unary))
             set_objectness = np.concatenate([[np.nan], set_objectness])
             stuff_only = np.concatenate([[True], stuff_only])
             ids = [0] + ids
         objects = object_classes(sel, saliency, set_objectness, stuff_only)
-        labels = self._crf(image, saliency_unary(sel, saliency, objects))
+        labels = self._crf(image, saliency_unary(unary, saliency, objects))
         return np.array(ids, np.uint8)[labels]

@@ -79,8 +79,9 @@ def deeplab_method(predictor: Predictor) -> SampleMethod:
 
 
 def methods_for(segmenter: Segmenter, deeplabs: dict[str, Predictor], cams: CamLabels, classes: Sequence[str]) -> dict[str, SampleMethod]:
-    """Every method ``evaluate`` knows for this pipeline and these DeepLabs (``cam_saliency`` when
-    ``cams`` has a saliency model with its objectness measured)."""
+    """Every method ``evaluate`` knows for this pipeline and these DeepLabs (``cam_saliency`` and
+    ``cam_rw_saliency`` when ``cams`` has a saliency model with its objectness measured; the
+    ``cam_rw`` methods when the classifier exports its features)."""
     background = cams.background
     methods: dict[str, SampleMethod] = {
         "cam_threshold": lambda s: cams.threshold(s.id, s.image, s.labels.image_labels),
@@ -88,6 +89,10 @@ def methods_for(segmenter: Segmenter, deeplabs: dict[str, Predictor], cams: CamL
     }
     if cams.objectness is not None:
         methods["cam_saliency"] = lambda s: cams.saliency_crf(s.id, s.image, s.labels.image_labels)
+    if cams.segmenter.classifier.has_features:
+        methods["cam_rw"] = lambda s: cams.rw_threshold(s.id, s.image, s.labels.image_labels)
+        if cams.objectness is not None:
+            methods["cam_rw_saliency"] = lambda s: cams.rw_saliency_crf(s.id, s.image, s.labels.image_labels)
     for name, kind in (("s2c", "tags"), ("s2c_crf", "tags_crf"), ("s2c_no_labels", "none")) + tuple((k, k) for k in DERIVED_KINDS):
         methods[name] = pipeline_method(segmenter, background, kind, classes)
     for name, predictor in deeplabs.items():

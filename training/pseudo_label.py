@@ -5,16 +5,18 @@ SAM-contract masks -> aggregation, every kind of weak label) or, from the image-
 the classifier's CAMs (``cam_threshold``, ``cam_crf``: ``training/cam_labels.py``), for data where
 the promptable model's masks are worse than the CAMs, ``cam_saliency`` (CAM + CRF with its unary
 split between salient objects and stuff by a salient-object model: ``training/saliency.py``; each
-class's objectness is measured over the images labelled, first), or ``consensus``: where the
+class's objectness is measured over the images labelled, first), ``cam_rw`` and ``cam_rw_saliency``
+(``cam_threshold`` and ``cam_saliency`` on CAMs spread by a random walk over the classifier's
+feature affinity: ``training/cam_random_walk.py``), or ``consensus``: where the
 pipeline and CAM + CRF agree, their class, elsewhere 255 (DeepLab learns only from the pixels both
 methods give the same class). Which one is chosen per data set on its training split (docs/RESULTS.md).
 
 Writes ``<out>/masks/<id>.png`` (uint8 label map, 255 = not confident: ignored by train-deeplab),
 ``<out>/overlays/<id>.png`` and ``<out>/pseudo_labels.json`` (per image: classes with area,
-confidence, predicted IoU, stability; review score; labels source; seconds; with ``cam_saliency``
+confidence, predicted IoU, stability; review score; labels source; seconds; with a saliency source
 the tagged classes whose CAM was empty, labelled from the saliency alone; and the mask's IoU
 against the ground truth when the folder has masks; with a CRF source, ``cam_crf``: its appearance
-kernel's weight and colour scale).
+kernel's weight and colour scale; with a random-walk source, ``random_walk``: its power and steps).
 
 An image whose labels.json entry is empty is known to hold none of the classes: its pseudo-label
 is all background, without running the models. For data sets without a background class
@@ -39,12 +41,17 @@ from service.pipeline.segment import Segmenter
 from service.pipeline.types import IGNORE, Refinement, SegmentInput, SegmentOptions, SegmentResult, WeakLabels
 from service.render import overlay
 from training.cam_labels import CRF_APPEARANCE, CamLabels
+from training.cam_random_walk import RANDOM_WALK
 from training.datasets import DatasetError, DatasetFolder
 from training.saliency import SaliencyModel
 
-SOURCES = ("pipeline", "cam_threshold", "cam_crf", "cam_saliency", "consensus")
-CRF_SOURCES = ("cam_crf", "cam_saliency", "consensus")
+SOURCES = ("pipeline", "cam_threshold", "cam_crf", "cam_saliency", "cam_rw", "cam_rw_saliency", "consensus")
+CRF_SOURCES = ("cam_crf", "cam_saliency", "cam_rw_saliency", "consensus")
 """The sources whose labels go through the CAM CRF (``CamLabels``: its appearance kernel ``cam_crf``)."""
+RW_SOURCES = ("cam_rw", "cam_rw_saliency")
+"""The sources whose CAMs are spread by the random walk (``CamLabels``: its ``random_walk``)."""
+SALIENCY_SOURCES = ("cam_saliency", "cam_rw_saliency")
+"""The sources that need a salient-object model (``--saliency``)."""
 
 
 def fill_unlabelled(label_map: npt.NDArray[np.uint8], fallback: int) -> npt.NDArray[np.uint8]:
@@ -76,28 +83,29 @@ def segment_labels(
 def pseudo_label(
     segmenter: Segmenter, folder: DatasetFolder, ids: Sequence[str], out: Path, refinement: Refinement = Refinement.NONE,
     fill_background: bool = False, overlays: bool = True, source: str = "pipeline", saliency: SaliencyModel | None = None,
-    cam_crf: tuple[float, float] = CRF_APPEARANCE,
+    cam_crf: tuple[float, float] = CRF_APPEARANCE, random_walk: tuple[float, int] = RANDOM_WALK,
 ) -> dict[str, object]:
     """Pseudo-label ``ids`` of ``folder`` into ``out``; returns the summary written to pseudo_labels.json.
 
     The segmenter's classes must be the folder's (``toolkit`` checks it when it loads the repository).
     A CAM ``source`` needs image-level tags on every image that has labels (DatasetError naming the
-    first image without, before anything is written); ``cam_saliency`` needs ``saliency``.
+    first image without, before anything is written); ``cam_saliency`` and ``cam_rw_saliency`` need ``saliency``.
     """
     if source not in SOURCES:
         raise DatasetError(f"unknown pseudo-label source {source!r} (one of {', '.join(SOURCES)})")
-    if (source == "cam_saliency") != (saliency is not None):
-        raise DatasetError("--source cam_saliency needs --saliency REPO (a salient-object DeepLab), and --saliency only applies to it")
-    if source in ("cam_threshold", "cam_crf", "cam_saliency") and refinement != Refinement.NONE:
+    if (source in SALIENCY_SOURCES) != (saliency is not None):
+        raise DatasetError(f"--source {'/'.join(SALIENCY_SOURCES)} needs --saliency REPO (a salient-object DeepLab), and --saliency only applies to them")
+    if source not in ("pipeline", "consensus") and refinement != Refinement.NONE:
         raise DatasetError(f"--refinement {refinement.value} refines the pipeline's masks: it does not apply to --source {source}")
-    cams = CamLabels(segmenter, background=not fill_background, saliency=saliency, crf_appearance=cam_crf) if source != "pipeline" else None
+    cams = (CamLabels(segmenter, background=not fill_background, saliency=saliency, crf_appearance=cam_crf, random_walk=random_walk)
+            if source != "pipeline" else None)
     if cams is not None:
         untagged = [i for i in ids if not (labels := folder.weak_labels(i)).image_labels and not labels.empty]
         if untagged:
             raise DatasetError(f"{folder.root}: --source {source} uses image-level tags, but {untagged[0]} (and {len(untagged) - 1} more) "
                                "has other labels only: use --source pipeline")
     objectness, objectness_seconds = None, 0.0
-    if cams is not None and source == "cam_saliency":
+    if cams is not None and source in SALIENCY_SOURCES:
         start = time.perf_counter()
         objectness = cams.measure_objectness(folder, ids)
         objectness_seconds = time.perf_counter() - start
@@ -115,7 +123,8 @@ def pseudo_label(
         if source in ("pipeline", "consensus"):
             label_map, result = segment_labels(segmenter, image, labels, folder.labelled(image_id), fill_background, refinement)
         if cams is not None:
-            make = {"cam_threshold": cams.threshold, "cam_saliency": cams.saliency_crf}.get(source, cams.crf)
+            make = {"cam_threshold": cams.threshold, "cam_saliency": cams.saliency_crf, "cam_rw": cams.rw_threshold,
+                    "cam_rw_saliency": cams.rw_saliency_crf}.get(source, cams.crf)
             cam_map = make(image_id, image, labels.image_labels)
             if fill_background and labels.image_labels:
                 cam_map = fill_unlabelled(cam_map, segmenter.classes.index(labels.image_labels[0]) + 1)
@@ -127,7 +136,7 @@ def pseudo_label(
         if overlays:
             Image.fromarray(overlay(image, label_map)).save(out / "overlays" / f"{image_id}.png")
         info: dict[str, object] = {"seconds": round(seconds, 4), "source": source, "labelled_fraction": round(float(np.mean(label_map != IGNORE)), 4)}
-        if cams is not None and source == "cam_saliency":
+        if cams is not None and source in SALIENCY_SOURCES:
             info["empty_cam_classes"] = cams.empty_cams  # tagged, but their CAM was empty: labelled from the saliency alone
         if result is not None:
             info["labels_source"] = result.labels_source.value
@@ -146,6 +155,8 @@ def pseudo_label(
     }
     if source in CRF_SOURCES:
         summary["cam_crf"] = list(cam_crf)
+    if source in RW_SOURCES:
+        summary["random_walk"] = list(random_walk)
     if objectness is not None:
         summary["objectness"] = objectness
         summary["objectness_seconds"] = round(objectness_seconds, 1)

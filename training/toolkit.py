@@ -259,6 +259,22 @@ def _cam_crf(text: str | None) -> tuple[float, float]:
     return compat, srgb
 
 
+def _random_walk(text: str | None) -> tuple[float, int]:
+    """``--random-walk BETA,STEPS`` -> (affinity power > 0, steps >= 1); None: ``RANDOM_WALK``."""
+    if text is None:
+        from training.cam_random_walk import RANDOM_WALK
+
+        return RANDOM_WALK
+    try:
+        beta_text, steps_text = text.split(",")
+        beta, steps = float(beta_text), int(steps_text)
+    except ValueError:
+        raise DatasetError(f"--random-walk takes BETA,STEPS (e.g. 64,8), not {text!r}") from None
+    if not (beta > 0 and steps >= 1):
+        raise DatasetError(f"--random-walk needs BETA > 0 and STEPS >= 1, not {text!r}")
+    return beta, steps
+
+
 def _saliency(repo: str | None) -> Any:
     from training.saliency import SaliencyModel
 
@@ -270,12 +286,13 @@ def cmd_pseudo_label(args: argparse.Namespace) -> None:
     from training.pseudo_label import pseudo_label
 
     cam_crf = _cam_crf(args.cam_crf)
+    walk = _random_walk(args.random_walk)
     folder, ids = _split(args)
     segmenter, _ = _load_pipeline(Path(args.model_repo), folder, args.stuff_agreement)
     refinement = Refinement[args.refinement.upper()]
     saliency = _saliency(args.saliency)
     summary = pseudo_label(segmenter, folder, ids, Path(args.out), refinement, not _background(folder, args.background), not args.no_overlays,
-                           args.source, saliency, cam_crf)
+                           args.source, saliency, cam_crf, walk)
     print(f"pseudo-labelled {summary['images']} images in {summary['seconds']} s into {args.out}")
 
 
@@ -309,10 +326,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
     from training.cam_labels import CamLabels
     from training.evaluate_data import evaluate_folder, methods_for
-    from training.pseudo_label import CRF_SOURCES
+    from training.pseudo_label import CRF_SOURCES, RW_SOURCES
 
     predict_scales = _predict_scales(args.predict_scales)
     cam_crf = _cam_crf(args.cam_crf)
+    walk = _random_walk(args.random_walk)
     folder, ids = _split(args)
     if not folder.has_masks:
         raise DatasetError(f"{folder.root} has no masks/: nothing to evaluate against")
@@ -330,8 +348,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         b.load(["deeplab"])
         deeplabs[name] = Predictor(DeepLab(b), scales=predict_scales, flip=args.predict_flip)
     wanted = args.methods.split(",") if args.methods else None
-    cams = CamLabels(segmenter, folder.has_background, _saliency(args.saliency), cam_crf)
-    if cams.saliency is not None and (wanted is None or "cam_saliency" in wanted):  # a pass over every image: only when it is scored
+    cams = CamLabels(segmenter, folder.has_background, _saliency(args.saliency), cam_crf, walk)
+    if cams.saliency is not None and (wanted is None or {"cam_saliency", "cam_rw_saliency"} & set(wanted)):  # a pass over every image: only when it is scored
         print("objectness:", cams.measure_objectness(folder, ids))
     methods = methods_for(segmenter, deeplabs, cams, folder.classes)
     if wanted is not None:
@@ -341,6 +359,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         methods = {k: v for k, v in methods.items() if k in wanted}
     details: dict[str, dict[str, object]] = {name: {"predict_scales": list(p.scales), "predict_flip": p.flip} for name, p in deeplabs.items()}
     details.update({name: {"cam_crf": list(cam_crf)} for name in CRF_SOURCES if name in methods})
+    for name in RW_SOURCES:
+        if name in methods:
+            details.setdefault(name, {})["random_walk"] = list(walk)
     report = evaluate_folder(folder, ids, methods, Path(args.out), args.overlays, details)
     for name, m in report["methods"].items():  # type: ignore[attr-defined]
         print(f"{name:16s} mIoU {m['miou']:.3f}  pixel acc {m['pixel_acc']:.3f}  {m['seconds_per_image']:.3f} s/image")
@@ -423,16 +444,20 @@ def register(sub: Any) -> None:
     add_split(p)
     p.add_argument("--model-repo", required=True)
     p.add_argument("--out", required=True, help="folder for masks/, overlays/, pseudo_labels.json")
-    p.add_argument("--source", choices=["pipeline", "cam_threshold", "cam_crf", "cam_saliency", "consensus"], default="pipeline",
+    p.add_argument("--source", choices=["pipeline", "cam_threshold", "cam_crf", "cam_saliency", "cam_rw", "cam_rw_saliency", "consensus"], default="pipeline",
                    help="what makes the label maps: the Segment pipeline (default), the classifier's CAMs of the image's tags "
-                   "(cam_saliency: split between salient objects and stuff by --saliency), "
+                   "(cam_saliency: split between salient objects and stuff by --saliency; cam_rw, cam_rw_saliency: the CAMs "
+                   "spread by a random walk over the classifier's feature affinity first), "
                    "or consensus (pipeline and CAM + CRF agree; elsewhere 255, ignored by train-deeplab)")
-    p.add_argument("--saliency", default=None, help="with --source cam_saliency: a salient-object model repository (a one-class "
+    p.add_argument("--saliency", default=None, help="with --source cam_saliency or cam_rw_saliency: a salient-object model repository (a one-class "
                    "deeplab, e.g. train-deeplab on duts_tr)")
     p.add_argument("--refinement", choices=["none", "crf", "superpixel"], default="none", help="the pipeline's refinement")
     p.add_argument("--cam-crf", default=None,
                    help="the CAM sources' dense CRF appearance kernel: WEIGHT,COLOUR_SCALE (default: training/cam_labels.py "
                    "CRF_APPEARANCE, 5,8, chosen on training splits; the service's refinement uses 10,13)")
+    p.add_argument("--random-walk", default=None,
+                   help="the cam_rw sources' random walk: BETA,STEPS (affinity power, steps; default: training/cam_random_walk.py "
+                   "RANDOM_WALK, 64,8, chosen on training splits)")
     p.add_argument("--background", choices=["auto", "yes", "no"], default="auto",
                    help="whether the data set has a background class (auto: from its masks; 'no' fills 0/255 pixels)")
     p.add_argument("--no-overlays", action="store_true")
@@ -481,11 +506,14 @@ def register(sub: Any) -> None:
     p.add_argument("--methods", default="", help="comma-separated subset of the methods")
     p.add_argument("--overlays", type=int, default=6, help="overlay PNGs for this many images")
     p.add_argument("--stuff-agreement", type=float, default=0.0, help="the pipeline's WSSS_STUFF_AGREEMENT (0 = off)")
-    p.add_argument("--saliency", default=None, help="also the cam_saliency method with this salient-object model repository "
+    p.add_argument("--saliency", default=None, help="also the cam_saliency and cam_rw_saliency methods with this salient-object model repository "
                    "(objectness measured over the images evaluated, from their tags)")
     p.add_argument("--cam-crf", default=None,
                    help="the CAM methods' dense CRF appearance kernel: WEIGHT,COLOUR_SCALE (default: training/cam_labels.py "
                    "CRF_APPEARANCE, 5,8, chosen on training splits; the service's refinement uses 10,13)")
+    p.add_argument("--random-walk", default=None,
+                   help="the cam_rw methods' random walk: BETA,STEPS (affinity power, steps; default: training/cam_random_walk.py "
+                   "RANDOM_WALK, 64,8, chosen on training splits)")
     p.add_argument("--predict-scales", default=None, help="DeepLab's test-time scales, as WSSS_PREDICT_SCALES (e.g. 0.75,1,1.25; "
                    "default: each DeepLab's config, else 1)")
     p.add_argument("--predict-flip", action=argparse.BooleanOptionalAction, default=None,

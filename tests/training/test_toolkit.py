@@ -145,8 +145,9 @@ def test_evaluate_report_has_every_method(tmp_path: Path, trained: dict[str, Pat
     assert rc == 0
     report = json.loads(out.read_text())
     assert report["dataset"] == "data"
-    assert set(report["methods"]) == {"cam_threshold", "cam_crf", "s2c", "s2c_crf", "s2c_no_labels", "boxes", "points", "scribbles",
+    assert set(report["methods"]) == {"cam_threshold", "cam_crf", "cam_rw", "s2c", "s2c_crf", "s2c_no_labels", "boxes", "points", "scribbles",
                                       "deeplab", "deeplab_gt"}
+    assert report["methods"]["cam_rw"]["random_walk"] == [64.0, 8]  # the walk it ran with
     for m in report["methods"].values():
         assert set(m) >= {"miou", "per_class", "pixel_acc", "images"}
         assert m["images"] == 4 and 0.0 <= m["miou"] <= 1.0 and 0.0 <= m["pixel_acc"] <= 1.0
@@ -238,22 +239,47 @@ def test_pseudo_label_cam_crf_option(tmp_path: Path, trained: dict[str, Path], c
         np.testing.assert_array_equal(np.asarray(Image.open(out / "masks" / f"{image_id}.png")), expected)
 
 
+def test_pseudo_label_random_walk_option(tmp_path: Path, trained: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    from training.cam_labels import CamLabels
+    from training.toolkit import _load_pipeline
+
+    args = ["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]), "--source", "cam_rw"]
+    for bad in ("8", "8,x", "8,1.5", "0,4", "8,0", "-2,3"):
+        assert training_main([*args, f"--random-walk={bad}", "--out", str(tmp_path / "bad")]) == 2
+        assert "--random-walk" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    out = tmp_path / "walk"
+    assert training_main([*args, "--random-walk", "2,1", "--out", str(out)]) == 0
+    assert json.loads((out / "pseudo_labels.json").read_text())["random_walk"] == [2.0, 1]
+    folder = DatasetFolder(trained["data"])
+    segmenter, _ = _load_pipeline(trained["repo"], folder, 0.0)
+    cams, default = CamLabels(segmenter, background=True, random_walk=(2.0, 1)), CamLabels(segmenter, background=True)
+    differs = False
+    for image_id in folder.select(TRAIN):
+        image, tags = folder.image(image_id), folder.weak_labels(image_id).image_labels
+        got = np.asarray(Image.open(out / "masks" / f"{image_id}.png"))
+        np.testing.assert_array_equal(got, cams.rw_threshold(image_id, image, tags))
+        differs |= not np.array_equal(got, default.rw_threshold(image_id, image, tags))
+    assert differs  # the setting reached the walk
+
+
 def test_pseudo_labels_from_the_cams_equal_evaluates_cam_methods(tmp_path: Path, trained: dict[str, Path]) -> None:
     from training.cam_labels import CamLabels
     from training.toolkit import _load_pipeline
 
     folder = DatasetFolder(trained["data"])
     segmenter, _ = _load_pipeline(trained["repo"], folder, 0.0)
-    for source in ("cam_threshold", "cam_crf"):
+    cams = CamLabels(segmenter, background=True)
+    for source, make in (("cam_threshold", cams.threshold), ("cam_crf", cams.crf), ("cam_rw", cams.rw_threshold)):
         out = tmp_path / source
         assert training_main(["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]),
                               "--source", source, "--out", str(out)]) == 0
         summary = json.loads((out / "pseudo_labels.json").read_text())
         assert summary["source"] == source and summary["images"] == 8
-        cams = CamLabels(segmenter, background=True)
+        assert ("random_walk" in summary) == (source == "cam_rw") and ("cam_crf" in summary) == (source == "cam_crf")
         for image_id in folder.select(TRAIN):
             tags = folder.weak_labels(image_id).image_labels
-            expected = (cams.crf if source == "cam_crf" else cams.threshold)(image_id, folder.image(image_id), tags)
+            expected = make(image_id, folder.image(image_id), tags)
             got = np.asarray(Image.open(out / "masks" / f"{image_id}.png"))
             np.testing.assert_array_equal(got, expected)
             assert summary["per_image"][image_id]["source"] == source
@@ -307,8 +333,16 @@ def test_pseudo_labels_from_cams_and_saliency_equal_evaluates_method(tmp_path: P
     cams = CamLabels(segmenter, background=True, saliency=SaliencyModel(saliency_repo))
     ids = folder.select(TRAIN)
     assert cams.measure_objectness(folder, ids) == summary["objectness"]
+    rw = tmp_path / "rw_sal"
+    assert training_main(["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]),
+                          "--source", "cam_rw_saliency", "--saliency", str(saliency_repo), "--out", str(rw)]) == 0
+    rw_summary = json.loads((rw / "pseudo_labels.json").read_text())
+    assert rw_summary["objectness"] == summary["objectness"]  # objects are decided on the plain CAMs
+    assert rw_summary["random_walk"] == [64.0, 8] and rw_summary["cam_crf"] == [5.0, 8.0]
     for image_id in ids:
         tags = folder.weak_labels(image_id).image_labels
+        np.testing.assert_array_equal(np.asarray(Image.open(rw / "masks" / f"{image_id}.png")),
+                                      cams.rw_saliency_crf(image_id, folder.image(image_id), tags))
         got = np.asarray(Image.open(out / "masks" / f"{image_id}.png"))
         np.testing.assert_array_equal(got, cams.saliency_crf(image_id, folder.image(image_id), tags))
         assert set(np.unique(got).tolist()) <= {0} | {CLASSES.index(n) + 1 for n in tags}
@@ -316,10 +350,12 @@ def test_pseudo_labels_from_cams_and_saliency_equal_evaluates_method(tmp_path: P
     assert summary["images_with_empty_cams"] == sum(bool(i["empty_cam_classes"]) for i in summary["per_image"].values())
     report = tmp_path / "report.json"
     assert training_main(["evaluate", "--data", str(trained["data"]), "--ids", EVAL, "--model-repo", str(trained["repo"]),
-                          "--saliency", str(saliency_repo), "--methods", "cam_crf,cam_saliency", "--overlays", "0", "--out", str(report)]) == 0
+                          "--saliency", str(saliency_repo), "--methods", "cam_crf,cam_saliency,cam_rw_saliency", "--overlays", "0",
+                          "--out", str(report)]) == 0
     methods = json.loads(report.read_text())["methods"]
-    assert set(methods) == {"cam_crf", "cam_saliency"}
-    assert methods["cam_crf"]["cam_crf"] == methods["cam_saliency"]["cam_crf"] == [5.0, 8.0]  # the CRF each ran with
+    assert set(methods) == {"cam_crf", "cam_saliency", "cam_rw_saliency"}
+    assert methods["cam_crf"]["cam_crf"] == methods["cam_saliency"]["cam_crf"] == methods["cam_rw_saliency"]["cam_crf"] == [5.0, 8.0]
+    assert methods["cam_rw_saliency"]["random_walk"] == [64.0, 8] and "random_walk" not in methods["cam_saliency"]
 
 
 def test_evaluate_measures_objectness_only_when_cam_saliency_is_scored(tmp_path: Path, trained: dict[str, Path], saliency_repo: Path,
@@ -337,10 +373,12 @@ def test_evaluate_measures_objectness_only_when_cam_saliency_is_scored(tmp_path:
 def test_cam_saliency_refuses_a_missing_or_wrong_saliency_model(tmp_path: Path, trained: dict[str, Path], saliency_repo: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     args = ["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]), "--out", str(tmp_path / "p")]
-    assert training_main([*args, "--source", "cam_saliency"]) == 2
-    assert "--source cam_saliency needs --saliency REPO" in capsys.readouterr().err
-    assert training_main([*args, "--source", "cam_crf", "--saliency", str(saliency_repo)]) == 2
-    assert "--saliency only applies to it" in capsys.readouterr().err
+    for source in ("cam_saliency", "cam_rw_saliency"):
+        assert training_main([*args, "--source", source]) == 2
+        assert "--source cam_saliency/cam_rw_saliency needs --saliency REPO" in capsys.readouterr().err
+    for source in ("cam_crf", "cam_rw"):
+        assert training_main([*args, "--source", source, "--saliency", str(saliency_repo)]) == 2
+        assert "--saliency only applies to them" in capsys.readouterr().err
     assert training_main([*args, "--source", "cam_saliency", "--saliency", str(trained["repo_gt"])]) == 2
     assert "a saliency model has one class" in capsys.readouterr().err
     assert training_main([*args, "--source", "cam_saliency", "--saliency", str(tmp_path / "nowhere")]) == 2
