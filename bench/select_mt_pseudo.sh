@@ -9,7 +9,8 @@
 # FROM_TAG=simclr: the chain's S2C classifier from the SimCLR backbone instead (classifier_ssc_simclr.pt,
 # the chain's since the fifth stop); file names gain _simclr.
 # With the tenth stop's chain classifier (R=work/real_s31/magnetic_tile FROM_TAG=simclr_sharedbf16), DeepLab on exp1:
-# cam_threshold 0.213, cam_rw (the CAM random walk, bench/select_cam_random_walk.sh) 0.183 (its background 0.84 against 0.97).
+# cam_threshold 0.213, cam_rw (the CAM random walk, bench/select_cam_random_walk.sh) 0.183 (its background 0.84 against 0.97),
+# cam_rw_saliency (SAL=work/real_s31/shared/saliency_3000steps_hflip_s0.75-1-1.25) 0.129 (background 0.75).
 . "$(dirname "$0")/select_mt_lib.sh"
 TR=$TR_BUT_SEL
 suffix=${FROM_TAG:+_$FROM_TAG}

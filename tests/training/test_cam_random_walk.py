@@ -17,6 +17,9 @@ def test_one_step_over_two_cells_matches_the_hand_computed_transition() -> None:
     np.testing.assert_allclose(random_walk(cams, features, beta=2.0, steps=1), [[[1.0, 0.5]]], atol=1e-4)
     # two steps: [2/3, 1/3] @ T = [5/9, 4/9]; / max: [1, 0.8]
     np.testing.assert_allclose(random_walk(cams, features, beta=2.0, steps=2), [[[1.0, 0.8]]], atol=1e-4)
+    # one step from [1, 0] gives [1, affinity] after the division: 0.7071 ** 0.5 and ** 5 (fractional and odd powers)
+    np.testing.assert_allclose(random_walk(cams, features, beta=0.5, steps=1), [[[1.0, 0.5 ** 0.25]]], atol=1e-4)
+    np.testing.assert_allclose(random_walk(cams, features, beta=5.0, steps=1), [[[1.0, 0.5 ** 2.5]]], atol=1e-4)
 
 
 def test_a_cam_spreads_over_the_cells_that_look_alike_and_not_across() -> None:
