@@ -283,10 +283,13 @@ def _saliency(repo: str | None) -> Any:
 
 def cmd_pseudo_label(args: argparse.Namespace) -> None:
     from service.pipeline.types import Refinement
-    from training.pseudo_label import pseudo_label
+    from training.pseudo_label import CRF_SOURCES, RW_SOURCES, pseudo_label
 
     cam_crf = _cam_crf(args.cam_crf)
     walk = _random_walk(args.random_walk)
+    for option, given, sources in (("--cam-crf", args.cam_crf, CRF_SOURCES), ("--random-walk", args.random_walk, RW_SOURCES)):
+        if given is not None and args.source not in sources:
+            raise DatasetError(f"{option} applies to --source {'/'.join(sources)}, not {args.source}")
     folder, ids = _split(args)
     segmenter, _ = _load_pipeline(Path(args.model_repo), folder, args.stuff_agreement)
     refinement = Refinement[args.refinement.upper()]

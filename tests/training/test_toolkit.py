@@ -391,6 +391,11 @@ def test_pseudo_labels_from_the_cams_refuse_what_they_cannot_use(tmp_path: Path,
     args = ["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]), "--out", str(tmp_path / "p")]
     assert training_main([*args, "--source", "cam_crf", "--refinement", "crf"]) == 2
     assert "does not apply to --source cam_crf" in capsys.readouterr().err
+    for source, option in (("cam_threshold", "--cam-crf=5,8"), ("pipeline", "--cam-crf=5,8"), ("cam_crf", "--random-walk=64,8"),
+                           ("cam_saliency", "--random-walk=64,8")):  # an option the source would not use is refused, not ignored
+        assert training_main([*args, "--source", source, option]) == 2
+        assert f"{option.split('=')[0]} applies to --source" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
     boxes_only = tmp_path / "boxes"
     training_main(["generate", "--out", str(boxes_only), "--count", "2", "--height", "64", "--width", "64"])
     (boxes_only / "labels.json").write_text(json.dumps({"1_00000": {"boxes": [{"label": CLASSES[0], "x0": 2, "y0": 2, "x1": 30, "y1": 30}]},
