@@ -1,11 +1,8 @@
 #!/bin/bash
 # The CAM labels' dense CRF appearance kernel (training/cam_labels.py CRF_APPEARANCE: its weight and
-# colour scale), chosen on TRAINING splits only: cam_saliency (and cam_crf) mIoU of
-#   a) msrc_v2 n 1..5 with the BCE classifier trained on n 6..15 (bench/select_msrc_pseudo_classifier.sh's)
-#   b) the same images with that script's SSC classifier, seed 0
-#   c) msrc_v2 n 6..15 (the images that BCE classifier trained on: the pseudo-labelling setting)
-#   d) msrc_v2 n 1..15 with a bench/real_data.py chain's SSC classifier and salient-object model ($CHAIN)
-#   e) magnetic_tile exp1 with that chain's magnetic_tile SSC classifier (trained on exp0-3)
+# colour scale), chosen on TRAINING splits only: cam_saliency (and cam_crf) mIoU in the settings a-e of
+# bench/select_cam_lib.sh (msrc_v2 n 1..5 with two classifiers of n 6..15, n 6..15, n 1..15 with a chain's
+# classifier; magnetic_tile exp1)
 # for each WEIGHT,COLOUR_SCALE in $SETTINGS (evaluate --cam-crf). Needs those scripts' classifiers,
 # bench/select_saliency.sh's h3000 salient-object model and a chain run (CHAIN, default work/real).
 # Measured (2026-12-05; CHAIN=work/real_s31; cam_saliency a / b / c / d, e: cam_crf, cam_saliency):
@@ -24,23 +21,7 @@
 # 5,8 is the smaller change of the colour scale.)
 # About 30 s an evaluation.
 W=work/select_cam_crf
-. "$(dirname "$0")/select_lib.sh"
-M=../shared/data/msrc_v2
-P=work/select_msrc_pseudo_classifier
-SAL=work/select_saliency/repo_h3000
-CHAIN=${CHAIN:-work/real}
-CSAL=$(ls -d "$CHAIN"/shared/saliency_*steps* | grep -v '\.pt$' | head -1)
+. "$(dirname "$0")/select_cam_lib.sh"
 for crf in ${SETTINGS:-10,13 5,8}; do
-  n=${crf/,/-}
-  $T evaluate --data $M --ids '\d+_[1-5]_s' --model-repo $P/repo_bce --methods cam_crf,cam_saliency --saliency $SAL --stuff-agreement 1.0 \
-      --cam-crf "$crf" --overlays 0 --out $W/a_$n.json
-  $T evaluate --data $M --ids '\d+_[1-5]_s' --model-repo $P/repo_ssc_seed0 --methods cam_crf,cam_saliency --saliency $SAL --stuff-agreement 1.0 \
-      --cam-crf "$crf" --overlays 0 --out $W/b_$n.json
-  $T evaluate --data $M --ids '\d+_([6-9]|1[0-5])_s' --model-repo $P/repo_bce --methods cam_crf,cam_saliency --saliency $SAL --stuff-agreement 1.0 \
-      --cam-crf "$crf" --overlays 0 --out $W/c_$n.json
-  $T evaluate --data $M --ids '\d+_([1-9]|1[0-5])_s' --model-repo "$CHAIN"/msrc_v2/repo_ssc --methods cam_crf,cam_saliency --saliency "$CSAL" \
-      --stuff-agreement 1.0 --cam-crf "$crf" --overlays 0 --out $W/d_$n.json
-  $T evaluate --data ../shared/data/magnetic_tile --ids '.*_exp1_.*' --model-repo "$CHAIN"/magnetic_tile/repo_ssc --methods cam_crf,cam_saliency \
-      --saliency "$CSAL" --stuff-agreement 1.0 --cam-crf "$crf" --overlays 0 --out $W/e_$n.json
-  for s in a b c d e; do score $W/${s}_$n.json; done
+  five_settings "${crf/,/-}" cam_crf,cam_saliency --cam-crf "$crf"
 done

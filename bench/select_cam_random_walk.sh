@@ -1,11 +1,8 @@
 #!/bin/bash
 # The CAM random walk (training/cam_random_walk.py RANDOM_WALK: affinity power BETA and STEPS) and where
-# it helps, chosen on TRAINING splits only, in the settings of bench/select_cam_crf.sh:
-#   a) msrc_v2 n 1..5 with the BCE classifier trained on n 6..15 (bench/select_msrc_pseudo_classifier.sh's)
-#   b) the same images with that script's SSC classifier, seed 0
-#   c) msrc_v2 n 6..15 (the images that BCE classifier trained on: the pseudo-labelling setting)
-#   d) msrc_v2 n 1..15 with a bench/real_data.py chain's SSC classifier and salient-object model ($CHAIN)
-#   e) magnetic_tile exp1 with that chain's magnetic_tile SSC classifier (trained on exp0-3)
+# it helps, chosen on TRAINING splits only, in the settings a-e of bench/select_cam_lib.sh (those of
+# bench/select_cam_crf.sh: msrc_v2 n 1..5 with two classifiers of n 6..15, n 6..15, n 1..15 with a chain's
+# classifier; magnetic_tile exp1)
 # for each BETA,STEPS in $SETTINGS (evaluate --random-walk): cam_rw and cam_rw_saliency against the
 # plain cam_threshold and cam_saliency. Needs the classifiers and chain of bench/select_cam_crf.sh.
 # Measured (2026-12-05; CHAIN=work/real_s31; a / b / c / d / e):
@@ -24,24 +21,7 @@
 # bench/select_mt_pseudo.sh SOURCES=cam_rw (their headers): it does not.
 # About 30 s an evaluation.
 W=work/select_cam_random_walk
-. "$(dirname "$0")/select_lib.sh"
-M=../shared/data/msrc_v2
-P=work/select_msrc_pseudo_classifier
-SAL=work/select_saliency/repo_h3000
-CHAIN=${CHAIN:-work/real}
-CSAL=$(ls -d "$CHAIN"/shared/saliency_*steps* | grep -v '\.pt$' | head -1)
+. "$(dirname "$0")/select_cam_lib.sh"
 for rw in ${SETTINGS:-32,4 64,8}; do
-  n=${rw/,/-}
-  common=(--stuff-agreement 1.0 --random-walk "$rw" --overlays 0)
-  $T evaluate --data $M --ids '\d+_[1-5]_s' --model-repo $P/repo_bce --methods cam_threshold,cam_rw,cam_saliency,cam_rw_saliency --saliency $SAL \
-      "${common[@]}" --out $W/a_$n.json
-  $T evaluate --data $M --ids '\d+_[1-5]_s' --model-repo $P/repo_ssc_seed0 --methods cam_threshold,cam_rw,cam_saliency,cam_rw_saliency \
-      --saliency $SAL "${common[@]}" --out $W/b_$n.json
-  $T evaluate --data $M --ids '\d+_([6-9]|1[0-5])_s' --model-repo $P/repo_bce --methods cam_threshold,cam_rw,cam_saliency,cam_rw_saliency \
-      --saliency $SAL "${common[@]}" --out $W/c_$n.json
-  $T evaluate --data $M --ids '\d+_([1-9]|1[0-5])_s' --model-repo "$CHAIN"/msrc_v2/repo_ssc --methods cam_threshold,cam_rw,cam_saliency,cam_rw_saliency \
-      --saliency "$CSAL" "${common[@]}" --out $W/d_$n.json
-  $T evaluate --data ../shared/data/magnetic_tile --ids '.*_exp1_.*' --model-repo "$CHAIN"/magnetic_tile/repo_ssc \
-      --methods cam_threshold,cam_rw,cam_saliency,cam_rw_saliency --saliency "$CSAL" "${common[@]}" --out $W/e_$n.json
-  for s in a b c d e; do score $W/${s}_$n.json; done
+  five_settings "${rw/,/-}" cam_threshold,cam_rw,cam_saliency,cam_rw_saliency --random-walk "$rw"
 done

@@ -28,7 +28,8 @@
 # tag in their names were made so. CRF=5,8 (the default since bench/select_cam_crf.sh) names its files _crf5-8.
 # With CRF=5,8 (SAL=work/select_saliency/repo_h3000 SAL_TAG=sal_h3000 TTA=1 ARMS=bce): cam_saliency 0.540;
 # pseudo-labels 0.696; DeepLab 0.412 (seed 1 by hand: 0.422). SOURCE=cam_rw_saliency (the CAM random walk,
-# bench/select_cam_random_walk.sh) with the same settings: 0.572; 0.692; 0.409: better masks of n 1..5, not a better DeepLab.
+# bench/select_cam_random_walk.sh) with the same settings: 0.572; 0.692; 0.409 (seed 1 by hand: 0.428): better masks of
+# n 1..5, not a better DeepLab.
 # About 10 min an SSC classifier (its SE maps once, 4 min), 4 min a pseudo-label set + DeepLab.
 W=work/select_msrc_pseudo_classifier
 . "$(dirname "$0")/select_lib.sh"
