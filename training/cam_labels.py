@@ -68,13 +68,17 @@ class CamLabels:
             self._last = (key, multiscale_cams(self.segmenter.classifier, image, cfg.cam_scales, cfg.cam_flip))
         return self._last[1]
 
+    @property
+    def can_walk(self) -> bool:
+        """Whether the ``rw_*`` maps can be made: the random walk needs the classifier's features at scale 1."""
+        return bool(self.segmenter.classifier.has_features) and 1.0 in self.segmenter.config.cam_scales
+
     def _rw_cams(self, key: str, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """The CAMs spread by the random walk (``training/cam_random_walk.py``), cached like ``_cams``."""
         if self._last_rw is None or self._last_rw[0] != key:
             result = self._cams(key, image)
             if result.features is None:
-                raise ValueError("the random walk needs the classifier's features at scale 1: this export has no features output, "
-                                 "or the CAM scales lack 1.0")
+                raise ValueError("the random walk needs the classifier's features at scale 1 (see can_walk)")
             self._last_rw = (key, random_walk(result.cams, result.features, *self.random_walk))
         return self._last_rw[1]
 

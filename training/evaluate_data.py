@@ -81,7 +81,7 @@ def deeplab_method(predictor: Predictor) -> SampleMethod:
 def methods_for(segmenter: Segmenter, deeplabs: dict[str, Predictor], cams: CamLabels, classes: Sequence[str]) -> dict[str, SampleMethod]:
     """Every method ``evaluate`` knows for this pipeline and these DeepLabs (``cam_saliency`` and
     ``cam_rw_saliency`` when ``cams`` has a saliency model with its objectness measured; the
-    ``cam_rw`` methods when the classifier exports its features)."""
+    ``cam_rw`` methods when the classifier's features can be had, ``CamLabels.can_walk``)."""
     background = cams.background
     methods: dict[str, SampleMethod] = {
         "cam_threshold": lambda s: cams.threshold(s.id, s.image, s.labels.image_labels),
@@ -89,7 +89,7 @@ def methods_for(segmenter: Segmenter, deeplabs: dict[str, Predictor], cams: CamL
     }
     if cams.objectness is not None:
         methods["cam_saliency"] = lambda s: cams.saliency_crf(s.id, s.image, s.labels.image_labels)
-    if cams.segmenter.classifier.has_features:
+    if cams.can_walk:
         methods["cam_rw"] = lambda s: cams.rw_threshold(s.id, s.image, s.labels.image_labels)
         if cams.objectness is not None:
             methods["cam_rw_saliency"] = lambda s: cams.rw_saliency_crf(s.id, s.image, s.labels.image_labels)

@@ -99,6 +99,9 @@ def pseudo_label(
         raise DatasetError(f"--refinement {refinement.value} refines the pipeline's masks: it does not apply to --source {source}")
     cams = (CamLabels(segmenter, background=not fill_background, saliency=saliency, crf_appearance=cam_crf, random_walk=random_walk)
             if source != "pipeline" else None)
+    if cams is not None and source in RW_SOURCES and not cams.can_walk:
+        raise DatasetError(f"--source {source} walks over the classifier's features at CAM scale 1: this cam_classifier exports no "
+                           f"features output, or the CAM scales {segmenter.config.cam_scales} lack 1.0")
     if cams is not None:
         untagged = [i for i in ids if not (labels := folder.weak_labels(i)).image_labels and not labels.empty]
         if untagged:

@@ -263,6 +263,24 @@ def test_pseudo_label_random_walk_option(tmp_path: Path, trained: dict[str, Path
     assert differs  # the setting reached the walk
 
 
+def test_the_random_walk_needs_the_classifiers_features_at_scale_1(tmp_path: Path, trained: dict[str, Path]) -> None:
+    from dataclasses import replace
+
+    from training.cam_labels import CamLabels
+    from training.evaluate_data import methods_for
+    from training.pseudo_label import pseudo_label
+    from training.toolkit import _load_pipeline
+
+    folder = DatasetFolder(trained["data"])
+    segmenter, _ = _load_pipeline(trained["repo"], folder, 0.0)
+    assert "cam_rw" in methods_for(segmenter, {}, CamLabels(segmenter, background=True), folder.classes)
+    segmenter.config = replace(segmenter.config, cam_scales=(0.5, 1.5))  # no scale-1 run: no features to walk over
+    assert "cam_rw" not in methods_for(segmenter, {}, CamLabels(segmenter, background=True), folder.classes)
+    with pytest.raises(DatasetError, match=r"lack 1\.0"):
+        pseudo_label(segmenter, folder, folder.select(TRAIN), tmp_path / "p", source="cam_rw")
+    assert not (tmp_path / "p").exists()
+
+
 def test_pseudo_labels_from_the_cams_equal_evaluates_cam_methods(tmp_path: Path, trained: dict[str, Path]) -> None:
     from training.cam_labels import CamLabels
     from training.toolkit import _load_pipeline
