@@ -219,48 +219,34 @@ def test_the_cam_crfs_use_the_appearance_kernel_asked_for(monkeypatch: pytest.Mo
     assert seen == [{"appearance_compat": 5.0, "appearance_srgb": 8.0}, {"appearance_compat": 10.0, "appearance_srgb": 13.0}]
 
 
-def test_pseudo_label_cam_crf_option(tmp_path: Path, trained: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("option", "source", "bads", "value", "recorded", "kwargs", "method"), [
+    ("--cam-crf", "cam_crf", ("5", "5,x", "0,8", "5,-1"), "1,20", [1.0, 20.0], {"crf_appearance": (1.0, 20.0)}, "crf"),
+    ("--random-walk", "cam_rw", ("8", "8,x", "8,1.5", "0,4", "8,0", "-2,3"), "2,1", [2.0, 1], {"random_walk": (2.0, 1)}, "rw_threshold"),
+])
+def test_pseudo_label_cam_options(option: str, source: str, bads: tuple[str, ...], value: str, recorded: list[float],
+                                  kwargs: dict[str, object], method: str, tmp_path: Path, trained: dict[str, Path],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
     from training.cam_labels import CamLabels
     from training.toolkit import _load_pipeline
 
-    args = ["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]), "--source", "cam_crf"]
-    for bad in ("5", "5,x", "0,8", "5,-1"):
-        assert training_main([*args, "--cam-crf", bad, "--out", str(tmp_path / "bad")]) == 2
-        assert "--cam-crf" in capsys.readouterr().err
+    args = ["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]), "--source", source]
+    for bad in bads:
+        assert training_main([*args, f"{option}={bad}", "--out", str(tmp_path / "bad")]) == 2
+        assert option in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
     out = tmp_path / "weak"
-    assert training_main([*args, "--cam-crf", "1,20", "--out", str(out)]) == 0
-    assert json.loads((out / "pseudo_labels.json").read_text())["cam_crf"] == [1.0, 20.0]
+    assert training_main([*args, option, value, "--out", str(out)]) == 0
+    assert json.loads((out / "pseudo_labels.json").read_text())[option[2:].replace("-", "_")] == recorded
     folder = DatasetFolder(trained["data"])
     segmenter, _ = _load_pipeline(trained["repo"], folder, 0.0)
-    cams = CamLabels(segmenter, background=True, crf_appearance=(1.0, 20.0))
-    for image_id in folder.select(TRAIN):
-        expected = cams.crf(image_id, folder.image(image_id), folder.weak_labels(image_id).image_labels)
-        np.testing.assert_array_equal(np.asarray(Image.open(out / "masks" / f"{image_id}.png")), expected)
-
-
-def test_pseudo_label_random_walk_option(tmp_path: Path, trained: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    from training.cam_labels import CamLabels
-    from training.toolkit import _load_pipeline
-
-    args = ["pseudo-label", "--data", str(trained["data"]), "--ids", TRAIN, "--model-repo", str(trained["repo"]), "--source", "cam_rw"]
-    for bad in ("8", "8,x", "8,1.5", "0,4", "8,0", "-2,3"):
-        assert training_main([*args, f"--random-walk={bad}", "--out", str(tmp_path / "bad")]) == 2
-        assert "--random-walk" in capsys.readouterr().err
-    assert not (tmp_path / "bad").exists()
-    out = tmp_path / "walk"
-    assert training_main([*args, "--random-walk", "2,1", "--out", str(out)]) == 0
-    assert json.loads((out / "pseudo_labels.json").read_text())["random_walk"] == [2.0, 1]
-    folder = DatasetFolder(trained["data"])
-    segmenter, _ = _load_pipeline(trained["repo"], folder, 0.0)
-    cams, default = CamLabels(segmenter, background=True, random_walk=(2.0, 1)), CamLabels(segmenter, background=True)
+    cams, default = CamLabels(segmenter, background=True, **kwargs), CamLabels(segmenter, background=True)  # type: ignore[arg-type]
     differs = False
     for image_id in folder.select(TRAIN):
         image, tags = folder.image(image_id), folder.weak_labels(image_id).image_labels
         got = np.asarray(Image.open(out / "masks" / f"{image_id}.png"))
-        np.testing.assert_array_equal(got, cams.rw_threshold(image_id, image, tags))
-        differs |= not np.array_equal(got, default.rw_threshold(image_id, image, tags))
-    assert differs  # the setting reached the walk
+        np.testing.assert_array_equal(got, getattr(cams, method)(image_id, image, tags))
+        differs |= not np.array_equal(got, getattr(default, method)(image_id, image, tags))
+    assert differs  # the setting reached the labels
 
 
 def test_the_random_walk_needs_the_classifiers_features_at_scale_1(tmp_path: Path, trained: dict[str, Path]) -> None:
