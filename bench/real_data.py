@@ -218,7 +218,7 @@ def saliency_recipe(steps: dict[str, int]) -> str:
     return f"_{steps['saliency']}steps" + deeplab_augmentation(SALIENCY_VFLIP, SALIENCY_SCALES)[1]
 
 
-def cam_crf_recipe(source: str) -> str:
+def cam_labels_recipe(source: str) -> str:
     """The CAM CRF's appearance kernel and the CAM random walk's setting in the names of pseudo-labels
     made through them (``_crf5-8``, ``_rw64-8``); empty for sources with neither."""
     from training.cam_labels import CRF_APPEARANCE
@@ -326,7 +326,7 @@ def main() -> int:
     recipe = ("" if not cfg.balance or cfg.max_class_weight == 10.0 else f"_w{cfg.max_class_weight:g}") + f"_{steps['deeplab']}steps" + aug_name + cls_recipe
     repo, repo_gt = repos[cfg.s2c], work / f"repo_gt{recipe}"
     tag = (cfg.s2c.replace("+", "_") + ("" if cfg.pseudo_source == "pipeline" else f"_{cfg.pseudo_source}") + cls_recipe
-           + (saliency_recipe(steps).replace("_", "_sal", 1) if cfg.pseudo_source in SALIENCY_SOURCES else "") + cam_crf_recipe(cfg.pseudo_source))
+           + (saliency_recipe(steps).replace("_", "_sal", 1) if cfg.pseudo_source in SALIENCY_SOURCES else "") + cam_labels_recipe(cfg.pseudo_source))
     pseudo_dir, deeplab_ckpt = work / f"pseudo_{tag}", work / f"deeplab_{tag}{recipe}.pt"
     balance = ["--balance", "--max-class-weight", str(cfg.max_class_weight)] if cfg.balance else []
     stuff = ["--stuff-agreement", str(cfg.stuff_agreement)]

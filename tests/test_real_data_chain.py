@@ -72,12 +72,12 @@ def test_pseudo_label_names_carry_the_crf_and_the_random_walk_they_were_made_wit
     # --reuse finds pseudo-labels by name: one made with another CRF or walk must never be taken
     from dataclasses import replace
 
-    from bench.real_data import cam_crf_recipe
+    from bench.real_data import cam_labels_recipe
 
-    assert cam_crf_recipe("cam_threshold") == "" and cam_crf_recipe("pipeline") == ""
-    assert cam_crf_recipe("cam_saliency") == "_crf5-8"
-    assert cam_crf_recipe("cam_rw") == "_rw64-8"
-    assert cam_crf_recipe("cam_rw_saliency") == "_crf5-8_rw64-8"
+    assert cam_labels_recipe("cam_threshold") == "" and cam_labels_recipe("pipeline") == ""
+    assert cam_labels_recipe("cam_saliency") == "_crf5-8"
+    assert cam_labels_recipe("cam_rw") == "_rw64-8"
+    assert cam_labels_recipe("cam_rw_saliency") == "_crf5-8_rw64-8"
     # a chain whose pseudo-labels come from cam_rw_saliency needs the salient-object model like cam_saliency's
     chain = chain_steps(replace(CONFIGS["magnetic_tile"], pseudo_source="cam_rw_saliency"), OWN, SHARED)
     assert {"train_saliency", "pretrain_classifier"} <= set(chain)

@@ -361,9 +361,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             raise DatasetError(f"unknown method(s) {unknown}; known: {sorted(methods)}")
         methods = {k: v for k, v in methods.items() if k in wanted}
     details: dict[str, dict[str, object]] = {name: {"predict_scales": list(p.scales), "predict_flip": p.flip} for name, p in deeplabs.items()}
-    details.update({name: {"cam_crf": list(cam_crf)} for name in CRF_SOURCES if name in methods})
-    for name in RW_SOURCES:
-        if name in methods:
+    for name in methods:  # the CAM settings each method ran with
+        if name in CRF_SOURCES:
+            details.setdefault(name, {})["cam_crf"] = list(cam_crf)
+        if name in RW_SOURCES:
             details.setdefault(name, {})["random_walk"] = list(walk)
     report = evaluate_folder(folder, ids, methods, Path(args.out), args.overlays, details)
     for name, m in report["methods"].items():  # type: ignore[attr-defined]
@@ -388,6 +389,17 @@ def cmd_evaluate_promptable(args: argparse.Namespace) -> None:
     for name, m in report["methods"].items():  # type: ignore[attr-defined]
         print(f"{name:14s} mIoU {m['miou']:.3f}  object IoU {m['per_class'].get('object', 0.0):.3f}  {m['seconds_per_image']:.3f} s/image")
     print(f"wrote {args.out}")
+
+
+def _cam_label_options(p: argparse.ArgumentParser, what: str) -> None:
+    """``--cam-crf`` and ``--random-walk`` (parsed by ``_cam_crf``, ``_random_walk``); ``what``: the
+    command's word for what they apply to (sources, methods)."""
+    p.add_argument("--cam-crf", default=None,
+                   help=f"the CAM {what}' dense CRF appearance kernel: WEIGHT,COLOUR_SCALE (default: training/cam_labels.py "
+                   "CRF_APPEARANCE, 5,8, chosen on training splits; the service's refinement uses 10,13)")
+    p.add_argument("--random-walk", default=None,
+                   help=f"the cam_rw {what}' random walk: BETA,STEPS (affinity power, steps; default: training/cam_random_walk.py "
+                   "RANDOM_WALK, 64,8, chosen on training splits)")
 
 
 def _common(p: argparse.ArgumentParser, steps: int, batch_size: int, size: bool = True) -> None:
@@ -455,12 +467,7 @@ def register(sub: Any) -> None:
     p.add_argument("--saliency", default=None, help="with --source cam_saliency or cam_rw_saliency: a salient-object model repository (a one-class "
                    "deeplab, e.g. train-deeplab on duts_tr)")
     p.add_argument("--refinement", choices=["none", "crf", "superpixel"], default="none", help="the pipeline's refinement")
-    p.add_argument("--cam-crf", default=None,
-                   help="the CAM sources' dense CRF appearance kernel: WEIGHT,COLOUR_SCALE (default: training/cam_labels.py "
-                   "CRF_APPEARANCE, 5,8, chosen on training splits; the service's refinement uses 10,13)")
-    p.add_argument("--random-walk", default=None,
-                   help="the cam_rw sources' random walk: BETA,STEPS (affinity power, steps; default: training/cam_random_walk.py "
-                   "RANDOM_WALK, 64,8, chosen on training splits)")
+    _cam_label_options(p, "sources")
     p.add_argument("--background", choices=["auto", "yes", "no"], default="auto",
                    help="whether the data set has a background class (auto: from its masks; 'no' fills 0/255 pixels)")
     p.add_argument("--no-overlays", action="store_true")
@@ -511,12 +518,7 @@ def register(sub: Any) -> None:
     p.add_argument("--stuff-agreement", type=float, default=0.0, help="the pipeline's WSSS_STUFF_AGREEMENT (0 = off)")
     p.add_argument("--saliency", default=None, help="also the cam_saliency and cam_rw_saliency methods with this salient-object model repository "
                    "(objectness measured over the images evaluated, from their tags)")
-    p.add_argument("--cam-crf", default=None,
-                   help="the CAM methods' dense CRF appearance kernel: WEIGHT,COLOUR_SCALE (default: training/cam_labels.py "
-                   "CRF_APPEARANCE, 5,8, chosen on training splits; the service's refinement uses 10,13)")
-    p.add_argument("--random-walk", default=None,
-                   help="the cam_rw methods' random walk: BETA,STEPS (affinity power, steps; default: training/cam_random_walk.py "
-                   "RANDOM_WALK, 64,8, chosen on training splits)")
+    _cam_label_options(p, "methods")
     p.add_argument("--predict-scales", default=None, help="DeepLab's test-time scales, as WSSS_PREDICT_SCALES (e.g. 0.75,1,1.25; "
                    "default: each DeepLab's config, else 1)")
     p.add_argument("--predict-flip", action=argparse.BooleanOptionalAction, default=None,

@@ -249,6 +249,19 @@ def test_pseudo_label_cam_options(option: str, source: str, bads: tuple[str, ...
     assert differs  # the setting reached the labels
 
 
+def test_pseudo_label_offers_exactly_the_sources_it_knows() -> None:
+    # the CLI keeps its own list (importing training.pseudo_label at start-up is slow): it must not drift
+    import argparse
+
+    from training import toolkit
+    from training.pseudo_label import SOURCES
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    toolkit.register(sub)
+    source = next(a for a in sub.choices["pseudo-label"]._actions if a.dest == "source")
+    assert tuple(source.choices) == SOURCES
+
+
 def test_the_random_walk_needs_the_classifiers_features_at_scale_1(tmp_path: Path, trained: dict[str, Path]) -> None:
     from dataclasses import replace
 
