@@ -221,8 +221,8 @@ def saliency_recipe(steps: dict[str, int]) -> str:
 def cam_labels_recipe(source: str) -> str:
     """The CAM CRF's appearance kernel and the CAM random walk's setting in the names of pseudo-labels
     made through them (``_crf5-8``, ``_rw64-8``); empty for sources with neither."""
+    from service.pipeline.cam_random_walk import RANDOM_WALK
     from training.cam_labels import CRF_APPEARANCE
-    from training.cam_random_walk import RANDOM_WALK
     from training.pseudo_label import CRF_SOURCES, RW_SOURCES
 
     crf = "_crf" + "-".join(f"{v:g}" for v in CRF_APPEARANCE) if source in CRF_SOURCES else ""

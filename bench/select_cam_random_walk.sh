@@ -1,5 +1,5 @@
 #!/bin/bash
-# The CAM random walk (training/cam_random_walk.py RANDOM_WALK: affinity power BETA and STEPS) and where
+# The CAM random walk (service/pipeline/cam_random_walk.py RANDOM_WALK: affinity power BETA and STEPS) and where
 # it helps, chosen on TRAINING splits only, in the settings a-e of bench/select_cam_lib.sh (those of
 # bench/select_cam_crf.sh: msrc_v2 n 1..5 with two classifiers of n 6..15, n 6..15, n 1..15 with a chain's
 # classifier; magnetic_tile exp1)

@@ -174,6 +174,15 @@ class Settings(BaseSettings):
     highest of the tagged classes, that no CAM-supported mask won, take it. 0 = off."""
     stuff_cam_threshold: float = Field(default=0.35, ge=0.0, le=1.0)
     """Normalised CAM value above which a pixel is the class's confident CAM region."""
+    cam_walk_steps: int = Field(default=8, ge=0, le=64)
+    """Steps of the random walk that spreads each tagged (or predicted) class's CAM over the pixels
+    its classifier's features call alike, before the peaks and the aggregation read it (AffinityNet's
+    walk without a trained affinity net: ``service/pipeline/cam_random_walk.py``). 0 = off. Needs a
+    classifier that exports ``features`` and a CAM scale of 1.0; its dense transition matrix (up to
+    4,096 cells, 128 MiB) is in each request's memory estimate."""
+    cam_walk_beta: float = Field(default=64.0, gt=0.0, le=1024.0)
+    """The walk's affinity power: two cells' affinity is their features' cosine similarity (clipped
+    at 0) to this power; higher keeps a CAM within more alike pixels."""
     sam_mask_index: int = Field(default=3, ge=0)
     """Which decoder mask to use from a 4-mask export (S2C reference: third multimask = 3)."""
     log_level: str = "INFO"

@@ -7,7 +7,7 @@
 - ``saliency_crf``: the same CRF, its unary split between salient objects and the stuff around
   them by a salient-object model (``training/saliency.py``; ``measure_objectness`` first);
 - ``rw_threshold`` and ``rw_saliency_crf``: ``threshold`` and ``saliency_crf`` on the CAMs spread
-  by a random walk over the classifier's feature affinity (``training/cam_random_walk.py``);
+  by a random walk over the classifier's feature affinity (``service/pipeline/cam_random_walk.py``);
   ``rw_saliency_crf`` still decides which classes are objects on the plain CAMs (the set's
   objectness and the image's), only its unary comes from the spread ones.
 
@@ -25,9 +25,9 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from service.pipeline.cam import CamResult, multiscale_cams
+from service.pipeline.cam_random_walk import RANDOM_WALK, random_walk
 from service.pipeline.refinement import dense_crf
 from service.pipeline.segment import Segmenter
-from training.cam_random_walk import RANDOM_WALK, random_walk
 from training.datasets import DatasetFolder
 from training.evaluate import CAM_THRESHOLD, cam_threshold_map
 from training.saliency import SaliencyModel, class_objectness, fill_empty, object_classes, saliency_unary
@@ -74,7 +74,7 @@ class CamLabels:
         return bool(self.segmenter.classifier.has_features) and 1.0 in self.segmenter.config.cam_scales
 
     def _rw_cams(self, key: str, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        """The CAMs spread by the random walk (``training/cam_random_walk.py``), cached like ``_cams``."""
+        """The CAMs spread by the random walk (``service/pipeline/cam_random_walk.py``), cached like ``_cams``."""
         if self._last_rw is None or self._last_rw[0] != key:
             result = self._cams(key, image)
             if result.features is None:

@@ -7,7 +7,7 @@ the promptable model's masks are worse than the CAMs, ``cam_saliency`` (CAM + CR
 split between salient objects and stuff by a salient-object model: ``training/saliency.py``; each
 class's objectness is measured over the images labelled, first), ``cam_rw`` and ``cam_rw_saliency``
 (``cam_threshold`` and ``cam_saliency`` on CAMs spread by a random walk over the classifier's
-feature affinity: ``training/cam_random_walk.py``), or ``consensus``: where the
+feature affinity: ``service/pipeline/cam_random_walk.py``), or ``consensus``: where the
 pipeline and CAM + CRF agree, their class, elsewhere 255 (DeepLab learns only from the pixels both
 methods give the same class). Which one is chosen per data set on its training split (docs/RESULTS.md).
 
@@ -36,12 +36,12 @@ from PIL import Image
 from scipy import ndimage as ndi
 from tqdm import tqdm
 
+from service.pipeline.cam_random_walk import RANDOM_WALK
 from service.pipeline.evaluation import quality_metrics
 from service.pipeline.segment import Segmenter
 from service.pipeline.types import IGNORE, Refinement, SegmentInput, SegmentOptions, SegmentResult, WeakLabels
 from service.render import overlay
 from training.cam_labels import CRF_APPEARANCE, CamLabels
-from training.cam_random_walk import RANDOM_WALK
 from training.datasets import DatasetError, DatasetFolder
 from training.saliency import SaliencyModel
 

@@ -262,7 +262,7 @@ def _cam_crf(text: str | None) -> tuple[float, float]:
 def _random_walk(text: str | None) -> tuple[float, int]:
     """``--random-walk BETA,STEPS`` -> (affinity power > 0, steps >= 1); None: ``RANDOM_WALK``."""
     if text is None:
-        from training.cam_random_walk import RANDOM_WALK
+        from service.pipeline.cam_random_walk import RANDOM_WALK
 
         return RANDOM_WALK
     try:
@@ -398,7 +398,7 @@ def _cam_label_options(p: argparse.ArgumentParser, what: str) -> None:
                    help=f"the CAM {what}' dense CRF appearance kernel: WEIGHT,COLOUR_SCALE (default: training/cam_labels.py "
                    "CRF_APPEARANCE, 5,8, chosen on training splits; the service's refinement uses 10,13)")
     p.add_argument("--random-walk", default=None,
-                   help=f"the cam_rw {what}' random walk: BETA,STEPS (affinity power, steps; default: training/cam_random_walk.py "
+                   help=f"the cam_rw {what}' random walk: BETA,STEPS (affinity power, steps; default: service/pipeline/cam_random_walk.py "
                    "RANDOM_WALK, 64,8, chosen on training splits)")
 
 

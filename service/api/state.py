@@ -54,6 +54,8 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         max_request_bytes=settings.max_request_bytes,
         stuff_agreement=settings.stuff_agreement,
         stuff_cam_threshold=settings.stuff_cam_threshold,
+        cam_walk_beta=settings.cam_walk_beta,
+        cam_walk_steps=settings.cam_walk_steps,
     )
 
 

@@ -45,6 +45,9 @@ class CamClassifier:
         self.classes: tuple[str, ...] = model.labels
         self.version = model.version
         self.has_features = model.output("features") is not None
+        self.feature_stride: float | None = None
+        """Input pixels per ``features`` cell, the smallest seen in any run (warm-up included); None
+        before the first run with features. Bounds the CAM random walk's memory estimate."""
 
     def run(self, images: npt.NDArray[np.uint8]) -> ClassifierOutput:
         """Classify a batch of same-size images.
@@ -70,7 +73,13 @@ class CamClassifier:
                 f"model {self.name!r} returned {logits.shape[1]} logits / {cams.shape[1]} CAMs for {len(self.classes)} classes in labels.txt"
             )
         feats = out.get("features")
-        return ClassifierOutput(logits, cams, None if feats is None else np.asarray(feats, np.float32))
+        if feats is None:
+            return ClassifierOutput(logits, cams, None)
+        features = np.asarray(feats, np.float32)
+        stride = min(batch.shape[2] / max(1, features.shape[2]), batch.shape[3] / max(1, features.shape[3]))
+        if self.feature_stride is None or stride < self.feature_stride:
+            self.feature_stride = stride
+        return ClassifierOutput(logits, cams, features)
 
     def warmup(self) -> None:
         """One inference on a blank 64x64 image."""

@@ -18,7 +18,7 @@ from service.errors import Cancelled, InvalidInput
 from service.models.cam_classifier import CamClassifier
 from service.models.embedding_cache import pixel_key
 from service.models.sam import ImageEncoder, SamDecoder
-from service.pipeline import aggregation, cam, evaluation, grabcut, prompts, refinement, sam_masks, scribbles, weak_labels
+from service.pipeline import aggregation, cam, cam_random_walk, evaluation, grabcut, prompts, refinement, sam_masks, scribbles, weak_labels
 from service.pipeline.cam_cache import CamCache
 from service.pipeline.encoding import coco_rle, encode_png
 from service.pipeline.types import (
@@ -54,6 +54,8 @@ class PipelineConfig:
     max_request_bytes: int = 1536 * 1024 * 1024
     stuff_agreement: float = 0.0
     stuff_cam_threshold: float = 0.35
+    cam_walk_beta: float = cam_random_walk.RANDOM_WALK[0]
+    cam_walk_steps: int = cam_random_walk.RANDOM_WALK[1]
 
 
 class Timer:
@@ -161,6 +163,9 @@ class Segmenter:
         else:
             tagged = resolved.class_ids
             source = LabelsSource.REQUEST
+        if self.walks and cams.features is not None and tagged:
+            with timer.stage("cam_walk"):  # the prompted classes' CAMs spread over their look-alike pixels
+                cams = cam_random_walk.walk_classes(cams, tagged, cfg.cam_walk_beta, cfg.cam_walk_steps)
         with timer.stage("prompts"):
             tau = cfg.peak_threshold if opts.peak_threshold is None else opts.peak_threshold
             sets = prompts.prompt_sets(
@@ -246,10 +251,16 @@ class Segmenter:
             review_score=review_score(uncertain, tuple(results)),
         )
 
+    @property
+    def walks(self) -> bool:
+        """Whether tagged classes' CAMs take the random walk (on, the classifier has features and a scale-1 run)."""
+        return self.config.cam_walk_steps > 0 and self.classifier.has_features and 1.0 in self.config.cam_scales
+
     def working_bytes(self, height: int, width: int) -> int:
         """Estimated working memory of a request with a ``height`` x ``width`` image, in bytes."""
         frame = WorkFrame.of(height, width, self.config.max_work_side)
-        return estimate_bytes(frame, len(self.classes), max(self.config.cam_scales, default=1.0))
+        cells = cam_random_walk.feature_cells(frame.work_height, frame.work_width, self.classifier.feature_stride) if self.walks else 0
+        return estimate_bytes(frame, len(self.classes), max(self.config.cam_scales, default=1.0), cells)
 
     def check_budget(self, height: int, width: int) -> WorkFrame:
         """The working frame of a ``height`` x ``width`` image, if its estimated working memory fits.

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from service.errors import Overloaded
 from service.models.imageops import resize_image
+from service.pipeline.cam_random_walk import walk_bytes
 from service.pipeline.types import InstanceMask, Prompt
 from service.pipeline.weak_labels import ResolvedBox, ResolvedClick, ResolvedLabels, ResolvedScribble
 
@@ -120,13 +121,19 @@ the default classifier, divided by the pixels of its largest scale's input)."""
 WORK_BYTES_PER_CLASS_PIXEL = 24
 """Bytes per working pixel and prompted class: the normalised CAM, the mask logits, the
 aggregation's confidence and per-class temporaries."""
+WALK_BYTES_PER_CLASS_PIXEL = 8
+"""Bytes per working pixel and class that the CAM random walk adds: the CAMs' copy with the
+walked classes in it and the walk's upsampled output."""
 
 
-def estimate_bytes(frame: WorkFrame, num_classes: int, max_cam_scale: float) -> int:
-    """Working memory a Segment request of this frame is expected to need, in bytes."""
+def estimate_bytes(frame: WorkFrame, num_classes: int, max_cam_scale: float, walk_cells: int = 0) -> int:
+    """Working memory a Segment request of this frame is expected to need, in bytes; ``walk_cells``:
+    the cells of its CAM random walk (0: no walk; ``cam_random_walk.feature_cells``)."""
     work = frame.work_height * frame.work_width
     full = frame.height * frame.width
-    return int(full * FULL_SIZE_BYTES_PER_PIXEL + work * (WORK_BYTES_PER_PIXEL * max_cam_scale**2 + WORK_BYTES_PER_CLASS_PIXEL * num_classes))
+    per_class = WORK_BYTES_PER_CLASS_PIXEL + (WALK_BYTES_PER_CLASS_PIXEL if walk_cells else 0)
+    walk = walk_bytes(walk_cells) if walk_cells else 0
+    return int(full * FULL_SIZE_BYTES_PER_PIXEL + work * (WORK_BYTES_PER_PIXEL * max_cam_scale**2 + per_class * num_classes) + walk)
 
 
 def refuse_over_budget(frame: WorkFrame, need: int, limit: int) -> None:

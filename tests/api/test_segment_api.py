@@ -46,7 +46,7 @@ def test_segment_masks_follow_the_defects(stub: pb_grpc.SegmentationServiceStub)
             assert 0 <= c.sam_iou <= 1 and 0 <= c.stability_score <= 1 and 0 <= c.cam_score <= 1
             assert c.area == int((label_map == c.class_id).sum())
             ious.append(iou(label_map == c.class_id, s.mask == c.class_id))
-        assert [t.stage for t in resp.timings][:3] == ["weak_labels", "cam", "prompts"]
+        assert [t.stage for t in resp.timings][:4] == ["weak_labels", "cam", "cam_walk", "prompts"]
         assert set(resp.model_versions) == {"cam_classifier", "sam_encoder", "sam_decoder"}
     assert len(ious) >= 8
     assert float(np.mean(ious)) > 0.5, ious
