@@ -2,7 +2,7 @@
 
 Runs the Segment pipeline in process (no server) on held-out generator images of 512x512 with each
 refinement (none, CRF, superpixel) and reports mean milliseconds per stage; post-processing
-(prompts, aggregation, refinement, encode) must not be the bottleneck next to the models (cam,
+(the CAM random walk, prompts, aggregation, refinement, encode) must not be the bottleneck next to the models (cam,
 sam_encoder, sam_decoder). Prints a table and writes JSON.
 
     .venv/bin/python bench/postprocess.py --n 10 --out bench/results/postprocess.json
@@ -57,7 +57,7 @@ def main() -> None:
             for stage, sec in result.timings:
                 stages[stage].append(sec)
         means = {k: round(1000 * float(np.mean(v)), 2) for k, v in stages.items()}
-        post = sum(means.get(k, 0.0) for k in ("prompts", "aggregation", "refinement", "encode"))
+        post = sum(means.get(k, 0.0) for k in ("cam_walk", "prompts", "aggregation", "refinement", "encode"))
         model = sum(means.get(k, 0.0) for k in ("cam", "sam_encoder", "sam_decoder"))
         report[method.value] = {"stages_mean_ms": means, "post_processing_ms": round(post, 2), "model_stages_ms": round(model, 2)}
         print(f"{method.value:>10}: post-processing {post:7.1f} ms vs model stages {model:7.1f} ms  {means}")

@@ -151,3 +151,21 @@ def test_the_walk_settings_reach_the_pipeline(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("WSSS_CAM_WALK_BETA", "0")
     with pytest.raises(ValueError, match="cam_walk_beta"):
         Settings()
+
+
+def test_blas_runs_one_thread_while_any_walk_runs_and_is_restored_after_the_last() -> None:
+    controller = cam_random_walk._controller()
+
+    def threads() -> set[int]:
+        return {lib["num_threads"] for lib in controller.info() if lib["user_api"] == "blas"}
+
+    before = threads()
+    limit = cam_random_walk._OneBlasThread()
+    with limit:
+        assert threads() == {1}
+        with limit:  # a second walk overlapping the first (another request's thread)
+            assert threads() == {1}
+        assert threads() == {1}  # the first still runs: the limit stays
+    assert threads() == before
+    random_walk(np.ones((1, 4, 4), np.float32), np.ones((2, 2, 2), np.float32), 2.0, 1)
+    assert threads() == before

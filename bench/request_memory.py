@@ -1,0 +1,81 @@
+"""One Segment request's own memory peak beside the admission estimate, per image size, with the
+CAM random walk on and off.
+
+For each size and walk setting a fresh process loads the default models, runs one warm-up
+request of that size, hands freed heap back (``malloc_trim``), resets its peak (VmHWM) and runs
+one request (image tags): the peak over the level before it is what one request took; the
+estimate is ``Segmenter.working_bytes``, which ``WSSS_MAX_REQUEST_BYTES`` and the server's
+memory budget admit requests by. Prints a table and writes JSON.
+
+    .venv/bin/python bench/request_memory.py --out bench/results/request_memory.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import reset_peak, rss_mib, write_report  # noqa: E402
+
+
+def one(size: int, steps: int) -> dict[str, float]:
+    """Run in the child: the request's peak over the level before it, and the estimate (MiB)."""
+    from service import malloc
+    from service.models.cam_classifier import CamClassifier
+    from service.models.sam import SamDecoder, SamEncoder
+    from service.pipeline.segment import PipelineConfig, Segmenter
+    from service.pipeline.types import SegmentInput, WeakLabels
+    from service.runtime import ModelRepository
+    from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from service.settings import Settings
+    from training.synthetic import HELD_OUT_SEED, generate
+
+    backend = OnnxRuntimeBackend(ModelRepository(Settings().model_repo))
+    backend.load(["cam_classifier", "sam_encoder", "sam_decoder"])
+    seg = Segmenter(CamClassifier(backend), SamEncoder(backend), SamDecoder(backend), PipelineConfig(cam_walk_steps=steps))
+    samples = [s for s in (generate(HELD_OUT_SEED, i, size, size) for i in range(10)) if s.labels]
+    seg.segment(SegmentInput(image=samples[1].image, labels=WeakLabels(image_labels=tuple(samples[1].labels))))
+    request = SegmentInput(image=samples[0].image, labels=WeakLabels(image_labels=tuple(samples[0].labels)))
+    malloc.trim()
+    pid = os.getpid()
+    before = rss_mib(pid)
+    reset_peak(pid)
+    start = time.perf_counter()
+    result = seg.segment(request)
+    seconds = time.perf_counter() - start
+    return {"peak_over_before_mib": round(rss_mib(pid, "VmHWM") - before, 1), "estimate_mib": round(seg.working_bytes(size, size) / 2**20, 1),
+            "seconds": round(seconds, 3), "cam_walk_ms": round(1000 * dict(result.timings).get("cam_walk", 0.0), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="256,512,1024")
+    parser.add_argument("--out", default="bench/results/request_memory.json")
+    parser.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(one(*args.child)))
+        return
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        for steps in (0, 8):
+            out = subprocess.run([sys.executable, __file__, "--child", str(size), str(steps)], check=True, capture_output=True, text=True)
+            row = {"size": size, "cam_walk_steps": steps, **json.loads(out.stdout.strip().splitlines()[-1])}
+            rows.append(row)
+            print(f"{size:>5}² walk {'on ' if steps else 'off'}: peak +{row['peak_over_before_mib']:7.1f} MiB, estimate {row['estimate_mib']:7.1f} MiB, "
+                  f"{1000 * row['seconds']:6.0f} ms (walk {row['cam_walk_ms']} ms)")
+    write_report({"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+                  "request": "one Segment request with image tags, held-out generator image, default models, in process", "rows": rows}, args.out)
+
+
+if __name__ == "__main__":
+    main()
