@@ -68,6 +68,7 @@ class Config:
     deeplab_scales: str = "1"  # each DeepLab training: train-deeplab --scales
     predict_scales: str = "1"  # DeepLab's test-time scales (train-deeplab --predict-scales: its exported config's predict_scales)
     predict_flip: bool = False  # ... and mirrors (train-deeplab --predict-flip: config predict_flip)
+    cam_crf: str = ""  # the CAM labels' CRF appearance kernel WEIGHT,COLOUR_SCALE (evaluate / pseudo-label --cam-crf); "": CRF_APPEARANCE
 
 
 CONFIGS = {
@@ -80,9 +81,11 @@ CONFIGS = {
     # truth from that classifier: 0.429 -> 0.584), evaluated at three scales and mirrored (that DeepLab: 0.584 -> 0.606;
     # TTA=1 ARMS=balance_cap3 STEPS=3000 FROM=... bench/select_mt_deeplab.sh), trained at those scales too
     # (ARMS=balance_cap3_scales: 0.588 plain, 0.640 evaluated so)
+    # The CAM labels' CRF with a light appearance kernel, 0.5, 8 (bench/select_mt_cam_crf.sh, exp1: cam_rw_saliency 0.238 with
+    # msrc_v2's 5, 8 -> 0.300; thin defects no longer smoothed away; msrc_v2 keeps 5, 8, where lighter ones score no better)
     "magnetic_tile": Config(".*_exp[0-3]_.*", ".*_exp4_.*", 320, True, 1.0, s2c="ssc", pseudo_source="cam_threshold",
                             max_class_weight=3.0, deeplab_steps=3000, pretrain="simclr", deeplab_scales="0.75,1,1.25",
-                            predict_scales="0.75,1,1.25", predict_flip=True),
+                            predict_scales="0.75,1,1.25", predict_flip=True, cam_crf="0.5,8"),
     # On msrc_v2's training split (train n 6..15, scored on n 1..5; docs/RESULTS.md): S2C with SSC alone
     # (S2C pipeline 0.417 with SSC, 0.356 with SSC + CPM, 0.394 BCE only) and DeepLab on CAM + CRF split
     # between salient objects and stuff (0.323; consensus of the pipeline and CAM + CRF 0.269, CAM + CRF
@@ -218,14 +221,16 @@ def saliency_recipe(steps: dict[str, int]) -> str:
     return f"_{steps['saliency']}steps" + deeplab_augmentation(SALIENCY_VFLIP, SALIENCY_SCALES)[1]
 
 
-def cam_labels_recipe(source: str) -> str:
-    """The CAM CRF's appearance kernel and the CAM random walk's setting in the names of pseudo-labels
-    made through them (``_crf5-8``, ``_rw64-8``); empty for sources with neither."""
+def cam_labels_recipe(source: str, cam_crf: str = "") -> str:
+    """The CAM CRF's appearance kernel (``cam_crf``, else ``CRF_APPEARANCE``) and the CAM random walk's
+    setting in the names of pseudo-labels made through them (``_crf5-8``, ``_rw64-8``); empty for
+    sources with neither."""
     from service.pipeline.cam_random_walk import RANDOM_WALK
     from training.cam_labels import CRF_APPEARANCE
     from training.pseudo_label import CRF_SOURCES, RW_SOURCES
 
-    crf = "_crf" + "-".join(f"{v:g}" for v in CRF_APPEARANCE) if source in CRF_SOURCES else ""
+    kernel = tuple(float(v) for v in cam_crf.split(",")) if cam_crf else CRF_APPEARANCE
+    crf = "_crf" + "-".join(f"{v:g}" for v in kernel) if source in CRF_SOURCES else ""
     return crf + ("_rw" + "-".join(f"{v:g}" for v in RANDOM_WALK) if source in RW_SOURCES else "")
 
 
@@ -285,7 +290,7 @@ def main() -> int:
     steps["deeplab"] = args.deeplab_steps or (QUICK["deeplab"] if args.quick else cfg.deeplab_steps)
     work_root = Path(args.work)
     from training.common import resolve_precision
-    from training.pseudo_label import SALIENCY_SOURCES
+    from training.pseudo_label import CRF_SOURCES, SALIENCY_SOURCES
 
     precision = resolve_precision(args.precision or "fp32")
     fast = resolve_precision(args.precision or "auto")
@@ -326,10 +331,11 @@ def main() -> int:
     recipe = ("" if not cfg.balance or cfg.max_class_weight == 10.0 else f"_w{cfg.max_class_weight:g}") + f"_{steps['deeplab']}steps" + aug_name + cls_recipe
     repo, repo_gt = repos[cfg.s2c], work / f"repo_gt{recipe}"
     tag = (cfg.s2c.replace("+", "_") + ("" if cfg.pseudo_source == "pipeline" else f"_{cfg.pseudo_source}") + cls_recipe
-           + (saliency_recipe(steps).replace("_", "_sal", 1) if cfg.pseudo_source in SALIENCY_SOURCES else "") + cam_labels_recipe(cfg.pseudo_source))
+           + (saliency_recipe(steps).replace("_", "_sal", 1) if cfg.pseudo_source in SALIENCY_SOURCES else "") + cam_labels_recipe(cfg.pseudo_source, cfg.cam_crf))
     pseudo_dir, deeplab_ckpt = work / f"pseudo_{tag}", work / f"deeplab_{tag}{recipe}.pt"
     balance = ["--balance", "--max-class-weight", str(cfg.max_class_weight)] if cfg.balance else []
     stuff = ["--stuff-agreement", str(cfg.stuff_agreement)]
+    cam_crf = ["--cam-crf", cfg.cam_crf] if cfg.cam_crf else []
     summary = pseudo_dir / "pseudo_labels.json"
     if args.reuse and summary.is_file():
         times["pseudo_label"] = float(json.loads(summary.read_text())["seconds"])
@@ -337,7 +343,8 @@ def main() -> int:
     else:
         with_saliency = ["--saliency", str(saliency)] if cfg.pseudo_source in SALIENCY_SOURCES else []
         run_step("pseudo_label", ["pseudo-label", "--data", str(data), "--ids", cfg.train, "--model-repo", str(repo),
-                                  "--source", cfg.pseudo_source, *with_saliency, "--out", str(pseudo_dir), "--no-overlays", *stuff], times)
+                                  "--source", cfg.pseudo_source, *with_saliency, "--out", str(pseudo_dir), "--no-overlays", *stuff,
+                                  *(cam_crf if cfg.pseudo_source in CRF_SOURCES else [])], times)
     # the DeepLabs' test-time augmentation goes into their exported configs (evaluate reads it there, as a server does)
     tta = ["--predict-scales", cfg.predict_scales, "--predict-flip" if cfg.predict_flip else "--no-predict-flip"]
     run_step("train_deeplab_pseudo", ["train-deeplab", *split, "--labels", str(pseudo_dir / "masks"), "--init-classifier",
@@ -349,7 +356,7 @@ def main() -> int:
              times, work / f"deeplab_gt{recipe}.pt" if args.reuse else None, tta)
     report_path = work / "report.json"
     run_step("evaluate", ["evaluate", "--data", str(data), "--ids", cfg.eval, "--model-repo", str(repo),
-                          "--deeplab", f"deeplab_gt={repo_gt}", "--saliency", str(saliency), "--out", str(report_path), *stuff], times)
+                          "--deeplab", f"deeplab_gt={repo_gt}", "--saliency", str(saliency), "--out", str(report_path), *stuff, *cam_crf], times)
     report = json.loads(report_path.read_text())
     ablation = {}
     for name, r in repos.items():
@@ -368,7 +375,7 @@ def main() -> int:
         "train_split": cfg.train, "eval_split": cfg.eval, "letterbox_size": cfg.size, "deeplab_balanced": cfg.balance,
         "deeplab_max_class_weight": cfg.max_class_weight if cfg.balance else None, "deeplab_vflip": cfg.deeplab_vflip,
         "deeplab_scales": cfg.deeplab_scales, "predict_scales": cfg.predict_scales, "predict_flip": cfg.predict_flip,
-        "stuff_agreement": cfg.stuff_agreement, "s2c_losses": cfg.s2c, "pseudo_label_source": cfg.pseudo_source,
+        "stuff_agreement": cfg.stuff_agreement, "s2c_losses": cfg.s2c, "pseudo_label_source": cfg.pseudo_source, "cam_crf": cfg.cam_crf or "default",
         "classifier_color_jitter": cfg.color_jitter, "classifier_pretraining": cfg.pretrain,
         "promptable_trained_on": PROMPTABLE_FROM + [f"synthetic:{steps['synthetic']}"],
         "steps": steps, "seconds": times, "total_seconds": round(sum(times.values()), 1),

@@ -78,6 +78,8 @@ def test_pseudo_label_names_carry_the_crf_and_the_random_walk_they_were_made_wit
     assert cam_labels_recipe("cam_saliency") == "_crf5-8"
     assert cam_labels_recipe("cam_rw") == "_rw64-8"
     assert cam_labels_recipe("cam_rw_saliency") == "_crf5-8_rw64-8"
+    assert cam_labels_recipe("cam_saliency", "0.5,8") == "_crf0.5-8"  # a data set's own CRF (Config.cam_crf)
+    assert cam_labels_recipe("cam_rw", "0.5,8") == "_rw64-8"
     # a chain whose pseudo-labels come from cam_rw_saliency needs the salient-object model like cam_saliency's
     chain = chain_steps(replace(CONFIGS["magnetic_tile"], pseudo_source="cam_rw_saliency"), OWN, SHARED)
     assert {"train_saliency", "pretrain_classifier"} <= set(chain)
