@@ -23,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import write_report  # noqa: E402
+from service.blas import one_blas_thread  # noqa: E402
 from service.models.cam_classifier import CamClassifier  # noqa: E402
 from service.models.sam import SamDecoder, SamEncoder  # noqa: E402
 from service.pipeline.segment import PipelineConfig, Segmenter  # noqa: E402
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--out", default="bench/results/postprocess.json")
     args = parser.parse_args()
+    one_blas_thread()  # as the server process runs (service/blas.py)
     backend = OnnxRuntimeBackend(ModelRepository(Settings().model_repo))
     backend.load(["cam_classifier", "sam_encoder", "sam_decoder"])
     seg = Segmenter(CamClassifier(backend), SamEncoder(backend), SamDecoder(backend), PipelineConfig())

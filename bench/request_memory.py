@@ -30,6 +30,7 @@ from bench.common import reset_peak, rss_mib, write_report  # noqa: E402
 def one(size: int, steps: int) -> dict[str, float]:
     """Run in the child: the request's peak over the level before it, and the estimate (MiB)."""
     from service import malloc
+    from service.blas import one_blas_thread
     from service.models.cam_classifier import CamClassifier
     from service.models.sam import SamDecoder, SamEncoder
     from service.pipeline.segment import PipelineConfig, Segmenter
@@ -39,6 +40,7 @@ def one(size: int, steps: int) -> dict[str, float]:
     from service.settings import Settings
     from training.synthetic import HELD_OUT_SEED, generate
 
+    one_blas_thread()  # as the server process runs
     backend = OnnxRuntimeBackend(ModelRepository(Settings().model_repo))
     backend.load(["cam_classifier", "sam_encoder", "sam_decoder"])
     seg = Segmenter(CamClassifier(backend), SamEncoder(backend), SamDecoder(backend), PipelineConfig(cam_walk_steps=steps))

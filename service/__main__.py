@@ -9,6 +9,7 @@ import threading
 import time
 
 from service.api.server import serve
+from service.blas import one_blas_thread
 from service.malloc import keep_freed_memory
 from service.settings import Settings
 
@@ -18,6 +19,7 @@ def main() -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.keep_freed_memory:
         keep_freed_memory()
+    one_blas_thread()
     asyncio.run(serve(settings))
     deadline = time.monotonic() + 0.3
     for worker in [t for t in threading.enumerate() if t.name.startswith("wsss-worker")]:

@@ -10,22 +10,18 @@ upsampled back and normalised per class by its maximum, as ``multiscale_cams`` d
 
 Used by the Segment pipeline on the prompted classes' CAMs (``PipelineConfig.cam_walk_steps``)
 and by the toolkit's ``cam_rw`` label sources. Chosen on training splits
-(``bench/select_cam_random_walk.sh``, docs/RESULTS.md).
+(``bench/select_cam_random_walk.sh``, docs/RESULTS.md). Its products are numpy's BLAS, which the
+server runs on one thread (``service/blas.py``).
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from types import TracebackType
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from threadpoolctl import ThreadpoolController
 
 from service.models.imageops import resize_maps
 from service.pipeline.cam import CamResult
@@ -41,42 +37,6 @@ repeated squaring would pass through denormal floats (several times slower on x8
 MATRICES = 2
 """Dense cells x cells float32 matrices alive at once at the peak (the affinity and, for a power
 that is not a power of two, the repeated-squaring base)."""
-
-
-@functools.cache
-def _controller() -> ThreadpoolController:
-    return ThreadpoolController()
-
-
-class _OneBlasThread:
-    """While any walk runs, numpy's BLAS runs one thread; the last walk to finish restores it.
-
-    OpenBLAS's threads spin for a while after a product ends: in a server they took the cores
-    from the ONNX Runtime calls that followed (the classifier's next run 35 -> 49 ms with a 4 ms
-    walk before it, ``bench/segment_latency.py``). Concurrent walks share one limit (counted), so
-    one ending does not lift it under another.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._inside = 0
-        self._limiter: Any = None
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self._inside == 0:
-                self._limiter = _controller().limit(limits=1, user_api="blas")
-            self._inside += 1
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        with self._lock:
-            self._inside -= 1
-            if self._inside == 0:
-                self._limiter.restore_original_limits()
-                self._limiter = None
-
-
-_ONE_BLAS_THREAD = _OneBlasThread()
 
 
 def _power(a: npt.NDArray[np.float32], beta: float) -> npt.NDArray[np.float32]:
@@ -127,11 +87,6 @@ def random_walk(
     """
     if beta <= 0 or steps < 1:
         raise ValueError(f"random walk needs beta > 0 and steps >= 1, got {beta}, {steps}")
-    with _ONE_BLAS_THREAD:
-        return _walk(cams, features, beta, steps)
-
-
-def _walk(cams: npt.NDArray[np.float32], features: npt.NDArray[np.float32], beta: float, steps: int) -> npt.NDArray[np.float32]:
     _, height, width = cams.shape
     dim, h, w = features.shape
     if h * w > MAX_CELLS:
