@@ -1,6 +1,6 @@
 """numpy's BLAS thread pool in the server process: one thread.
 
-numpy's only large matrix products in the server are the CAM random walk's
+numpy's largest matrix products in the server are the CAM random walk's
 (``service/pipeline/cam_random_walk.py``). OpenBLAS's threads spin for a while after each product
 ends. In the server those spinning threads took the cores from the ONNX Runtime call that
 followed: the classifier took 49 ms instead of 35 after a 4 ms walk (``bench/segment_latency.py``).
