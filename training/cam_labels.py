@@ -70,8 +70,8 @@ class CamLabels:
 
     @property
     def can_walk(self) -> bool:
-        """Whether the ``rw_*`` maps can be made: the random walk needs the classifier's features at scale 1."""
-        return bool(self.segmenter.classifier.has_features) and 1.0 in self.segmenter.config.cam_scales
+        """Whether the ``rw_*`` maps can be made (``Segmenter.can_walk``: the classifier's features at scale 1)."""
+        return self.segmenter.can_walk
 
     def _rw_cams(self, key: str, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """The CAMs spread by the random walk (``service/pipeline/cam_random_walk.py``), cached like ``_cams``."""

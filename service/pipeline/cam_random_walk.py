@@ -58,12 +58,19 @@ def _power(a: npt.NDArray[np.float32], beta: float) -> npt.NDArray[np.float32]:
     return out
 
 
+def _walk_shape(height: int, width: int) -> tuple[int, int]:
+    """The grid the walk works on for a ``height`` x ``width`` feature map: itself, or resized to
+    about MAX_CELLS cells when larger."""
+    if height * width <= MAX_CELLS:
+        return height, width
+    f = math.sqrt(MAX_CELLS / (height * width))
+    return max(1, int(height * f)), max(1, int(width * f))
+
+
 def walk_cells(height: int, width: int) -> int:
     """Cells the walk works on for a ``height`` x ``width`` feature map (after the MAX_CELLS resize)."""
-    if height * width <= MAX_CELLS:
-        return height * width
-    f = math.sqrt(MAX_CELLS / (height * width))
-    return max(1, int(height * f)) * max(1, int(width * f))
+    h, w = _walk_shape(height, width)
+    return h * w
 
 
 def walk_bytes(cells: int) -> int:
@@ -88,10 +95,9 @@ def random_walk(
     if beta <= 0 or steps < 1:
         raise ValueError(f"random walk needs beta > 0 and steps >= 1, got {beta}, {steps}")
     _, height, width = cams.shape
-    dim, h, w = features.shape
-    if h * w > MAX_CELLS:
-        f = math.sqrt(MAX_CELLS / (h * w))
-        h, w = max(1, int(h * f)), max(1, int(w * f))
+    dim, fh, fw = features.shape
+    h, w = _walk_shape(fh, fw)
+    if (h, w) != (fh, fw):
         features = resize_maps(np.ascontiguousarray(features, np.float32), h, w)
     x = features.reshape(dim, -1).astype(np.float32)
     x /= np.linalg.norm(x, axis=0, keepdims=True) + np.float32(1e-5)

@@ -252,9 +252,14 @@ class Segmenter:
         )
 
     @property
+    def can_walk(self) -> bool:
+        """Whether the CAM random walk can run: it needs the classifier's features, which come from the scale-1 run."""
+        return self.classifier.has_features and 1.0 in self.config.cam_scales
+
+    @property
     def walks(self) -> bool:
-        """Whether tagged classes' CAMs take the random walk (on, the classifier has features and a scale-1 run)."""
-        return self.config.cam_walk_steps > 0 and self.classifier.has_features and 1.0 in self.config.cam_scales
+        """Whether tagged classes' CAMs take the random walk (switched on, and ``can_walk``)."""
+        return self.config.cam_walk_steps > 0 and self.can_walk
 
     def working_bytes(self, height: int, width: int) -> int:
         """Estimated working memory of a request with a ``height`` x ``width`` image, in bytes."""
