@@ -32,7 +32,7 @@ import onnxruntime as ort
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import cpu_seconds, png_bytes, start_server, write_report  # noqa: E402
-from service.malloc import keep_freed_memory  # noqa: E402
+from service.malloc import keep_freed_memory, limit_arenas  # noqa: E402
 from service.models.cam_classifier import CamClassifier  # noqa: E402
 from service.models.deeplab import DeepLab  # noqa: E402
 from service.models.sam import SamDecoder, SamEncoder  # noqa: E402
@@ -182,6 +182,7 @@ def main() -> None:
     settings = Settings()
     if settings.keep_freed_memory:  # the raw replay gets the allocator settings the server gets
         keep_freed_memory()
+    limit_arenas(settings.malloc_arenas)
     samples = [generate(HELD_OUT_SEED, i) for i in range(args.n)]
     images = [s.image for s in samples]
     predict_calls, segment_calls = record_calls(settings, images, [list(s.labels) for s in samples])

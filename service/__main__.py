@@ -10,7 +10,7 @@ import time
 
 from service.api.server import serve
 from service.blas import one_blas_thread
-from service.malloc import keep_freed_memory
+from service.malloc import keep_freed_memory, limit_arenas
 from service.settings import Settings
 
 
@@ -19,6 +19,7 @@ def main() -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.keep_freed_memory:
         keep_freed_memory()
+    limit_arenas(settings.malloc_arenas)
     one_blas_thread()
     asyncio.run(serve(settings))
     deadline = time.monotonic() + 0.3

@@ -6,6 +6,11 @@ afresh and given back to the kernel when freed, so every request faults its page
 (about 1,500 page faults per Segment request measured here, each costly in a VM). Raising the
 mmap and trim thresholds keeps freed memory in the process for the next request instead: the
 resident size settles at the peak working set and stays there.
+
+glibc also gives each new thread that meets a locked heap an arena of its own, up to 8 per core.
+Under concurrent large requests the gRPC workers each spread their arrays over more arenas, and the
+pages those arenas keep (live arrays and the free gaps beside them, which ``trim`` cannot give back)
+stayed resident after the load: ``limit_arenas`` caps their number (``WSSS_MALLOC_ARENAS``).
 """
 
 from __future__ import annotations
@@ -13,11 +18,24 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+
+
+def _mallopt() -> Callable[[int, int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt  # type: ignore[no-any-return]
 
 
 def keep_freed_memory(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 << 30) -> bool:
@@ -27,20 +45,36 @@ def keep_freed_memory(mmap_threshold: int = 256 << 20, trim_threshold: int = 1 <
     Returns:
         True when applied; False where the C library is not glibc (nothing changes).
     """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = _mallopt()
+    if mallopt is None:
         log.info("malloc tuning skipped: no glibc mallopt in this C library")
         return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     applied = bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
     if applied:
         log.info("malloc: mmap threshold %d MiB, trim threshold %d MiB", mmap_threshold >> 20, trim_threshold >> 20)
     else:
         log.warning("malloc tuning refused by the C library (mmap %d, trim %d bytes)", mmap_threshold, trim_threshold)
+    return applied
+
+
+def limit_arenas(arenas: int) -> bool:
+    """Let glibc create at most ``arenas`` malloc arenas (``M_ARENA_MAX``); call it before the
+    server's threads start (arenas already made stay). 0 leaves glibc's default (8 per core).
+
+    Returns:
+        True when applied; False for 0 or where the C library is not glibc.
+    """
+    if arenas <= 0:
+        return False
+    mallopt = _mallopt()
+    if mallopt is None:
+        log.info("malloc arena limit skipped: no glibc mallopt in this C library")
+        return False
+    applied = bool(mallopt(M_ARENA_MAX, arenas))
+    if applied:
+        log.info("malloc: at most %d arenas", arenas)
+    else:
+        log.warning("malloc arena limit %d refused by the C library", arenas)
     return applied
 
 
