@@ -1,7 +1,10 @@
 """Embedding-cache effect and memory over many requests, against a server process on loopback.
 
 1. Cache: for each image, Segment with its tags (encoder runs), then again with a click on the
-   same pixels (embedding from the cache): mean latency of the second / the first.
+   same pixels (embedding from the cache): mean latency of the second / the first. After the
+   memory run (2.), an interactive round at 512 x 512 (the images upscaled): tags, then the same tags and a click;
+   the second skips the classifier, the encoder and the CAM random walk of the tagged classes
+   (the CAM cache keeps its rows): the rounds' latency and their ``cam`` / ``cam_walk`` stages.
 2. Memory: Segment (image tags) on 50 images round robin from 4 concurrent clients; the server's
    RSS after request 250 (caches full, allocator warm) and after the last, and its peak (VmHWM)
    over the run, beside what the settings allow to be resident: the caches' byte limits and 4
@@ -30,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import png_bytes, reset_peak, rss_mib, start_server, write_report  # noqa: E402
 from training import derive_labels  # noqa: E402
-from training.synthetic import CLASSES, HELD_OUT_SEED, generate  # noqa: E402
+from training.synthetic import CLASSES, HELD_OUT_SEED, Sample, generate  # noqa: E402
 from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc  # noqa: E402
 
@@ -77,6 +80,34 @@ def memory(stub: pb_grpc.SegmentationServiceStub, pid: int, requests: int, concu
     }
 
 
+def interactive_rounds(stub: pb_grpc.SegmentationServiceStub, samples: list[Sample], side: int = 512) -> dict[str, object]:
+    """Round 1: Segment with the image's tags; round 2: the same tags and a click (see the module docstring)."""
+    import cv2
+
+    rounds: dict[str, list[float]] = {"first": [], "second": []}
+    stages: dict[str, dict[str, list[float]]] = {r: {"cam": [], "cam_walk": []} for r in rounds}
+    for s in samples:
+        image = cv2.resize(s.image, (side, side), interpolation=cv2.INTER_LINEAR)
+        mask = cv2.resize(s.mask, (side, side), interpolation=cv2.INTER_NEAREST).astype(np.uint8)
+        c = derive_labels.points(mask, CLASSES)[0]
+        msg = pb.Image(encoded=png_bytes(image))
+        tags = pb.WeakLabels(image_labels=s.labels)
+        with_click = pb.WeakLabels(image_labels=s.labels, points=[pb.PointLabel(label=c.label, x=c.x, y=c.y)])
+        for name, labels in (("first", tags), ("second", with_click)):
+            t = time.perf_counter()
+            reply = stub.Segment(pb.SegmentRequest(image=msg, labels=labels), timeout=60)
+            rounds[name].append(time.perf_counter() - t)
+            timings = {x.stage: x.seconds for x in reply.timings}
+            for stage in ("cam", "cam_walk"):
+                stages[name][stage].append(timings.get(stage, 0.0))
+    return {
+        "image": f"{side} x {side}",
+        **{f"{r}_round_ms": round(1000 * float(np.mean(v)), 1) for r, v in rounds.items()},
+        **{f"{r}_round_{st}_ms": round(1000 * float(np.mean(v)), 1) for r, d in stages.items() for st, v in d.items()},
+        "note": "round 1: the image's tags; round 2: the same tags and a click, which takes the CAMs, the embedding and the tagged classes' walked CAMs from the caches",
+    }
+
+
 def segment_working_bytes(height: int, width: int) -> int:
     """The service's own estimate of a Segment request's working memory (default models)."""
     from service.models.cam_classifier import CamClassifier
@@ -120,6 +151,7 @@ def main() -> None:
                 "note": "the second request skips the SAM encoder (cached embedding) and the classifier (cached CAMs); it also sends clicks instead of tags",
             }
             report["memory"] = memory(stub, proc.pid, args.requests)
+            report["interactive_512"] = interactive_rounds(stub, samples)  # after the memory run, whose start it would change
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)

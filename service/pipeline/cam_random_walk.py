@@ -85,16 +85,13 @@ def feature_cells(height: int, width: int, stride: float | None) -> int:
     return walk_cells(math.ceil(height / s), math.ceil(width / s))
 
 
-def random_walk(
-    cams: npt.NDArray[np.float32], features: npt.NDArray[np.float32], beta: float, steps: int
-) -> npt.NDArray[np.float32]:
-    """``cams`` float32 [C, H, W] (0..1 per class) propagated over ``features`` float32 [D, h, w].
-
-    Returns float32 [C, H, W], each class divided by its maximum (all zero stays all zero).
-    """
+def walk_low_res(cams: npt.NDArray[np.float32], features: npt.NDArray[np.float32], beta: float, steps: int) -> npt.NDArray[np.float32]:
+    """The walk itself: ``cams`` float32 [C, H, W] (0..1 per class) propagated over ``features``
+    float32 [D, h, w], at the walk's grid (``_walk_shape``: the feature map, resized to about
+    MAX_CELLS cells when larger). Returns float32 [C, h', w'], not yet normalised; ``upsample``
+    makes CAMs of it. All its cost is here: the CAM cache keeps this result (``CamCache.walked``)."""
     if beta <= 0 or steps < 1:
         raise ValueError(f"random walk needs beta > 0 and steps >= 1, got {beta}, {steps}")
-    _, height, width = cams.shape
     dim, fh, fw = features.shape
     h, w = _walk_shape(fh, fw)
     if (h, w) != (fh, fw):
@@ -109,9 +106,26 @@ def random_walk(
     low = resize_maps(np.ascontiguousarray(cams, np.float32), h, w).reshape(len(cams), -1).T  # [cells, C]
     for _ in range(steps):
         low = affinity @ low
-    out = resize_maps(np.ascontiguousarray(low.T.reshape(-1, h, w), np.float32), height, width)
+    return np.ascontiguousarray(low.T.reshape(-1, h, w), np.float32)
+
+
+def upsample(low: npt.NDArray[np.float32], height: int, width: int) -> npt.NDArray[np.float32]:
+    """``walk_low_res``'s maps float32 [C, h', w'] as CAMs float32 [C, height, width]: resized,
+    each class divided by its maximum (all zero stays all zero)."""
+    out = resize_maps(low, height, width)
     out /= out.reshape(len(out), -1).max(axis=1)[:, None, None] + np.float32(1e-5)
     return out
+
+
+def random_walk(
+    cams: npt.NDArray[np.float32], features: npt.NDArray[np.float32], beta: float, steps: int
+) -> npt.NDArray[np.float32]:
+    """``cams`` float32 [C, H, W] (0..1 per class) propagated over ``features`` float32 [D, h, w].
+
+    Returns float32 [C, H, W], each class divided by its maximum (all zero stays all zero).
+    """
+    _, height, width = cams.shape
+    return upsample(walk_low_res(cams, features, beta, steps), height, width)
 
 
 def walk_classes(result: CamResult, class_ids: Sequence[int], beta: float, steps: int) -> CamResult:
@@ -120,7 +134,14 @@ def walk_classes(result: CamResult, class_ids: Sequence[int], beta: float, steps
     if result.features is None:
         raise ValueError("the random walk needs the classifier's features (its export has none, or the CAM scales lack 1.0)")
     rows = [k - 1 for k in class_ids]
+    if not rows:
+        return replace(result, cams=result.cams.copy())
+    return with_walked(result, class_ids, walk_low_res(result.cams[rows], result.features, beta, steps))
+
+
+def with_walked(result: CamResult, class_ids: Sequence[int], low: npt.NDArray[np.float32]) -> CamResult:
+    """``result`` with the CAMs of ``class_ids`` (1-based) replaced by ``upsample(low)``, their
+    walk (``walk_low_res``, one map per class in that order); ``result`` is not changed."""
     cams = result.cams.copy()
-    if rows:
-        cams[rows] = random_walk(result.cams[rows], result.features, beta, steps)
+    cams[[k - 1 for k in class_ids]] = upsample(low, cams.shape[1], cams.shape[2])
     return replace(result, cams=cams)

@@ -165,7 +165,11 @@ class Segmenter:
             source = LabelsSource.REQUEST
         if self.walks and cams.features is not None and tagged:
             with timer.stage("cam_walk"):  # the prompted classes' CAMs spread over their look-alike pixels
-                cams = cam_random_walk.walk_classes(cams, tagged, cfg.cam_walk_beta, cfg.cam_walk_steps)
+                if self.cam_cache is not None:  # a later round with the same classes skips the walk
+                    cams = self.cam_cache.walked(self.classifier, cams, tagged, cfg.cam_walk_beta, cfg.cam_walk_steps, cfg.cam_scales,
+                                                 cfg.cam_flip, pixels)
+                else:
+                    cams = cam_random_walk.walk_classes(cams, tagged, cfg.cam_walk_beta, cfg.cam_walk_steps)
         with timer.stage("prompts"):
             tau = cfg.peak_threshold if opts.peak_threshold is None else opts.peak_threshold
             sets = prompts.prompt_sets(
