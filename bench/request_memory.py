@@ -1,11 +1,14 @@
 """One Segment request's own memory peak beside the admission estimate, per image size, with the
-CAM random walk on and off.
+CAM random walk on and off; and one SegmentEverything request's beside its own, with segment-anything's
+default grid (32 x 32) and its two filters off, so every grid point keeps its 3 masks until NMS (the
+case the estimate bounds).
 
 For each size and walk setting a fresh process loads the default models, runs one warm-up
 request of that size, hands freed heap back (``malloc_trim``), resets its peak (VmHWM) and runs
 one request (image tags): the peak over the level before it is what one request took; the
-estimate is ``Segmenter.working_bytes``, which ``WSSS_MAX_REQUEST_BYTES`` and the server's
-memory budget admit requests by. Prints a table and writes JSON.
+estimate is ``Segmenter.working_bytes`` (``EverythingGenerator.working_bytes`` for
+SegmentEverything), which ``WSSS_MAX_REQUEST_BYTES`` and the server's memory budget admit
+requests by. Prints a table and writes JSON.
 
     .venv/bin/python bench/request_memory.py --out bench/results/request_memory.json
 """
@@ -58,6 +61,36 @@ def one(size: int, steps: int) -> dict[str, float]:
             "seconds": round(seconds, 3), "cam_walk_ms": round(1000 * dict(result.timings).get("cam_walk", 0.0), 1)}
 
 
+def everything(size: int) -> dict[str, float]:
+    """Run in the child: one SegmentEverything request's peak over the level before it, and its estimate (MiB)."""
+    from service import malloc
+    from service.blas import one_blas_thread
+    from service.models.sam import SamDecoder, SamEncoder
+    from service.pipeline.everything import EverythingGenerator, EverythingOptions
+    from service.runtime import ModelRepository
+    from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from service.settings import Settings
+    from training.synthetic import HELD_OUT_SEED, generate
+
+    one_blas_thread()
+    settings = Settings()
+    backend = OnnxRuntimeBackend(ModelRepository(settings.model_repo))
+    backend.load(["sam_encoder", "sam_decoder"])
+    gen = EverythingGenerator(SamEncoder(backend), SamDecoder(backend), settings.max_work_side, settings.max_request_bytes)
+    opts = EverythingOptions(pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    gen.run(generate(HELD_OUT_SEED, 1, size, size).image, EverythingOptions(points_per_side=4))
+    image = generate(HELD_OUT_SEED, 0, size, size).image
+    malloc.trim()
+    pid = os.getpid()
+    before = rss_mib(pid)
+    reset_peak(pid)
+    start = time.perf_counter()
+    result = gen.run(image, opts)
+    seconds = time.perf_counter() - start
+    return {"peak_over_before_mib": round(rss_mib(pid, "VmHWM") - before, 1), "estimate_mib": round(gen.working_bytes(size, size, opts) / 2**20, 1),
+            "seconds": round(seconds, 3), "proposals": len(result.proposals)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="256,512,1024")
@@ -65,7 +98,8 @@ def main() -> None:
     parser.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(one(*args.child)))
+        size, steps = args.child
+        print(json.dumps(everything(size) if steps < 0 else one(size, steps)))
         return
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
@@ -75,8 +109,18 @@ def main() -> None:
             rows.append(row)
             print(f"{size:>5}² walk {'on ' if steps else 'off'}: peak +{row['peak_over_before_mib']:7.1f} MiB, estimate {row['estimate_mib']:7.1f} MiB, "
                   f"{1000 * row['seconds']:6.0f} ms (walk {row['cam_walk_ms']} ms)")
+    everything_rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        out = subprocess.run([sys.executable, __file__, "--child", str(size), "-1"], check=True, capture_output=True, text=True)
+        row = {"size": size, **json.loads(out.stdout.strip().splitlines()[-1])}
+        everything_rows.append(row)
+        print(f"{size:>5}² SegmentEverything: peak +{row['peak_over_before_mib']:7.1f} MiB, estimate {row['estimate_mib']:7.1f} MiB, "
+              f"{1000 * row['seconds']:6.0f} ms ({row['proposals']} proposals)")
     write_report({"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
-                  "request": "one Segment request with image tags, held-out generator image, default models, in process", "rows": rows}, args.out)
+                  "request": "one Segment request with image tags, held-out generator image, default models, in process", "rows": rows,
+                  "segment_everything": {"request": "one SegmentEverything request, 32 x 32 points, predicted-IoU and stability filters off, "
+                                                    "held-out generator image, in process",
+                                         "rows": everything_rows}}, args.out)
 
 
 if __name__ == "__main__":

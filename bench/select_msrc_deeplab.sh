@@ -14,7 +14,9 @@
 # 0.510 / 0.518 (the msrc_v2 chain's since the seventh stop), hv 0.416 / 0.434. h_scales_320: h_scales at the images'
 # own size (--size 320 instead of 256, the same 160 px windows), with TTA 0.483 / 0.487: not taken.
 # h_scales_bal3: h_scales with --balance --max-class-weight 3 (images drawn by the classes they hold, half the
-# windows on a labelled pixel, rare classes weighted up to 3x), with TTA 0.488 / 0.493: not taken. A checkpoint already made (the classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared).
+# windows on a labelled pixel, rare classes weighted up to 3x), with TTA 0.488 / 0.493: not taken. h_scales_sscinit: h_scales
+# started from bench/select_msrc_pseudo_classifier.sh's SSC classifier (seed 0; the chain's pseudo-label DeepLab starts from its
+# SSC classifier, its upper bound from the BCE one), with TTA 0.500 / 0.506 (2026-12-05): not taken. A checkpoint already made (the classifier, an arm's DeepLab) is reused. Needs `bench/real_data.py` run once (work/real/shared).
 # About 3 min a classifier, 2.5 min a DeepLab, alone on 2 CPU cores.
 W=work/select_msrc_deeplab
 . "$(dirname "$0")/select_lib.sh"
@@ -27,6 +29,7 @@ with_sam $W/repo_cls
 $T export --checkpoint $W/cls.pt --repo $W/repo_cls
 for arm in ${ARMS:-hv h h_scales}; do
   size=256
+  init=$W/cls.pt
   case $arm in
     hv) aug=();;
     h) aug=(--no-vflip);;
@@ -35,13 +38,14 @@ for arm in ${ARMS:-hv h h_scales}; do
     h_wide) aug=(--no-vflip --scales 0.5,0.75,1,1.25,1.5);;
     h_scales_320) aug=(--no-vflip --scales 0.75,1,1.25); size=320;;
     h_scales_bal3) aug=(--no-vflip --scales 0.75,1,1.25 --balance --max-class-weight 3);;
+    h_scales_sscinit) aug=(--no-vflip --scales 0.75,1,1.25); init=work/select_msrc_pseudo_classifier/cls_ssc_seed0.pt;;
     *) echo "unknown arm $arm"; exit 2;;
   esac
   steps=${STEPS:-500}
   tag=$arm; [ "$steps" = 500 ] || tag=${arm}_${steps}steps
   dls=(); methods=""
   for s in ${SEEDS:-0 1}; do
-    [ -f $W/dl_${tag}_seed$s.pt ] || $T train-deeplab --data $D --ids "$TR" --size $size --steps $steps --seed $s --init-classifier $W/cls.pt "${aug[@]}" \
+    [ -f $W/dl_${tag}_seed$s.pt ] || $T train-deeplab --data $D --ids "$TR" --size $size --steps $steps --seed $s --init-classifier $init "${aug[@]}" \
         --out $W/dl_${tag}_seed$s.pt --repo $W/repo_dl_${tag}_seed$s
     dls+=(--deeplab dl_seed$s=$W/repo_dl_${tag}_seed$s); methods=$methods${methods:+,}dl_seed$s
   done

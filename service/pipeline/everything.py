@@ -109,11 +109,30 @@ class EverythingResult:
 
 @dataclass
 class Candidate:
-    mask: npt.NDArray[np.bool_]
+    """A mask that passed the filters, kept until NMS: its pixels packed 8 to a byte (a 32 x 32
+    grid keeps up to 3,072 of them at once; unpacked, that was 3 KiB a working pixel)."""
+
+    packed: npt.NDArray[np.uint8]
+    shape: tuple[int, int]
     box: npt.NDArray[np.float32]
     iou: float
     stability: float
     point: tuple[float, float]
+
+    @classmethod
+    def of(cls, mask: npt.NDArray[np.bool_], iou: float, stability: float, point: tuple[float, float]) -> Candidate:
+        return cls(np.packbits(mask, axis=None), (mask.shape[0], mask.shape[1]), mask_boxes(mask[None])[0], iou, stability, point)
+
+    @property
+    def mask(self) -> npt.NDArray[np.bool_]:
+        """bool [H, W] at the working size (unpacked: a new array each time)."""
+        h, w = self.shape
+        return np.unpackbits(self.packed, count=h * w).reshape(h, w).view(np.bool_)
+
+    @mask.setter
+    def mask(self, mask: npt.NDArray[np.bool_]) -> None:
+        self.packed, self.shape = np.packbits(mask, axis=None), (mask.shape[0], mask.shape[1])
+        self.box = mask_boxes(mask[None])[0]
 
 
 def _check_stop(should_stop: Callable[[], bool] | None) -> None:
@@ -148,8 +167,7 @@ def generate(
                 stability = stability_scores(logits, 0.0, options.stability_score_offset)[0]
                 if options.stability_score_thresh > 0.0 and not stability >= np.float32(options.stability_score_thresh):
                     continue
-                mask = logits[0] > 0.0
-                kept.append(Candidate(mask, mask_boxes(mask[None])[0], float(iou), float(stability), (float(point[0]), float(point[1]))))
+                kept.append(Candidate.of(logits[0] > 0.0, float(iou), float(stability), (float(point[0]), float(point[1]))))
     if not kept:
         return []
     keep = box_nms(np.stack([k.box for k in kept]), np.array([k.iou for k in kept], np.float32), options.box_nms_thresh)
@@ -170,8 +188,7 @@ def _clean_small_regions(
         mask, changed_islands = remove_small_regions(mask, min_area, "islands")
         changed = changed_holes or changed_islands
         if changed:
-            item.mask = mask
-            item.box = mask_boxes(mask[None])[0]
+            item.mask = mask  # packs it and boxes it again
         scores.append(0.0 if changed else 1.0)
     keep = box_nms(np.stack([k.box for k in kept]), np.array(scores, np.float32), nms_thresh)
     return [kept[i] for i in keep]
@@ -203,20 +220,22 @@ class EverythingGenerator:
         self.max_request_bytes = max_request_bytes
 
     def working_bytes(self, height: int, width: int, options: EverythingOptions | None = None) -> int:
-        """Estimated working memory: per working pixel a fixed part and every kept mask (one byte a
-        pixel, at most 3 per grid point), plus one decoder batch: per prompt 4 masks at 1024 x 1024
-        (the official graph's upsampling), 256 x 256 and the working size, float32. In process the
-        decoder's graph runs cut to its low-res outputs, so this over-counts there (conservative)."""
+        """Estimated working memory: per working pixel a fixed part and every kept mask (packed, one
+        bit a pixel, at most 3 per grid point: ``Candidate``), plus one decoder batch: per prompt 4
+        masks at 1024 x 1024 (the official graph's upsampling), 256 x 256 and the working size,
+        float32. In process the decoder's graph runs cut to its low-res outputs, so this over-counts
+        there (conservative)."""
         opts = options or EverythingOptions()
         frame = WorkFrame.of(height, width, self.max_work_side)
         work = frame.work_height * frame.work_width
-        masks = 3 * opts.points_per_side**2
+        masks = 3 * opts.points_per_side**2 * -(-work // 8)
         batch = min(opts.points_per_batch, opts.points_per_side**2)
-        return int(height * width * 4 + work * (self.BYTES_PER_WORK_PIXEL + masks) + batch * 4 * 4 * (1024 * 1024 + 256 * 256 + work))
+        return int(height * width * 4 + work * self.BYTES_PER_WORK_PIXEL + masks + batch * 4 * 4 * (1024 * 1024 + 256 * 256 + work))
 
     def check_budget(self, height: int, width: int, options: EverythingOptions | None = None) -> WorkFrame:
         frame = WorkFrame.of(height, width, self.max_work_side)
-        refuse_over_budget(frame, self.working_bytes(height, width, options), self.max_request_bytes)
+        refuse_over_budget(frame, self.working_bytes(height, width, options), self.max_request_bytes,
+                           "send a smaller image or fewer points_per_side")
         return frame
 
     def model_versions(self) -> dict[str, str]:

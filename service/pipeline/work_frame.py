@@ -136,10 +136,10 @@ def estimate_bytes(frame: WorkFrame, num_classes: int, max_cam_scale: float, wal
     return int(full * FULL_SIZE_BYTES_PER_PIXEL + work * (WORK_BYTES_PER_PIXEL * max_cam_scale**2 + per_class * num_classes) + walk)
 
 
-def refuse_over_budget(frame: WorkFrame, need: int, limit: int) -> None:
-    """Raise Overloaded (RESOURCE_EXHAUSTED) when ``need`` bytes exceed ``limit``, saying why."""
+def refuse_over_budget(frame: WorkFrame, need: int, limit: int, advice: str = "send a smaller image") -> None:
+    """Raise Overloaded (RESOURCE_EXHAUSTED) when ``need`` bytes exceed ``limit``, saying why and ``advice``."""
     if need > limit:
         raise Overloaded(
             f"a {frame.width}x{frame.height} image needs an estimated {need >> 20} MiB of working memory; this server allows "
-            f"{limit >> 20} MiB per request (WSSS_MAX_REQUEST_BYTES): send a smaller image"
+            f"{limit >> 20} MiB per request (WSSS_MAX_REQUEST_BYTES): {advice}"
         )

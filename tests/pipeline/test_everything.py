@@ -10,10 +10,10 @@ import pytest
 from pycocotools import mask as coco_mask
 from skimage.measure import label as sk_label
 
-from service.errors import InvalidInput
+from service.errors import InvalidInput, Overloaded
 from service.models.sam import ImageEmbedding, ResizeLongestSide, SamDecoder
 from service.pipeline.amg_filters import box_nms, mask_boxes, point_grid, remove_small_regions, stability_scores
-from service.pipeline.everything import EverythingGenerator, EverythingOptions, generate, se_map
+from service.pipeline.everything import Candidate, EverythingGenerator, EverythingOptions, generate, se_map
 from service.runtime import ModelRepository
 from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from tests.onnx_builders import decoder_repo
@@ -256,3 +256,31 @@ def test_stop_is_honoured_between_batches(decoder: SamDecoder) -> None:
     emb = ImageEmbedding(np.zeros((1, 256, 64, 64), np.float32), ResizeLongestSide(100, 100), "test")
     with pytest.raises(Cancelled):
         generate(decoder, emb, EverythingOptions(points_per_side=4, points_per_batch=2), should_stop=lambda: True)
+
+
+def test_candidates_keep_their_masks_packed() -> None:
+    rng = np.random.default_rng(3)
+    mask = rng.random((37, 53)) > 0.6  # a width that is not a multiple of 8
+    c = Candidate.of(mask, 0.9, 0.8, (1.0, 2.0))
+    assert c.packed.nbytes == -(-mask.size // 8) and np.array_equal(c.mask, mask)
+    assert tuple(c.box) == tuple(mask_boxes(mask[None])[0])
+    smaller = np.zeros_like(mask)
+    smaller[5:9, 10:20] = True
+    c.mask = smaller  # the cleanup's assignment packs the new mask and boxes it again
+    assert np.array_equal(c.mask, smaller) and tuple(c.box) == (10.0, 5.0, 19.0, 8.0)
+
+
+def test_estimate_counts_packed_masks_and_admits_a_1024_image(decoder: SamDecoder) -> None:
+    """Every filter off, each grid point keeps 3 masks until NMS: the estimate covers their packed
+    bytes, and a 1024 x 1024 image with the default options fits the default 1.5 GiB a request."""
+    gen = EverythingGenerator(_Encoder(), decoder, max_work_side=1024, max_request_bytes=1536 << 20)
+    emb = ImageEmbedding(np.zeros((1, 256, 64, 64), np.float32), ResizeLongestSide(90, 130), "test")
+    opts = EverythingOptions(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
+    kept = generate(decoder, emb, opts)
+    packed = sum(k.packed.nbytes for k in kept)
+    assert len(kept) == 3 * 16 and packed == 48 * -(-90 * 130 // 8)
+    fixed = gen.working_bytes(90, 130, EverythingOptions(points_per_side=1, points_per_batch=1))
+    assert gen.working_bytes(90, 130, opts) - fixed >= packed
+    gen.check_budget(1024, 1024)  # admitted: 980 MiB estimated (3.6 GiB when the masks were kept a byte a pixel)
+    with pytest.raises(Overloaded, match="WSSS_MAX_REQUEST_BYTES.*fewer points_per_side"):
+        gen.check_budget(1024, 1024, EverythingOptions(points_per_side=64))
