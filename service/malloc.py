@@ -7,10 +7,10 @@ afresh and given back to the kernel when freed, so every request faults its page
 mmap and trim thresholds keeps freed memory in the process for the next request instead: the
 resident size settles at the peak working set and stays there.
 
-glibc also gives each new thread that meets a locked heap an arena of its own, up to 8 per core.
-Under concurrent large requests the gRPC workers each spread their arrays over more arenas, and the
-pages those arenas keep (live arrays and the free gaps beside them, which ``trim`` cannot give back)
-stayed resident after the load: ``limit_arenas`` caps their number (``WSSS_MALLOC_ARENAS``).
+glibc also gives threads malloc arenas of their own, up to 8 per core. After a mix of concurrent
+large requests, pages of the gRPC workers' arenas stayed resident even after ``trim`` (up to 29
+MiB an arena, bench/load_test.py --hostile): ``limit_arenas`` caps their number
+(``WSSS_MALLOC_ARENAS``).
 """
 
 from __future__ import annotations

@@ -69,9 +69,9 @@ class Settings(BaseSettings):
     request of 1 M pixels or more and once per busy period after 2 s idle."""
     malloc_arenas: int = Field(default=2, ge=0)
     """At most this many glibc malloc arenas (``service/malloc.py`` ``limit_arenas``), set by
-    ``python -m service`` at start; 0 = glibc's default, 8 per core. With the default the server's
-    RSS 10 s after the hostile mix of bench/load_test.py stayed above its level before it (README,
-    Robustness)."""
+    ``python -m service`` at start; 0 = glibc's default, 8 per core. With glibc's default the
+    server's RSS 10 s after the hostile mix of bench/load_test.py was 1.27-1.34x its level before
+    it; with 2, 0.93-1.18x (README, Reliability)."""
     batch_max_size: int = Field(default=1, ge=1)
     """Micro-batching of the classifier and DeepLab across concurrent requests: most items in one
     inference (1 = off, the default: on the 2-core CPU it was measured on it does not pay; set

@@ -84,11 +84,11 @@ class CamCache:
         self, classifier: CamClassifier, result: CamResult, class_ids: Sequence[int], beta: float, steps: int,
         scales: Sequence[float], flip: bool, pixels: str | None,
     ) -> CamResult:
-        """``walk_classes(result, class_ids, beta, steps)`` for the CAMs ``cams`` returned for
-        ``pixels`` with ``classifier``, ``scales`` and ``flip``; the walked rows come from the cache
-        when the same classes were walked so before. Without ``pixels`` (the caller did not hash
-        the image) or with the cache off, the walk runs every time. Not counted by ``observer``
-        (its lookups are the CAMs')."""
+        """``walk_classes(result, class_ids, beta, steps)``, where ``result`` is what ``cams``
+        returned for ``pixels`` with ``classifier``, ``scales`` and ``flip``; the walk (at its own
+        grid) comes from the cache when the same classes were walked so before, and is only
+        upsampled. Without ``pixels`` (the caller did not hash the image) or with the cache off,
+        the walk runs every time. Not counted by ``observer`` (its lookups are the CAMs')."""
         ids = sorted(set(class_ids))
         if self.max_bytes <= 0 or pixels is None or not ids or result.features is None:
             return walk_classes(result, ids, beta, steps)
