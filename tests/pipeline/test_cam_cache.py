@@ -83,13 +83,13 @@ def test_a_segment_request_hashes_its_pixels_once(monkeypatch: pytest.MonkeyPatc
     np.testing.assert_array_equal(again.label_map, first.label_map)
 
 
-def test_walked_rows_are_cached_per_class_set(classifier: CamClassifier, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A second round with the same tagged classes takes the walked CAMs from the cache: equal to walking again."""
+def count_walks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every walk from now on (in the cache and in ``walk_classes``) appends the number of classes it walked."""
     from service.pipeline import cam_cache as module
     from service.pipeline import cam_random_walk
-    from service.pipeline.cam_random_walk import walk_classes, walk_low_res
+    from service.pipeline.cam_random_walk import walk_low_res
 
-    walks: list[int] = []  # the classes walked by each walk
+    walks: list[int] = []
 
     def counting(cams: np.ndarray, features: np.ndarray, beta: float, steps: int) -> np.ndarray:
         walks.append(len(cams))
@@ -97,6 +97,14 @@ def test_walked_rows_are_cached_per_class_set(classifier: CamClassifier, monkeyp
 
     monkeypatch.setattr(module, "walk_low_res", counting)
     monkeypatch.setattr(cam_random_walk, "walk_low_res", counting)
+    return walks
+
+
+def test_walked_rows_are_cached_per_class_set(classifier: CamClassifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second round with the same tagged classes takes the walked CAMs from the cache: equal to walking again."""
+    from service.pipeline.cam_random_walk import walk_classes
+
+    walks = count_walks(monkeypatch)
     cache = CamCache(64 << 20)
     sample = generate(HELD_OUT_SEED, 4)
     tagged = sorted(classifier.classes.index(n) + 1 for n in sample.labels)
@@ -132,20 +140,10 @@ def test_a_second_round_skips_the_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     """Segment twice on one image with the same tags (the second with a click too): one walk, one classifier run."""
     from service.models.embedding_cache import CachedEncoder
     from service.models.sam import SamDecoder, SamEncoder
-    from service.pipeline import cam_cache as module
-    from service.pipeline import cam_random_walk
-    from service.pipeline.cam_random_walk import walk_low_res
     from service.pipeline.segment import PipelineConfig, Segmenter
     from service.pipeline.types import Click, SegmentInput, WeakLabels
 
-    walks: list[int] = []  # the classes walked by each walk
-
-    def counting(cams: np.ndarray, features: np.ndarray, beta: float, steps: int) -> np.ndarray:
-        walks.append(len(cams))
-        return walk_low_res(cams, features, beta, steps)
-
-    monkeypatch.setattr(module, "walk_low_res", counting)
-    monkeypatch.setattr(cam_random_walk, "walk_low_res", counting)
+    walks = count_walks(monkeypatch)
     backend = OnnxRuntimeBackend(ModelRepository(DEFAULT_REPO), "CPUExecutionProvider")
     backend.load(["cam_classifier", "sam_encoder", "sam_decoder"])
     seg = Segmenter(CamClassifier(backend), CachedEncoder(SamEncoder(backend), 64 << 20), SamDecoder(backend), PipelineConfig(),
