@@ -17,6 +17,10 @@ class Metrics:
     - ``wsss_model_inference_seconds{model, provider}``: one backend inference.
     - ``wsss_in_flight_requests``: requests being processed now.
     - ``wsss_embedding_cache_total{result}``: SAM embedding cache hits and misses.
+    - ``wsss_cam_cache_total{result}``, ``wsss_cam_walk_cache_total{result}``: the CAM cache's
+      lookups of CAMs and of CAM random walks.
+    - ``wsss_cache_bytes{cache}``: bytes held now by the serving models' caches (``embedding``,
+      ``cam``; read at scrape time, ``ServiceState``).
     - ``wsss_batch_size{model}``: items per micro-batched inference.
     """
 
@@ -44,6 +48,10 @@ class Metrics:
                                     "main model (Segment: its classifier, Predict: its DeepLab, SegmentEverything: its SAM encoder).",
                                     ["rpc", "model_set", "version"], registry=registry)
         self.cam_cache = Counter("wsss_cam_cache", "Per-image CAM cache lookups by result.", ["result"], registry=registry)
+        self.cam_walk_cache = Counter("wsss_cam_walk_cache", "CAM cache lookups of a CAM random walk (an image's tagged classes) by result.",
+                                      ["result"], registry=registry)
+        self.cache_bytes = Gauge("wsss_cache_bytes", "Bytes held by the serving models' caches (embedding: SAM embeddings; cam: CAMs "
+                                 "and walks).", ["cache"], registry=registry)
         self.reloads = Counter("wsss_model_reloads", "Repository reloads by outcome: switched to a new generation, or refused "
                                "(the serving models stay).", ["outcome"], registry=registry)
         self.shared_cache = Counter("wsss_shared_embedding_cache", "Shared (Redis) embedding cache calls by result: hit, miss, store, "
@@ -66,6 +74,9 @@ class Metrics:
 
     def observe_cam_cache(self, hit: bool) -> None:
         self.cam_cache.labels("hit" if hit else "miss").inc()
+
+    def observe_cam_walk_cache(self, hit: bool) -> None:
+        self.cam_walk_cache.labels("hit" if hit else "miss").inc()
 
     def observe_shared_cache(self, result: str) -> None:
         """The shared embedding cache's observer."""

@@ -158,6 +158,15 @@ class ServiceState:
         """Fingerprints of the last repository state a reload refused (not tried again unchanged)."""
         self.last_error = ""
         """Why the last reload was refused."""
+        metrics.cache_bytes.labels("embedding").set_function(lambda: self.cache_bytes()[0])
+        metrics.cache_bytes.labels("cam").set_function(lambda: self.cache_bytes()[1])
+
+    def cache_bytes(self) -> tuple[int, int]:
+        """Bytes in the serving generation's embedding caches and its CAM cache (0, 0 before a load)."""
+        g = self._generation
+        if g is None:
+            return 0, 0
+        return sum(e.size_bytes for e in g.encoders.values()), g.cam_cache.size_bytes if g.cam_cache is not None else 0
 
     @property
     def ready(self) -> bool:
@@ -277,7 +286,8 @@ class ServiceState:
             unchanged = adopt(backend, previous.backend, same_keys) if previous is not None and same_keys else []
             backend.load([k for k in keys if k not in unchanged])
             generation = Generation(backend, {n: fingerprints[n] for n in names if n in fingerprints},
-                                    cam_cache=CamCache(self.settings.cam_cache_bytes, self.metrics.observe_cam_cache))
+                                    cam_cache=CamCache(self.settings.cam_cache_bytes, self.metrics.observe_cam_cache,
+                                                       self.metrics.observe_cam_walk_cache))
             roles: dict[str, dict[str, str]] = {}
             for n in names:
                 set_name, role = model_set_of(n)  # type: ignore[misc]

@@ -48,9 +48,12 @@ def _key(pixels: str, classifier: CamClassifier, scales: Sequence[float], flip: 
 class CamCache:
     """``multiscale_cams`` with an LRU in front; ``max_bytes`` = 0 turns it off."""
 
-    def __init__(self, max_bytes: int, observer: CacheObserver | None = None) -> None:
+    def __init__(self, max_bytes: int, observer: CacheObserver | None = None, walk_observer: CacheObserver | None = None) -> None:
         self.max_bytes = max_bytes
         self.observer = observer
+        """Told of each lookup of CAMs (``cams``)."""
+        self.walk_observer = walk_observer
+        """Told of each lookup of a walk (``walked``)."""
         self._lru: BytesLRU[CamResult | WalkedRows] = BytesLRU(max_bytes, _size)
 
     @property
@@ -88,12 +91,14 @@ class CamCache:
         returned for ``pixels`` with ``classifier``, ``scales`` and ``flip``; the walk (at its own
         grid) comes from the cache when the same classes were walked so before, and is only
         upsampled. Without ``pixels`` (the caller did not hash the image) or with the cache off,
-        the walk runs every time. Not counted by ``observer`` (its lookups are the CAMs')."""
+        the walk runs every time. Lookups are told to ``walk_observer``."""
         ids = sorted(set(class_ids))
         if self.max_bytes <= 0 or pixels is None or not ids or result.features is None:
             return walk_classes(result, ids, beta, steps)
         key = (*_key(pixels, classifier, scales, flip), "walk", tuple(ids), float(beta), int(steps))
         hit = self._lru.get(key)
+        if self.walk_observer is not None:
+            self.walk_observer(isinstance(hit, WalkedRows))
         if isinstance(hit, WalkedRows):
             return with_walked(result, ids, hit.low)
         low = walk_low_res(result.cams[[k - 1 for k in ids]], result.features, beta, steps)

@@ -130,6 +130,22 @@ def test_interactive_round_reuses_the_embedding_and_the_cams(server: BackgroundS
     assert iou(_label_map(second) == k, s.mask == k) > 0.3
 
 
+def test_a_tags_round_again_reuses_the_walk_and_the_caches_report_their_bytes(server: BackgroundServer,
+                                                                                  stub: pb_grpc.SegmentationServiceStub) -> None:
+    s = next(s for s in (generate(HELD_OUT_SEED, 900 + i) for i in range(20)) if s.labels)  # an image no other test sends
+    request = pb.SegmentRequest(image=pb.Image(encoded=png_bytes(s.image)), labels=pb.WeakLabels(image_labels=s.labels))
+    misses = server.metric("wsss_cam_walk_cache_total", {"result": "miss"})
+    hits = server.metric("wsss_cam_walk_cache_total", {"result": "hit"})
+    first = stub.Segment(request, timeout=60)
+    assert server.metric("wsss_cam_walk_cache_total", {"result": "miss"}) == misses + 1
+    cam_bytes = server.metric("wsss_cache_bytes", {"cache": "cam"})
+    assert cam_bytes > 0 and server.metric("wsss_cache_bytes", {"cache": "embedding"}) >= 256 * 64 * 64 * 4  # at least this image's embedding
+    again = stub.Segment(request, timeout=60)
+    assert server.metric("wsss_cam_walk_cache_total", {"result": "hit"}) == hits + 1
+    assert server.metric("wsss_cache_bytes", {"cache": "cam"}) == cam_bytes  # nothing new kept
+    assert again.mask.png == first.mask.png
+
+
 def test_bad_mask_input(stub: pb_grpc.SegmentationServiceStub) -> None:
     s = SAMPLES[0]
     for logits, message in ((b"\0" * 100, "must be 256x256 float32 = 262144 bytes, got 100"),
