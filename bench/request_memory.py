@@ -22,17 +22,35 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import reset_peak, rss_mib, write_report  # noqa: E402
 
+T = TypeVar("T")
+
+
+def measured(call: Callable[[], T]) -> tuple[T, float, float]:
+    """``call()`` after freed heap is handed back (``malloc_trim``) and the peak (VmHWM) reset:
+    its result, its peak over the level before it (MiB) and its seconds."""
+    from service import malloc
+
+    malloc.trim()
+    pid = os.getpid()
+    before = rss_mib(pid)
+    reset_peak(pid)
+    start = time.perf_counter()
+    result = call()
+    seconds = time.perf_counter() - start
+    return result, round(rss_mib(pid, "VmHWM") - before, 1), round(seconds, 3)
+
 
 def one(size: int, steps: int) -> dict[str, float]:
     """Run in the child: the request's peak over the level before it, and the estimate (MiB)."""
-    from service import malloc
     from service.blas import one_blas_thread
     from service.models.cam_classifier import CamClassifier
     from service.models.sam import SamDecoder, SamEncoder
@@ -50,20 +68,13 @@ def one(size: int, steps: int) -> dict[str, float]:
     samples = [s for s in (generate(HELD_OUT_SEED, i, size, size) for i in range(10)) if s.labels]
     seg.segment(SegmentInput(image=samples[1].image, labels=WeakLabels(image_labels=tuple(samples[1].labels))))
     request = SegmentInput(image=samples[0].image, labels=WeakLabels(image_labels=tuple(samples[0].labels)))
-    malloc.trim()
-    pid = os.getpid()
-    before = rss_mib(pid)
-    reset_peak(pid)
-    start = time.perf_counter()
-    result = seg.segment(request)
-    seconds = time.perf_counter() - start
-    return {"peak_over_before_mib": round(rss_mib(pid, "VmHWM") - before, 1), "estimate_mib": round(seg.working_bytes(size, size) / 2**20, 1),
-            "seconds": round(seconds, 3), "cam_walk_ms": round(1000 * dict(result.timings).get("cam_walk", 0.0), 1)}
+    result, peak, seconds = measured(lambda: seg.segment(request))
+    return {"peak_over_before_mib": peak, "estimate_mib": round(seg.working_bytes(size, size) / 2**20, 1),
+            "seconds": seconds, "cam_walk_ms": round(1000 * dict(result.timings).get("cam_walk", 0.0), 1)}
 
 
 def everything(size: int) -> dict[str, float]:
     """Run in the child: one SegmentEverything request's peak over the level before it, and its estimate (MiB)."""
-    from service import malloc
     from service.blas import one_blas_thread
     from service.models.sam import SamDecoder, SamEncoder
     from service.pipeline.everything import EverythingGenerator, EverythingOptions
@@ -80,15 +91,9 @@ def everything(size: int) -> dict[str, float]:
     opts = EverythingOptions(pred_iou_thresh=0.0, stability_score_thresh=0.0)
     gen.run(generate(HELD_OUT_SEED, 1, size, size).image, EverythingOptions(points_per_side=4))
     image = generate(HELD_OUT_SEED, 0, size, size).image
-    malloc.trim()
-    pid = os.getpid()
-    before = rss_mib(pid)
-    reset_peak(pid)
-    start = time.perf_counter()
-    result = gen.run(image, opts)
-    seconds = time.perf_counter() - start
-    return {"peak_over_before_mib": round(rss_mib(pid, "VmHWM") - before, 1), "estimate_mib": round(gen.working_bytes(size, size, opts) / 2**20, 1),
-            "seconds": round(seconds, 3), "proposals": len(result.proposals)}
+    result, peak, seconds = measured(lambda: gen.run(image, opts))
+    return {"peak_over_before_mib": peak, "estimate_mib": round(gen.working_bytes(size, size, opts) / 2**20, 1),
+            "seconds": seconds, "proposals": len(result.proposals)}
 
 
 def main() -> None:
