@@ -4,7 +4,7 @@
    same pixels (embedding from the cache): mean latency of the second / the first. After the
    memory run (2.), an interactive round at 512 x 512 (the images upscaled): tags, then the same tags and a click;
    the second skips the classifier, the encoder and the CAM random walk of the tagged classes
-   (the CAM cache keeps its rows): the rounds' latency and their ``cam`` / ``cam_walk`` stages.
+   (the CAM cache keeps the walk at its own grid): the rounds' latency and their ``cam`` / ``cam_walk`` stages.
 2. Memory: Segment (image tags) on 50 images round robin from 4 concurrent clients; the server's
    RSS after request 250 (caches full, allocator warm) and after the last, and its peak (VmHWM)
    over the run, beside what the settings allow to be resident: the caches' byte limits and 4
