@@ -28,15 +28,15 @@ CacheObserver = Callable[[bool], None]
 
 
 @dataclass(frozen=True)
-class WalkedRows:
+class CachedWalk:
     """The walk of some classes' CAMs of one image at the walk's grid (``walk_low_res``): float32
     [k, h, w], read-only (``CamCache.walked``)."""
 
     low: npt.NDArray[np.float32]
 
 
-def _size(value: CamResult | WalkedRows) -> int:
-    if isinstance(value, WalkedRows):
+def _size(value: CamResult | CachedWalk) -> int:
+    if isinstance(value, CachedWalk):
         return value.low.nbytes
     return value.cams.nbytes + value.probabilities.nbytes + (value.features.nbytes if value.features is not None else 0)
 
@@ -54,7 +54,7 @@ class CamCache:
         """Told of each lookup of CAMs (``cams``)."""
         self.walk_observer = walk_observer
         """Told of each lookup of a walk (``walked``)."""
-        self._lru: BytesLRU[CamResult | WalkedRows] = BytesLRU(max_bytes, _size)
+        self._lru: BytesLRU[CamResult | CachedWalk] = BytesLRU(max_bytes, _size)
 
     @property
     def size_bytes(self) -> int:
@@ -98,10 +98,10 @@ class CamCache:
         key = (*_key(pixels, classifier, scales, flip), "walk", tuple(ids), float(beta), int(steps))
         hit = self._lru.get(key)
         if self.walk_observer is not None:
-            self.walk_observer(isinstance(hit, WalkedRows))
-        if isinstance(hit, WalkedRows):
+            self.walk_observer(isinstance(hit, CachedWalk))
+        if isinstance(hit, CachedWalk):
             return with_walked(result, ids, hit.low)
         low = walk_low_res(result.cams[[k - 1 for k in ids]], result.features, beta, steps)
         low.setflags(write=False)
-        self._lru.put(key, WalkedRows(low))
+        self._lru.put(key, CachedWalk(low))
         return with_walked(result, ids, low)

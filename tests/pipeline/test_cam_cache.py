@@ -77,7 +77,7 @@ def test_a_segment_request_hashes_its_pixels_once(monkeypatch: pytest.MonkeyPatc
     request = SegmentInput(image=s.image, labels=WeakLabels(image_labels=tuple(s.labels)))
     first = seg.segment(request)
     assert hashed == [s.image.nbytes]
-    assert len(encoder) == 1 and len(seg.cam_cache) == 2  # type: ignore[arg-type]  # its CAMs and their walked rows
+    assert len(encoder) == 1 and len(seg.cam_cache) == 2  # type: ignore[arg-type]  # its CAMs and their walk
     again = seg.segment(request)  # both caches hit, on the one hash
     assert hashed == [s.image.nbytes] * 2
     np.testing.assert_array_equal(again.label_map, first.label_map)
@@ -100,7 +100,7 @@ def count_walks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return walks
 
 
-def test_walked_rows_are_cached_per_class_set(classifier: CamClassifier, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_walks_are_cached_per_class_set(classifier: CamClassifier, monkeypatch: pytest.MonkeyPatch) -> None:
     """A second round with the same tagged classes takes the walked CAMs from the cache: equal to walking again."""
     from service.pipeline.cam_random_walk import walk_classes
 
@@ -124,7 +124,7 @@ def test_walked_rows_are_cached_per_class_set(classifier: CamClassifier, monkeyp
     row = tagged[0] - 1
     assert not np.array_equal(again.cams[row], base.cams[row])  # walked rows differ from the plain CAMs ...
     np.testing.assert_array_equal(again.cams[other - 1], base.cams[other - 1])  # ... the others do not
-    again.cams[row, 0, 0] = 5.0  # each caller gets its own array: the cached rows stay as they were
+    again.cams[row, 0, 0] = 5.0  # each caller gets its own array: the cached walk stays as it was
     np.testing.assert_array_equal(cache.walked(classifier, base, tagged, 64.0, 8, scales, False, "px").cams, expected.cams)
     assert walks == [len(tagged)]
     cache.walked(classifier, base, [other], 64.0, 8, scales, False, "px")  # another class set, another beta, no key: each walks
@@ -155,4 +155,4 @@ def test_a_second_round_skips_the_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     again = seg.segment(SegmentInput(image=s.image, labels=WeakLabels(image_labels=tags)))
     np.testing.assert_array_equal(again.label_map, first.label_map)
     seg.segment(SegmentInput(image=s.image, labels=WeakLabels(image_labels=tags, points=(Click(tags[0], 10.0, 10.0),))))
-    assert len(walks) == 1 and len(seg.cam_cache) == 2  # type: ignore[arg-type]  # the CAMs and one set of walked rows
+    assert len(walks) == 1 and len(seg.cam_cache) == 2  # type: ignore[arg-type]  # the CAMs and one walk
