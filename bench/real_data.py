@@ -226,10 +226,10 @@ def cam_labels_recipe(source: str, cam_crf: str = "") -> str:
     setting in the names of pseudo-labels made through them (``_crf5-8``, ``_rw64-8``); empty for
     sources with neither."""
     from service.pipeline.cam_random_walk import RANDOM_WALK
-    from training.cam_labels import CRF_APPEARANCE
     from training.pseudo_label import CRF_SOURCES, RW_SOURCES
+    from training.toolkit import parse_cam_crf
 
-    kernel = tuple(float(v) for v in cam_crf.split(",")) if cam_crf else CRF_APPEARANCE
+    kernel = parse_cam_crf(cam_crf or None)  # the toolkit's own reading of --cam-crf
     crf = "_crf" + "-".join(f"{v:g}" for v in kernel) if source in CRF_SOURCES else ""
     return crf + ("_rw" + "-".join(f"{v:g}" for v in RANDOM_WALK) if source in RW_SOURCES else "")
 

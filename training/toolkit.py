@@ -244,7 +244,7 @@ def _background(folder: DatasetFolder, choice: str) -> bool:
     return folder.has_background if choice == "auto" else choice == "yes"
 
 
-def _cam_crf(text: str | None) -> tuple[float, float]:
+def parse_cam_crf(text: str | None) -> tuple[float, float]:
     """``--cam-crf COMPAT,SRGB`` -> (weight, colour scale), both positive; None: ``CRF_APPEARANCE``."""
     if text is None:
         from training.cam_labels import CRF_APPEARANCE
@@ -285,7 +285,7 @@ def cmd_pseudo_label(args: argparse.Namespace) -> None:
     from service.pipeline.types import Refinement
     from training.pseudo_label import CRF_SOURCES, RW_SOURCES, pseudo_label
 
-    cam_crf = _cam_crf(args.cam_crf)
+    cam_crf = parse_cam_crf(args.cam_crf)
     walk = _random_walk(args.random_walk)
     for option, given, sources in (("--cam-crf", args.cam_crf, CRF_SOURCES), ("--random-walk", args.random_walk, RW_SOURCES)):
         if given is not None and args.source not in sources:
@@ -332,7 +332,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from training.pseudo_label import CRF_SOURCES, RW_SOURCES
 
     predict_scales = _predict_scales(args.predict_scales)
-    cam_crf = _cam_crf(args.cam_crf)
+    cam_crf = parse_cam_crf(args.cam_crf)
     walk = _random_walk(args.random_walk)
     folder, ids = _split(args)
     if not folder.has_masks:
@@ -392,7 +392,7 @@ def cmd_evaluate_promptable(args: argparse.Namespace) -> None:
 
 
 def _cam_label_options(p: argparse.ArgumentParser, what: str) -> None:
-    """``--cam-crf`` and ``--random-walk`` (parsed by ``_cam_crf``, ``_random_walk``); ``what``: the
+    """``--cam-crf`` and ``--random-walk`` (parsed by ``parse_cam_crf``, ``_random_walk``); ``what``: the
     command's word for what they apply to (sources, methods)."""
     p.add_argument("--cam-crf", default=None,
                    help=f"the CAM {what}' dense CRF appearance kernel: WEIGHT,COLOUR_SCALE (default: training/cam_labels.py "
