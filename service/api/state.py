@@ -334,6 +334,8 @@ class ServiceState:
                 result.segmenter = result.segmenter or segmenter  # the newest
         else:
             log.warning("model set %s: Segment is unavailable (no %scam_classifier in %s)", label, f"{name}." if name else "", repo.root)
+        if encoder is not None and encoder.encoder.measured_bytes is None:
+            encoder.warmup()  # no Segment warm-up ran it: SegmentEverything's estimate needs its measured run
         if "deeplab" in own:
             for key in version_keys(repo, own["deeplab"]):
                 predictor = Predictor(DeepLab(backend, key), self.settings.max_work_side, self.settings.max_request_bytes,

@@ -78,8 +78,16 @@ class CachedEncoder:
         self._lru.put(key, embedding)
         return embedding
 
+    @property
+    def run_bytes(self) -> int:
+        """The working memory one run of the encoder takes (``SamEncoder.run_bytes``)."""
+        return self.encoder.run_bytes
+
     def take_entries(self, other: CachedEncoder) -> None:
-        """Keep ``other``'s cached embeddings (a reload that did not change the encoder)."""
+        """Keep ``other``'s cached embeddings and its encoder's measured run (a reload that did not
+        change the encoder: its session is taken over warm and not measured again)."""
+        if self.encoder.measured_bytes is None:
+            self.encoder.measured_bytes = other.encoder.measured_bytes
         for key, embedding in other._lru.items():
             self._lru.put(key, embedding, evict=False)
 

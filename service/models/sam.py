@@ -11,6 +11,7 @@ normalised, then zero-padded.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,9 +19,12 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from service import memory_peak
 from service.errors import ModelRepositoryError
 from service.models.imageops import normalise, resize_image, upsample_crop_resize
 from service.runtime.backend import DeviceTensor, InferenceBackend
+
+log = logging.getLogger(__name__)
 
 SAM_IMG_SIZE = 1024
 LOW_RES = 256
@@ -94,6 +98,9 @@ class ImageEncoder(Protocol):
     name: str
     version: str
 
+    @property
+    def run_bytes(self) -> int: ...
+
     def embed(self, image: npt.NDArray[np.uint8], pixels: str | None = None) -> ImageEmbedding: ...
 
     def warmup(self) -> ImageEmbedding: ...
@@ -117,6 +124,15 @@ class SamEncoder:
         self.version = model.version
         self.uint8_input = model.takes_uint8("image")
         self._buffers = threading.local()
+        self.measured_bytes: int | None = None
+        """How far one run raised this process's resident memory at its peak, measured on the first
+        ``warmup`` (``service.memory_peak``); None before it, 0 where it could not be measured."""
+
+    @property
+    def run_bytes(self) -> int:
+        """The working memory one encoder run takes in this process (0 until measured): the same for
+        every image, as the input is always 1024 x 1024; the Segment and SegmentEverything estimates add it."""
+        return self.measured_bytes or 0
 
     def preprocess(self, image: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.generic], ResizeLongestSide]:
         """uint8 [H, W, 3] RGB -> the encoder's input and the image's geometry: the resized uint8
@@ -151,8 +167,19 @@ class SamEncoder:
         return ImageEmbedding(emb if isinstance(emb, DeviceTensor) else np.asarray(emb, np.float32), geometry, self.version)
 
     def warmup(self) -> ImageEmbedding:
-        """One inference (never from a cache); returns its embedding for the decoder's warm-up."""
-        return self.embed(np.zeros((32, 32, 3), np.uint8))
+        """One inference (never from a cache); returns its embedding for the decoder's warm-up. The
+        first warm-up runs twice and measures the second run (``run_bytes``): the first pays ONNX
+        Runtime's one-time planning (segment-anything's ViT-B on 2 CPU cores: 2.9 GiB the first
+        run, 1.8 GiB each later one). A 32 x 32 image is resized to the largest input, 1024 on its
+        longest side, as any image is."""
+        image = np.zeros((32, 32, 3), np.uint8)
+        if self.measured_bytes is not None:
+            return self.embed(image)
+        self.embed(image)
+        embedding, grown = memory_peak.growth(lambda: self.embed(image))
+        self.measured_bytes = grown or 0
+        log.info("model %s: one encoder run takes %s", self.name, f"{self.measured_bytes / 2**20:.0f} MiB" if grown is not None else "an unmeasured amount (not counted)")
+        return embedding
 
 
 class SamDecoder:

@@ -219,12 +219,12 @@ class EverythingGenerator:
         self.max_work_side = max_work_side
         self.max_request_bytes = max_request_bytes
 
-    def working_bytes(self, height: int, width: int, options: EverythingOptions | None = None) -> int:
-        """Estimated working memory: per working pixel a fixed part and every kept mask (packed, one
-        bit a pixel, at most 3 per grid point: ``Candidate``), plus one decoder batch: per prompt 4
-        masks at 1024 x 1024 (the official graph's upsampling), 256 x 256 and the working size,
-        float32. In process the decoder's graph runs cut to its low-res outputs, so this over-counts
-        there (conservative)."""
+    def image_bytes(self, height: int, width: int, options: EverythingOptions | None = None) -> int:
+        """Estimated working memory that grows with the image and the grid (what ``max_request_bytes``
+        caps): per working pixel a fixed part and every kept mask (packed, one bit a pixel, at most 3
+        per grid point: ``Candidate``), plus one decoder batch: per prompt 4 masks at 1024 x 1024 (the
+        official graph's upsampling), 256 x 256 and the working size, float32. In process the
+        decoder's graph runs cut to its low-res outputs, so this over-counts there (conservative)."""
         opts = options or EverythingOptions()
         frame = WorkFrame.of(height, width, self.max_work_side)
         work = frame.work_height * frame.work_width
@@ -232,9 +232,14 @@ class EverythingGenerator:
         batch = min(opts.points_per_batch, opts.points_per_side**2)
         return int(height * width * 4 + work * self.BYTES_PER_WORK_PIXEL + masks + batch * 4 * 4 * (1024 * 1024 + 256 * 256 + work))
 
+    def working_bytes(self, height: int, width: int, options: EverythingOptions | None = None) -> int:
+        """Estimated working memory of a request (what the server's memory budget admits requests
+        by): ``image_bytes`` and one run of SAM's encoder (``run_bytes``, the same for every image)."""
+        return self.image_bytes(height, width, options) + self.encoder.run_bytes
+
     def check_budget(self, height: int, width: int, options: EverythingOptions | None = None) -> WorkFrame:
         frame = WorkFrame.of(height, width, self.max_work_side)
-        refuse_over_budget(frame, self.working_bytes(height, width, options), self.max_request_bytes,
+        refuse_over_budget(frame, self.image_bytes(height, width, options), self.max_request_bytes,
                            "send a smaller image or fewer points_per_side")
         return frame
 

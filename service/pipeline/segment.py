@@ -265,20 +265,27 @@ class Segmenter:
         """Whether tagged classes' CAMs take the random walk (switched on, and ``can_walk``)."""
         return self.config.cam_walk_steps > 0 and self.can_walk
 
-    def working_bytes(self, height: int, width: int) -> int:
-        """Estimated working memory of a request with a ``height`` x ``width`` image, in bytes."""
+    def image_bytes(self, height: int, width: int) -> int:
+        """Estimated working memory that grows with a ``height`` x ``width`` image, in bytes: what
+        ``max_request_bytes`` caps (a smaller image needs less)."""
         frame = WorkFrame.of(height, width, self.config.max_work_side)
         cells = cam_random_walk.feature_cells(frame.work_height, frame.work_width, self.classifier.feature_stride) if self.walks else 0
         return estimate_bytes(frame, len(self.classes), max(self.config.cam_scales, default=1.0), cells)
 
+    def working_bytes(self, height: int, width: int) -> int:
+        """Estimated working memory of a request with a ``height`` x ``width`` image, in bytes (what
+        the server's memory budget admits requests by): ``image_bytes`` and one run of SAM's encoder
+        (``run_bytes``: the same for every image; counted on an embedding-cache hit too)."""
+        return self.image_bytes(height, width) + (self.encoder.run_bytes if self.encoder is not None else 0)
+
     def check_budget(self, height: int, width: int) -> WorkFrame:
-        """The working frame of a ``height`` x ``width`` image, if its estimated working memory fits.
+        """The working frame of a ``height`` x ``width`` image, if its ``image_bytes`` fit ``max_request_bytes``.
 
         Raises:
             Overloaded: the estimate exceeds ``max_request_bytes`` (RESOURCE_EXHAUSTED).
         """
         frame = WorkFrame.of(height, width, self.config.max_work_side)
-        refuse_over_budget(frame, self.working_bytes(height, width), self.config.max_request_bytes)
+        refuse_over_budget(frame, self.image_bytes(height, width), self.config.max_request_bytes)
         return frame
 
     def warmup(self) -> None:

@@ -128,3 +128,26 @@ def test_requests_pin_a_served_version(tmp_path: Path) -> None:
             assert default.versions["deeplab"] == "2,1" and default.versions["cam_classifier"] == "2,1"
     finally:
         server.stop()
+
+
+def test_the_encoder_run_is_measured_at_load_and_kept_by_a_reload_that_keeps_it(tmp_path: Path) -> None:
+    """With no classifier no Segment warm-up runs SAM's encoder: it is run at load all the same,
+    so SegmentEverything's budget counts what one run takes; a reload that changes only DeepLab
+    takes the encoder over with its measurement, without running it again."""
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO_ROOT / "model_repo", repo)
+    shutil.rmtree(repo / "cam_classifier")
+    state = ServiceState(make_settings(model_repo=repo), Metrics(CollectorRegistry()))
+    state.load()
+    first = state.generation
+    assert first is not None and first.sets[""].segmenter is None
+    everything = first.sets[""].everything
+    assert everything is not None and everything.encoder.run_bytes > 4 << 20  # the default encoder: tens of MiB a run
+    assert everything.working_bytes(200, 300) == everything.image_bytes(200, 300) + everything.encoder.run_bytes
+    drop_version(repo, 2)
+    assert state.reload()
+    second = state.generation
+    assert second is not None and second is not first
+    kept = second.sets[""].everything
+    assert kept is not None and kept.encoder is not everything.encoder and kept.encoder.run_bytes == everything.encoder.run_bytes
+    state.close()

@@ -14,6 +14,7 @@ class CountingEncoder:
     """A stand-in SAM encoder that counts its runs (a test double of the model, not of the cache)."""
 
     name = "sam_encoder"
+    run_bytes = 0
 
     def __init__(self, version: str = "1") -> None:
         self.version = version

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import ModelRepositoryError
+from service.errors import ModelRepositoryError, Overloaded
 from service.models.sam import ImageEmbedding, ResizeLongestSide, SamDecoder
 from service.runtime import ModelRepository
 from service.runtime.onnxruntime_backend import OnnxRuntimeBackend
@@ -113,3 +113,47 @@ def test_batched_and_looped_decoding_agree(tmp_path: Path) -> None:
     for a, b in zip(looped.predict_many(emb, sets), batched.predict_many(emb, sets)):
         np.testing.assert_allclose(a.low_res_logits, b.low_res_logits, atol=1e-5)
         np.testing.assert_allclose(a.iou_predictions, b.iou_predictions, atol=1e-6)
+
+
+def test_encoder_run_is_measured_once_and_counted_in_both_estimates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default encoder's run, measured on its first warm-up, is what the Segment and
+    SegmentEverything estimates grow by; a reload that keeps the encoder keeps its measurement."""
+    from service import memory_peak
+    from service.models.cam_classifier import CamClassifier
+    from service.models.embedding_cache import CachedEncoder
+    from service.models.sam import SamEncoder
+    from service.pipeline.everything import EverythingGenerator
+    from service.pipeline.segment import PipelineConfig, Segmenter
+    from service.settings import REPO_ROOT
+
+    backend = OnnxRuntimeBackend(ModelRepository(REPO_ROOT / "model_repo"), "CPUExecutionProvider")
+    backend.load(["cam_classifier", "sam_encoder", "sam_decoder"])
+    encoder = CachedEncoder(SamEncoder(backend), 0)
+    segmenter = Segmenter(CamClassifier(backend), encoder, SamDecoder(backend), PipelineConfig(cam_walk_steps=0))  # the walk's bound changes once the stride is known
+    everything = EverythingGenerator(encoder, SamDecoder(backend), 1024, 1 << 31)
+    seg_before, all_before = segmenter.working_bytes(300, 400), everything.working_bytes(300, 400)
+    assert encoder.run_bytes == 0 and encoder.encoder.measured_bytes is None
+    measured: list[int | None] = []
+    growth = memory_peak.growth
+
+    def counting(call):  # type: ignore[no-untyped-def]
+        result, grown = growth(call)
+        measured.append(grown)
+        return result, grown
+
+    monkeypatch.setattr(memory_peak, "growth", counting)
+    segmenter.warmup()
+    segmenter.warmup()
+    assert len(measured) == 1 and measured[0] is not None
+    assert encoder.run_bytes == measured[0] > 4 << 20  # the default encoder's activations: tens of MiB
+    assert segmenter.working_bytes(300, 400) - seg_before == encoder.run_bytes
+    assert everything.working_bytes(300, 400) - all_before == encoder.run_bytes
+    image = segmenter.image_bytes(300, 400)  # the refusal counts what a smaller image would save, not the encoder's fixed run
+    fits = Segmenter(segmenter.classifier, encoder, segmenter.decoder, PipelineConfig(cam_walk_steps=0, max_request_bytes=image))
+    fits.check_budget(300, 400)
+    with pytest.raises(Overloaded, match="send a smaller image"):
+        Segmenter(segmenter.classifier, encoder, segmenter.decoder, PipelineConfig(cam_walk_steps=0, max_request_bytes=image - 1)).check_budget(300, 400)
+    kept = CachedEncoder(SamEncoder(backend), 0)
+    kept.take_entries(encoder)
+    kept.warmup()
+    assert kept.run_bytes == encoder.run_bytes and len(measured) == 1

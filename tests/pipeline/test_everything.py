@@ -204,6 +204,7 @@ def test_iou_filter_is_strict_in_float32(decoder: SamDecoder) -> None:
 
 class _Encoder:
     name, version = "sam_encoder", "7"
+    run_bytes = 0
 
     def embed(self, image: np.ndarray, pixels: str | None = None) -> ImageEmbedding:
         return ImageEmbedding(np.zeros((1, 256, 64, 64), np.float32), ResizeLongestSide(*image.shape[:2]), self.version)
