@@ -118,12 +118,15 @@ class Settings(BaseSettings):
     entry (coordinates with it) and its label map brought back to the original size (nearest
     neighbour), so a request's work is bounded whatever its size."""
     max_request_bytes: int = Field(default=1536 * 1024 * 1024, ge=16 * 1024 * 1024)
-    """Largest estimated working memory of one request, in bytes; a request over it is refused
-    with RESOURCE_EXHAUSTED before its pixels are decoded (README, Limits)."""
+    """Largest estimated working memory of one request's image, in bytes (the part that grows with
+    the image; SAM's fixed encoder run is counted in ``max_working_bytes`` only); a request over it
+    is refused with RESOURCE_EXHAUSTED before its pixels are decoded (README, Limits)."""
     max_working_bytes: int = Field(default=1536 * 1024 * 1024, ge=16 * 1024 * 1024)
     """Estimated working memory of all requests in progress together, in bytes: a request that
     does not fit waits for earlier ones to stop (small requests run side by side, large ones take
-    turns), so concurrent large images cannot add up past it."""
+    turns), so concurrent large images cannot add up past it. Segment and SegmentEverything count
+    one run of SAM's encoder too, as measured when it loaded; a request estimated above the whole
+    budget runs alone."""
     unhealthy_after_errors: int = Field(default=5, ge=1)
     """Health turns NOT_SERVING (so the orchestrator restarts the process) after this many
     internal errors in a row with no success between them; at once on MemoryError."""
