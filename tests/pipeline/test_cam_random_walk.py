@@ -129,14 +129,15 @@ def test_the_pipeline_prompts_and_aggregates_on_the_walked_cams_of_the_tagged_cl
 def test_the_memory_estimate_counts_the_walk_at_the_stride_the_classifier_showed() -> None:
     on, off = _segmenter(8), _segmenter(0)
     assert on.walks and not off.walks and on.classifier.feature_stride is None
-    bound = on.working_bytes(256, 256)  # stride unknown: the cell bound, MAX_CELLS
-    assert bound - off.working_bytes(256, 256) == walk_bytes(4096) + 256 * 256 * WALK_BYTES_PER_CLASS_PIXEL * len(on.classes)
+    bound = on.image_bytes(256, 256)  # stride unknown: the cell bound, MAX_CELLS
+    assert bound - off.image_bytes(256, 256) == walk_bytes(4096) + 256 * 256 * WALK_BYTES_PER_CLASS_PIXEL * len(on.classes)
     on.warmup()
     stride = on.classifier.feature_stride
     assert stride is not None and stride >= 2
     cells = feature_cells(256, 256, stride)
-    assert on.working_bytes(256, 256) - off.working_bytes(256, 256) == walk_bytes(cells) + 256 * 256 * WALK_BYTES_PER_CLASS_PIXEL * len(on.classes)
-    assert on.working_bytes(256, 256) < bound
+    assert on.image_bytes(256, 256) - off.image_bytes(256, 256) == walk_bytes(cells) + 256 * 256 * WALK_BYTES_PER_CLASS_PIXEL * len(on.classes)
+    assert on.image_bytes(256, 256) < bound
+    assert on.encoder is not None and on.working_bytes(256, 256) == on.image_bytes(256, 256) + on.encoder.run_bytes > on.image_bytes(256, 256)
     assert not Segmenter(on.classifier, None, None, PipelineConfig(cam_scales=(0.5, 2.0))).walks  # no scale-1 run: no features
 
 
