@@ -34,24 +34,22 @@ from typing import TypeVar
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import reset_peak, rss_mib, write_report  # noqa: E402
+from bench.common import write_report  # noqa: E402
 
 T = TypeVar("T")
 
 
 def measured(call: Callable[[], T]) -> tuple[T, float, float]:
-    """``call()`` after freed heap is handed back (``malloc_trim``) and the peak (VmHWM) reset:
-    its result, its peak over the level before it (MiB) and its seconds."""
-    from service import malloc
+    """``call()``'s result, its peak over the level before it (MiB; ``service.memory_peak.growth``,
+    as the server measures its encoder: freed heap handed back, VmHWM reset) and its seconds."""
+    from service import memory_peak
 
-    malloc.trim()
-    pid = os.getpid()
-    before = rss_mib(pid)
-    reset_peak(pid)
     start = time.perf_counter()
-    result = call()
+    result, grown = memory_peak.growth(call)
     seconds = time.perf_counter() - start
-    return result, round(rss_mib(pid, "VmHWM") - before, 1), round(seconds, 3)
+    if grown is None:
+        raise SystemExit("the peak resident size cannot be read here (needs Linux /proc)")
+    return result, round(grown / 2**20, 1), round(seconds, 3)
 
 
 def one(size: int, steps: int, repo: Path) -> dict[str, float]:
