@@ -3,7 +3,7 @@
 The admission estimates (``WSSS_MAX_REQUEST_BYTES``, the server's memory budget) scale with the
 request's pixels; a model whose input has a fixed size, SAM's image encoder (1024 x 1024), costs
 the same for every image, and what it costs depends on the model plugged in (the default encoder
-about 35 MiB a run, segment-anything's ViT-B far more). ``growth`` measures it where it runs:
+about 40 MiB a run, segment-anything's ViT-B 1.8 GiB on 2 CPU cores). ``growth`` measures it where it runs:
 freed heap handed back first (``malloc.trim``), the kernel's peak resident size (VmHWM) reset to
 the current size (``/proc/self/clear_refs``), the call run, the peak read. A model run in another
 process (Triton) or in GPU memory raises it by what this process holds of it only. The process's
@@ -40,7 +40,8 @@ def growth(call: Callable[[], T]) -> tuple[T, int | None]:
     call, at its peak; None where the kernel cannot tell (no /proc, or the peak cannot be reset).
 
     Other threads' allocations during the call count too (more, never less, unless they free
-    memory meanwhile): measure where little else runs, as model loading does.
+    memory meanwhile): measure where little else runs. A model loaded by a reload under traffic
+    is measured beside that traffic.
     """
     try:
         malloc.trim()
