@@ -59,19 +59,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(**env_overrides: str) -> tuple[subprocess.Popen[bytes], int]:
-    """``python -m service`` on a free loopback port with the default models; returns once SERVING."""
+def start_server(code: Path = ROOT, log: Path | None = None, start_seconds: float = 120.0,
+                 **env_overrides: str) -> tuple[subprocess.Popen[bytes], int]:
+    """``python -m service`` of the checkout ``code`` (default: this one) on a free loopback port,
+    the default models unless ``WSSS_MODEL_REPO`` says otherwise; its output goes to ``log`` when
+    given (else this process's). Returns once SERVING, or exits when it has not in ``start_seconds``."""
     from service.healthcheck import main as healthcheck
 
     port = free_port()
     env = dict(os.environ, WSSS_PORT=str(port), WSSS_HOST="127.0.0.1", WSSS_METRICS_ENABLED="false", WSSS_LOG_LEVEL="WARNING")
     env.update(env_overrides)
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
-    deadline = time.monotonic() + 120
+    if log is None:
+        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=code, env=env)
+    else:
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=code, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + start_seconds
     while healthcheck([f"127.0.0.1:{port}"]) != 0:
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise SystemExit("server did not start")
+            raise SystemExit("server did not start" + (f": {log.read_text()[-2000:]}" if log is not None else ""))
         time.sleep(0.5)
     return proc, port
 

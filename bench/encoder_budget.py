@@ -23,7 +23,6 @@ import argparse
 import os
 import platform
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,25 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, png_bytes, reset_peak, rss_mib, write_report  # noqa: E402
-from service.healthcheck import main as healthcheck  # noqa: E402
+from bench.common import png_bytes, reset_peak, rss_mib, start_server, write_report  # noqa: E402
 from wsss.v1 import segmentation_pb2 as pb  # noqa: E402
 from wsss.v1 import segmentation_pb2_grpc as pb_grpc  # noqa: E402
-
-
-def serve(code: Path, repo: Path, workers: int, log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = dict(os.environ, WSSS_PORT=str(port), WSSS_HOST="127.0.0.1", WSSS_METRICS_ENABLED="false", WSSS_LOG_LEVEL="INFO",
-               WSSS_MODEL_REPO=str(repo), WSSS_WORKER_THREADS=str(workers))
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=code, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 600
-    while healthcheck([f"127.0.0.1:{port}"]) != 0:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit(f"server did not start: {log.read_text()[-2000:]}")
-        time.sleep(1.0)
-    return proc, port
 
 
 def request(i: int, size: int) -> pb.SegmentRequest:
@@ -72,7 +55,8 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/encoder_budget.json")
     args = parser.parse_args()
     log = Path(tempfile.mkdtemp()) / "server.log"
-    proc, port = serve(args.code.resolve(), args.repo.resolve(), args.workers, log)
+    proc, port = start_server(args.code.resolve(), log, 600.0, WSSS_LOG_LEVEL="INFO", WSSS_MODEL_REPO=str(args.repo.resolve()),
+                              WSSS_WORKER_THREADS=str(args.workers))
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
             stub = pb_grpc.SegmentationServiceStub(channel)
